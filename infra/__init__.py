@@ -1,0 +1,1 @@
+"""Composition root: settings, local services, ClickHouse client factory, CLI, HTTP app."""

@@ -1,0 +1,136 @@
+"""keypulse configuration: one `Settings` read from `KEYPULSE_*` variables and `.env`.
+
+Nested groups use a single underscore after the group name, e.g.
+`KEYPULSE_KAFKA_BOOTSTRAP_SERVERS`, `KEYPULSE_CLICKHOUSE_DSN`. Only `infra` reads the
+environment; everything below it receives plain values.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlparse
+
+from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "KEYPULSE_"
+
+
+class ConfigError(Exception):
+    """Configuration that cannot be used; the message names the variable."""
+
+
+def _check_host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"expected host:port, got {value!r}")
+    return value
+
+
+class KafkaSettings(BaseModel):
+    bootstrap_servers: str = "127.0.0.1:9092"
+    controller_port: Annotated[int, Field(gt=0, lt=65536)] = 9093
+    topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]*$", max_length=100)] = ""
+    client_id: str = "keypulse"
+    consumer_group: str = "keypulse-worker"
+    broker_heap: str = "768m"
+    start_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+
+    @field_validator("bootstrap_servers")
+    @classmethod
+    def _servers(cls, value: str) -> str:
+        servers = [s.strip() for s in value.split(",") if s.strip()]
+        if not servers:
+            raise ValueError("at least one host:port is required")
+        for server in servers:
+            _check_host_port(server)
+        return ",".join(servers)
+
+    @property
+    def first_server(self) -> tuple[str, int]:
+        host, _, port = self.bootstrap_servers.split(",")[0].rpartition(":")
+        return host, int(port)
+
+
+class ClickHouseSettings(BaseModel):
+    dsn: str = ""  # empty: chdb:///<data_dir>/clickhouse
+    database: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "keypulse"
+    chdb_max_memory_mb: Annotated[int, Field(ge=256)] = 4096
+    raw_ttl_days: Annotated[int, Field(ge=1)] = 35
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn(cls, value: str) -> str:
+        if not value:
+            return value
+        parsed = urlparse(value)
+        if parsed.scheme == "chdb":
+            if not parsed.path or parsed.path == "/":
+                raise ValueError("a chdb DSN needs a data directory: chdb:///path/to/dir")
+            return value
+        if parsed.scheme in ("http", "https"):
+            if not parsed.hostname:
+                raise ValueError("an http(s) DSN needs a host: http://host:8123")
+            try:
+                _ = parsed.port
+            except ValueError as exc:
+                raise ValueError(f"bad port in {value!r}") from exc
+            return value
+        raise ValueError(f"expected chdb:///path or http(s)://host:port, got {value!r}")
+
+
+class WorkerSettings(BaseModel):
+    batch_max_events: Annotated[int, Field(ge=1)] = 50_000
+    batch_max_ms: Annotated[int, Field(ge=1)] = 500
+    web_port: Annotated[int, Field(gt=0, lt=65536)] = 6066
+
+
+class ApiSettings(BaseModel):
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(gt=0, lt=65536)] = 8787
+
+
+class AlertingSettings(BaseModel):
+    eval_interval_s: Annotated[float, Field(gt=0)] = 5.0
+    allow_loopback_webhooks: bool = False
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_file=".env",
+        env_nested_delimiter="_",
+        env_nested_max_split=1,
+        extra="ignore",
+    )
+
+    data_dir: Path = Path(".keypulse")
+    kafka: KafkaSettings = KafkaSettings()
+    clickhouse: ClickHouseSettings = ClickHouseSettings()
+    worker: WorkerSettings = WorkerSettings()
+    api: ApiSettings = ApiSettings()
+    alerting: AlertingSettings = AlertingSettings()
+
+    @property
+    def clickhouse_dsn(self) -> str:
+        if self.clickhouse.dsn:
+            return self.clickhouse.dsn
+        return f"chdb://{(self.data_dir / 'clickhouse').resolve()}"
+
+    @property
+    def kafka_dir(self) -> Path:
+        return self.data_dir / "kafka"
+
+
+def _variable_name(loc: tuple[int | str, ...]) -> str:
+    return ENV_PREFIX + "_".join(str(part) for part in loc).upper()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the settings, turning a validation failure into one `ConfigError` line."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = [f"{_variable_name(err['loc'])}: {err['msg']}" for err in exc.errors()]
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

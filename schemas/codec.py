@@ -1,0 +1,144 @@
+"""Bytes <-> models with orjson. Every failure is an `InvalidMessage` with a reason.
+
+Compatibility rule: a consumer accepts unknown extra fields and every schema version up
+to the one it knows (`SUPPORTED_VERSIONS`); a newer version is `unsupported_version`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from schemas.errors import InvalidMessage, InvalidReason
+from schemas.keys import (
+    KEY_EVENT_ADAPTER,
+    KEY_EVENT_TYPES,
+    KeyCreated,
+    KeyDeleted,
+    KeyRenamed,
+    KeyRevoked,
+)
+from schemas.request_columns import Columns, validate_columns
+from schemas.requests import RequestBatch, RequestCompleted
+
+MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+
+SUPPORTED_VERSIONS: dict[str, int] = {
+    "request.completed": 1,
+    "request.batch": 1,
+    **dict.fromkeys(KEY_EVENT_TYPES, 1),
+}
+
+
+def encode(model: BaseModel) -> bytes:
+    """A model as compact JSON bytes (what goes into a Kafka record value)."""
+    return orjson.dumps(model.model_dump(mode="json"))
+
+
+def _load(data: bytes, max_bytes: int) -> dict[str, Any]:
+    if len(data) > max_bytes:
+        raise InvalidMessage(
+            InvalidReason.TOO_LARGE, f"{len(data)} bytes exceeds the limit of {max_bytes}"
+        )
+    try:
+        obj = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise InvalidMessage(InvalidReason.NOT_JSON, str(exc)[:300]) from None
+    if not isinstance(obj, dict):
+        raise InvalidMessage(InvalidReason.SCHEMA_VIOLATION, "expected a JSON object")
+    return obj
+
+
+def _check_type(obj: dict[str, Any], allowed: tuple[str, ...]) -> str:
+    kind = obj.get("type")
+    if not isinstance(kind, str) or kind not in allowed:
+        raise InvalidMessage(
+            InvalidReason.UNKNOWN_TYPE, f"type {kind!r} is not one of {', '.join(allowed)}"
+        )
+    version = obj.get("schema_version", 1)
+    if type(version) is not int or version < 1:
+        raise InvalidMessage(
+            InvalidReason.SCHEMA_VIOLATION,
+            f"schema_version: expected a positive integer, got {version!r}",
+        )
+    if version > SUPPORTED_VERSIONS[kind]:
+        raise InvalidMessage(
+            InvalidReason.UNSUPPORTED_VERSION,
+            f"{kind} schema_version {version} is newer than {SUPPORTED_VERSIONS[kind]}",
+        )
+    return kind
+
+
+def _describe(exc: ValidationError) -> str:
+    parts = []
+    for err in exc.errors()[:3]:
+        loc = ".".join(str(p) for p in err["loc"])
+        parts.append(f"{loc}: {err['msg']}")
+    return "; ".join(parts)[:500]
+
+
+def _validate(model: type[BaseModel], obj: dict[str, Any]) -> Any:
+    try:
+        return model.model_validate(obj)
+    except ValidationError as exc:
+        raise InvalidMessage(InvalidReason.SCHEMA_VIOLATION, _describe(exc)) from None
+
+
+@dataclass(frozen=True)
+class DecodedRequests:
+    """Request events of one record as columns (see `schemas.request_columns.COLUMNS`)."""
+
+    columns: Columns
+    count: int
+
+
+def single_event_columns(event: RequestCompleted) -> Columns:
+    return {
+        "event_id": [str(event.event_id)],
+        "occurred_at_ms": [int(event.occurred_at.timestamp() * 1000)],
+        "key_id": [event.key_id],
+        "account_id": [event.account_id],
+        "method": [event.method],
+        "route": [event.route],
+        "status": [event.status],
+        "latency_ms": [event.latency_ms],
+        "client_ip": [str(event.client_ip)],
+        "bytes_out": [event.bytes_out],
+        "is_render": [event.is_render],
+        "watermarked": [event.watermarked],
+    }
+
+
+def decode_requests(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedRequests:
+    """Decode a `keypulse.requests` record: a batch envelope or a single event."""
+    obj = _load(data, max_bytes)
+    kind = _check_type(obj, ("request.batch", "request.completed"))
+    if kind == "request.batch":
+        columns, count = validate_columns(obj.get("columns"))
+        return DecodedRequests(columns=columns, count=count)
+    event: RequestCompleted = _validate(RequestCompleted, obj)
+    return DecodedRequests(columns=single_event_columns(event), count=1)
+
+
+def decode_request_batch(data: bytes) -> RequestBatch:
+    """Full-model decode of a batch (slow path: tools, tests, schema checks)."""
+    obj = _load(data, MAX_MESSAGE_BYTES)
+    _check_type(obj, ("request.batch",))
+    batch: RequestBatch = _validate(RequestBatch, obj)
+    return batch
+
+
+KeyEventModel = KeyCreated | KeyRenamed | KeyRevoked | KeyDeleted
+
+
+def decode_key_event(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> KeyEventModel:
+    """Decode a `keypulse.key-events` record into its lifecycle event."""
+    obj = _load(data, max_bytes)
+    _check_type(obj, KEY_EVENT_TYPES)
+    try:
+        return KEY_EVENT_ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        raise InvalidMessage(InvalidReason.SCHEMA_VIOLATION, _describe(exc)) from None

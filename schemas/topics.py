@@ -1,0 +1,94 @@
+"""The topic registry: every topic keypulse uses, with its key, value model and sizing."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+DAY_MS = 24 * 3600 * 1000
+
+
+class MessageKey(StrEnum):
+    ACCOUNT_ID = "account_id"
+    KEY_ID_OR_NONE = "key_id or none"
+    ORIGINAL_KEY = "original key"
+    RULE_ID = "rule_id"
+    FINGERPRINT = "fingerprint"
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    base_name: str
+    key: MessageKey
+    value: str  # the value model's name, e.g. "RequestBatch | RequestCompleted"
+    partitions: int
+    retention_ms: int  # -1: forever
+    description: str
+
+    def name(self, prefix: str = "") -> str:
+        return f"{prefix}{self.base_name}"
+
+
+KEY_EVENTS = TopicSpec(
+    "keypulse.key-events",
+    MessageKey.ACCOUNT_ID,
+    "KeyEvent",
+    4,
+    -1,
+    "one lifecycle event per message, ordered per account",
+)
+REQUESTS = TopicSpec(
+    "keypulse.requests",
+    MessageKey.KEY_ID_OR_NONE,
+    "RequestBatch | RequestCompleted",
+    4,
+    7 * DAY_MS,
+    "request events, usually many per record in a batch envelope",
+)
+REQUESTS_DLQ = TopicSpec(
+    "keypulse.requests.dlq",
+    MessageKey.ORIGINAL_KEY,
+    "original bytes",
+    1,
+    30 * DAY_MS,
+    "invalid messages with headers: reason, error, source topic/partition/offset",
+)
+ALERT_RULES = TopicSpec(
+    "keypulse.alert-rules",
+    MessageKey.RULE_ID,
+    "AlertRuleEvent",
+    1,
+    -1,
+    "alert rule created/updated/deleted",
+)
+NOTIFICATIONS = TopicSpec(
+    "keypulse.notifications",
+    MessageKey.FINGERPRINT,
+    "Notification",
+    4,
+    7 * DAY_MS,
+    "alert transitions to deliver, each with a stable idempotency key",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (KEY_EVENTS, REQUESTS, REQUESTS_DLQ, ALERT_RULES, NOTIFICATIONS)
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    """The concrete topic names of one deployment (registry names with its prefix)."""
+
+    key_events: str
+    requests: str
+    requests_dlq: str
+    alert_rules: str
+    notifications: str
+
+    @classmethod
+    def with_prefix(cls, prefix: str = "") -> TopicNames:
+        return cls(
+            key_events=KEY_EVENTS.name(prefix),
+            requests=REQUESTS.name(prefix),
+            requests_dlq=REQUESTS_DLQ.name(prefix),
+            alert_rules=ALERT_RULES.name(prefix),
+            notifications=NOTIFICATIONS.name(prefix),
+        )

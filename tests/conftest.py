@@ -1,0 +1,46 @@
+"""Shared fixtures: the real Kafka broker (reused if running, else started for the session)."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from infra.kafka.broker import LocalKafka
+from infra.kafka.probe import broker_ready
+from infra.settings import KafkaSettings
+from infra.topics import ensure_topics
+from schemas.topics import TopicNames
+
+TEST_BOOTSTRAP = os.environ.get("KEYPULSE_TEST_BOOTSTRAP", "127.0.0.1:9092")
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """Bootstrap servers of a ready broker: the running one, or one started for the session."""
+    if broker_ready(TEST_BOOTSTRAP):
+        yield TEST_BOOTSTRAP
+        return
+    settings = KafkaSettings(bootstrap_servers="127.0.0.1:29092", controller_port=29093)
+    broker = LocalKafka(settings, Path(tmp_path_factory.mktemp("kafka")))
+    broker.start()
+    try:
+        yield settings.bootstrap_servers
+    finally:
+        broker.stop()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    """A fresh topic prefix so tests never see each other's messages."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def topics(kafka_bootstrap: str, topic_prefix: str) -> TopicNames:
+    """The registry's topics, created under a fresh prefix."""
+    ensure_topics(kafka_bootstrap, topic_prefix)
+    return TopicNames.with_prefix(topic_prefix)
