@@ -81,6 +81,7 @@ class ClickHouseSettings(BaseModel):
 
 
 class WorkerSettings(BaseModel):
+    batch_max_messages: Annotated[int, Field(ge=1)] = 256
     batch_max_events: Annotated[int, Field(ge=1)] = 50_000
     batch_max_ms: Annotated[int, Field(ge=1)] = 500
     web_port: Annotated[int, Field(gt=0, lt=65536)] = 6066

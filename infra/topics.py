@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from infra.kafka.probe import quiet_kafka_logs
+from infra.kafka.probe import broker_ready, quiet_kafka_logs
 from schemas.topics import ALL_TOPICS, TopicSpec
 
 
@@ -34,8 +34,10 @@ def ensure_topics(
     """Create every missing topic of `specs` (with `prefix`); existing ones are left alone."""
     from kafka import KafkaAdminClient
     from kafka.admin import NewTopic
-    from kafka.errors import KafkaError, NoBrokersAvailable, TopicAlreadyExistsError
+    from kafka.errors import KafkaError, TopicAlreadyExistsError
 
+    if not broker_ready(bootstrap_servers):
+        raise KafkaUnreachable(f"no Kafka broker reachable at {bootstrap_servers}")
     with quiet_kafka_logs():
         try:
             admin = KafkaAdminClient(
@@ -43,7 +45,7 @@ def ensure_topics(
                 request_timeout_ms=timeout_ms,
                 client_id="keypulse-admin",
             )
-        except (NoBrokersAvailable, OSError) as exc:
+        except (KafkaError, OSError) as exc:
             raise KafkaUnreachable(f"no Kafka broker reachable at {bootstrap_servers}") from exc
     try:
         existing = set(admin.list_topics())

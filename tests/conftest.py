@@ -44,3 +44,10 @@ def topics(kafka_bootstrap: str, topic_prefix: str) -> TopicNames:
     """The registry's topics, created under a fresh prefix."""
     ensure_topics(kafka_bootstrap, topic_prefix)
     return TopicNames.with_prefix(topic_prefix)
+
+
+@pytest.fixture
+def chdb_dir(tmp_path: Path) -> Path:
+    """A fresh chDB data directory. Tests must close every client they open on it
+    (chDB serves one directory per process at a time)."""
+    return tmp_path / "clickhouse"

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -29,7 +31,14 @@ class BrokerStatus:
     ready: bool
 
 
+def _reap(pid: int) -> None:
+    """Collect the exit status if the broker is our child (no zombie left behind)."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
 def _pid_alive(pid: int) -> bool:
+    _reap(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -181,21 +190,39 @@ class LocalKafka:
         cmd = self._java(
             classpath, "kafka.Kafka", str(self.properties), heap=self._settings.broker_heap
         )
-        with self.log_file.open("ab") as log:
-            proc = subprocess.Popen(
-                cmd,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                start_new_session=True,
-            )
-        self.pid_file.write_text(f"{proc.pid}\n")
+        pid = self._spawn(cmd)
+        self.pid_file.write_text(f"{pid}\n")
         try:
-            self._wait_ready(proc.pid, began)
+            self._wait_ready(pid, began)
         except BrokerError:
             self.stop()
             raise
         return True, time.monotonic() - began
+
+    def _spawn(self, cmd: list[str]) -> int:
+        """Start the broker in its own session, its output appended to the log file.
+
+        posix_spawn rather than Popen: the broker outlives this call (and often this
+        process), so no Popen object is left to warn about a running child.
+        """
+        java = shutil.which(cmd[0])
+        if java is None:
+            raise BrokerError("java not found on PATH; Kafka needs Java 17 or newer")
+        log_fd = os.open(self.log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            return os.posix_spawn(
+                java,
+                cmd,
+                dict(os.environ),
+                file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, log_fd, 1),
+                    (os.POSIX_SPAWN_DUP2, log_fd, 2),
+                ],
+                setsid=True,
+            )
+        finally:
+            os.close(log_fd)
 
     def _wait_ready(self, pid: int, began: float) -> None:
         deadline = began + self._settings.start_timeout_s

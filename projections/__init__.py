@@ -1,0 +1,1 @@
+"""ClickHouse side: migrations, row mapping, writers and read queries."""

@@ -1,0 +1,13 @@
+"""Values a migration may depend on (kept small and explicit)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class MigrationContext:
+    raw_ttl_days: int = 35
+    minute_ttl_days: int = 8
+    dedup_window: int = 10_000
+    """Blocks remembered for insert deduplication, on every table an insert reaches."""

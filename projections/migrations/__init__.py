@@ -1,0 +1,1 @@
+"""Numbered migrations. Each module `NNNN_name.py` defines `statements(ctx) -> list[str]`."""

@@ -1,0 +1,181 @@
+"""ClickHouse adapters for the agents' ports: request rows, ingest log and key registry."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from streams.ingest_plan import InsertBlock, OffsetRange
+from streams.key_registry import KeyState, KeyStatus
+from streams.ports import AnomalyRecord
+
+RAW_COLUMNS = (
+    "event_id",
+    "occurred_at",
+    "key_id",
+    "account_id",
+    "method",
+    "route",
+    "status",
+    "latency_ms",
+    "client_ip",
+    "bytes_out",
+    "is_render",
+    "watermarked",
+    "src_partition",
+    "src_offset",
+)
+_SOURCE = (
+    "event_id",
+    "occurred_at_ms",
+    "key_id",
+    "account_id",
+    "method",
+    "route",
+    "status",
+    "latency_ms",
+    "client_ip",
+    "bytes_out",
+    "is_render",
+    "watermarked",
+    "src_partition",
+    "src_offset",
+)
+
+INSERT_SETTINGS: dict[str, Any] = {
+    "async_insert": 0,
+    "insert_deduplicate": 1,
+    "deduplicate_blocks_in_dependent_materialized_views": 1,
+}
+"""Synchronous, deduplicated inserts; MV targets deduplicate on their own too."""
+
+
+class ClickHouseIngestStore:
+    """`IngestStore` over clickhouse-connect. Not thread-safe: one writer per client."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def watermarks(self, topic: str) -> dict[int, int]:
+        rows = self._client.query(
+            "SELECT p, max(e) FROM ingest_batches "
+            "ARRAY JOIN partitions AS p, end_offsets AS e "
+            "WHERE topic = {topic:String} GROUP BY p",
+            parameters={"topic": topic},
+        ).result_rows
+        return {int(p): int(e) for p, e in rows}
+
+    def last_ranges(self, topic: str) -> list[OffsetRange]:
+        rows = self._client.query(
+            "SELECT partitions, start_offsets, end_offsets FROM ingest_batches "
+            "WHERE topic = {topic:String} ORDER BY seq DESC LIMIT 1",
+            parameters={"topic": topic},
+        ).result_rows
+        if not rows:
+            return []
+        parts, starts, ends = rows[0]
+        return [
+            OffsetRange(int(p), int(s), int(e)) for p, s, e in zip(parts, starts, ends, strict=True)
+        ]
+
+    def write(self, block: InsertBlock) -> None:
+        self._client.insert(
+            "ingest_batches",
+            [
+                [
+                    block.topic,
+                    time.time_ns(),
+                    block.token,
+                    [r.partition for r in block.ranges],
+                    [r.start for r in block.ranges],
+                    [r.end for r in block.ranges],
+                    block.count,
+                    block.max_occurred_at_ms,
+                ]
+            ],
+            column_names=[
+                "topic",
+                "seq",
+                "token",
+                "partitions",
+                "start_offsets",
+                "end_offsets",
+                "events",
+                "max_occurred_at",
+            ],
+            settings={"async_insert": 0},
+        )
+        if block.count == 0:
+            return
+        self._client.insert(
+            "requests_raw",
+            [block.columns[name] for name in _SOURCE],
+            column_names=RAW_COLUMNS,
+            column_oriented=True,
+            settings={**INSERT_SETTINGS, "insert_deduplication_token": block.token},
+        )
+
+
+_KEY_COLUMNS = (
+    "account_id",
+    "key_id",
+    "name",
+    "key_type",
+    "access",
+    "status",
+    "plan",
+    "created_at",
+    "revoked_at",
+    "deleted_at",
+    "updated_at",
+    "version",
+)
+
+
+class ClickHouseKeyStore:
+    """`KeyStore` over the `keys` ReplacingMergeTree (read with FINAL)."""
+
+    def __init__(self, client: Client) -> None:
+        self._client = client
+
+    def load(self, key_ids: list[str]) -> dict[str, KeyState]:
+        if not key_ids:
+            return {}
+        rows = self._client.query(
+            f"SELECT {', '.join(_KEY_COLUMNS)} FROM keys FINAL "
+            "WHERE key_id IN {ids:Array(String)}",
+            parameters={"ids": sorted(set(key_ids))},
+        ).named_results()
+        states: dict[str, KeyState] = {}
+        for row in rows:
+            row["status"] = KeyStatus(row["status"])
+            states[row["key_id"]] = KeyState(**row)
+        return states
+
+    def save(self, states: list[KeyState], anomalies: list[AnomalyRecord]) -> None:
+        if states:
+            self._client.insert(
+                "keys",
+                [[getattr(s, c) for c in _KEY_COLUMNS] for s in states],
+                column_names=_KEY_COLUMNS,
+                settings={"async_insert": 0},
+            )
+        if anomalies:
+            cols = (
+                "account_id",
+                "key_id",
+                "event_id",
+                "event_type",
+                "anomaly",
+                "detail",
+                "occurred_at",
+                "version",
+            )
+            self._client.insert(
+                "key_anomalies",
+                [[getattr(a, c) for c in cols] for a in anomalies],
+                column_names=cols,
+                settings={"async_insert": 0},
+            )

@@ -1,0 +1,94 @@
+"""The key registry agent: lifecycle events -> `keys` via the pure `reduce_key`.
+
+Versions are source offsets (an account's events share one partition, so a key's
+events are ordered), which makes re-delivery and replay write identical rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from schemas.codec import decode_key_event
+from schemas.errors import InvalidMessage
+from streams.dead_letters import dead_letter_headers
+from streams.ingest_agent import DeadLetterSink
+from streams.key_registry import KeyEventModel, KeyState, reduce_key
+from streams.ports import AnomalyRecord, KeyStore
+
+log = logging.getLogger(__name__)
+
+
+def apply_key_events(
+    current: dict[str, KeyState], events: list[tuple[int, KeyEventModel]]
+) -> tuple[list[KeyState], list[AnomalyRecord]]:
+    """Fold (offset, event) pairs into `current`; return changed states and anomalies."""
+    changed: dict[str, KeyState] = {}
+    anomalies: list[AnomalyRecord] = []
+    for offset, event in events:
+        outcome = reduce_key(current.get(event.key_id), event, version=offset)
+        if outcome.changed and outcome.state is not None:
+            current[event.key_id] = outcome.state
+            changed[event.key_id] = outcome.state
+        if outcome.anomaly is not None:
+            anomalies.append(
+                AnomalyRecord(
+                    account_id=event.account_id,
+                    key_id=event.key_id,
+                    event_id=event.event_id,
+                    event_type=event.type,
+                    anomaly=outcome.anomaly,
+                    detail=outcome.detail,
+                    occurred_at=event.occurred_at,
+                    version=offset,
+                )
+            )
+    return list(changed.values()), anomalies
+
+
+class KeysAgent:
+    def __init__(self, topic: str, store: KeyStore, dead_letters: DeadLetterSink) -> None:
+        self._topic = topic
+        self._store = store
+        self._dlq = dead_letters
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ch-keys")
+        self.applied = 0
+        self.anomalies = 0
+
+    async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        delay = 0.25
+        while True:
+            try:
+                return await loop.run_in_executor(self._executor, fn, *args)
+            except Exception as exc:
+                log.warning("keys: %s failed (%s); retrying in %.1fs", fn.__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+
+    async def run(self, stream: Any) -> None:
+        async for events in stream.take_events(500, 0.2):
+            await self.process_events(events)
+
+    async def process_events(self, events: Sequence[Any]) -> None:
+        decoded: list[tuple[int, KeyEventModel]] = []
+        for e in events:
+            msg = e.message
+            try:
+                decoded.append((msg.offset, decode_key_event(msg.value or b"")))
+            except InvalidMessage as exc:
+                headers = dead_letter_headers(exc, self._topic, msg.partition, msg.offset)
+                await self._dlq.send(msg.key, msg.value or b"", headers)
+        if not decoded:
+            return
+        current = await self._blocking(self._store.load, [ev.key_id for _, ev in decoded])
+        states, anomalies = apply_key_events(current, decoded)
+        await self._blocking(self._store.save, states, anomalies)
+        self.applied += len(states)
+        self.anomalies += len(anomalies)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)

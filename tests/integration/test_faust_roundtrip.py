@@ -1,0 +1,91 @@
+"""Produced with kafka-python, consumed by the agents that `build_app` makes, in ClickHouse."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer, KafkaProducer
+
+from infra.clickhouse import make_client
+from infra.inprocess import running_worker
+from infra.settings import Settings, load_settings
+from schemas.codec import encode
+from schemas.requests import RequestBatch, RequestCompleted
+from schemas.topics import TopicNames
+
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+
+
+def _settings(tmp_path: Path, bootstrap: str, prefix: str) -> Settings:
+    return load_settings(
+        data_dir=tmp_path,
+        kafka={
+            "bootstrap_servers": bootstrap,
+            "topic_prefix": prefix,
+            "consumer_group": f"{prefix}worker",
+        },
+    )
+
+
+def _event(i: int) -> RequestCompleted:
+    return RequestCompleted(
+        key_id="key_roundtrip1",
+        account_id="acc_roundtrip",
+        method="GET",
+        route="/v1/things",
+        status=500 if i % 4 == 0 else 200,
+        latency_ms=float(i),
+        client_ip="2001:db8::1" if i % 2 else "192.0.2.7",
+    )
+
+
+async def test_kafka_python_to_faust_agent_to_clickhouse(
+    tmp_path: Path, kafka_bootstrap: str, topics: TopicNames, topic_prefix: str
+) -> None:
+    settings = _settings(tmp_path, kafka_bootstrap, topic_prefix)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    try:
+        batch = RequestBatch.from_events([_event(i) for i in range(100)])
+        producer.send(topics.requests, encode(batch)).get(timeout=30)
+        producer.send(topics.requests, encode(_event(100))).get(timeout=30)
+        producer.send(topics.requests, b"{not json").get(timeout=30)
+    finally:
+        producer.close()
+
+    async with running_worker(settings) as worker:
+        ingest = worker.app.ingest
+        assert ingest is not None
+        deadline = time.monotonic() + 60
+        while ingest.stats.events < 101 or ingest.stats.dead_letters < 1:
+            assert time.monotonic() < deadline, ingest.stats
+            await asyncio.sleep(0.05)
+        assert ingest.stats.events == 101
+        assert ingest.stats.dead_letters == 1
+
+    client = make_client(settings)
+    try:
+        raw = client.query("SELECT count(), uniqExact(event_id) FROM requests_raw").result_rows
+        assert raw == [(101, 101)]
+        minute = client.query("SELECT sum(requests), sum(errors_5xx) FROM usage_minute").result_rows
+        assert minute == [(101, 26)]
+    finally:
+        client.close()
+
+    consumer = KafkaConsumer(
+        topics.requests_dlq,
+        bootstrap_servers=kafka_bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=10_000,
+    )
+    try:
+        dead = [m for m in consumer]
+    finally:
+        consumer.close()
+    assert len(dead) == 1
+    assert dead[0].value == b"{not json"
+    headers = dict(dead[0].headers)
+    assert headers["keypulse-reason"] == b"not_json"
+    assert headers["keypulse-source-topic"] == topics.requests.encode()

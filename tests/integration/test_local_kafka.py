@@ -1,0 +1,109 @@
+"""The local broker's lifecycle and the CLI's one-line errors, against real processes."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from infra.kafka.broker import BrokerError, LocalKafka
+from infra.kafka.probe import broker_ready
+from infra.settings import KafkaSettings
+
+pytestmark = pytest.mark.kafka
+
+
+def _keypulse(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "infra.cli", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **(env or {})},
+        timeout=120,
+        check=False,
+    )
+
+
+def _java_pids(properties: Path) -> list[int]:
+    pids = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if b"kafka.Kafka" in cmdline and str(properties).encode() in cmdline:
+            pids.append(int(proc.name))
+    return pids
+
+
+def test_start_twice_is_safe_and_stop_leaves_no_process(tmp_path: Path) -> None:
+    settings = KafkaSettings(bootstrap_servers="127.0.0.1:29192", controller_port=29193)
+    broker = LocalKafka(settings, tmp_path)
+    try:
+        started, seconds = broker.start()
+        assert started and seconds < 60
+        assert broker_ready(settings.bootstrap_servers)
+        first_pid = broker.status().pid
+        again, _ = broker.start()
+        assert not again
+        assert broker.status().pid == first_pid
+        assert len(_java_pids(broker.properties)) == 1
+    finally:
+        assert broker.stop()
+    assert _java_pids(broker.properties) == []
+    assert broker.status().pid is None
+    assert not broker.stop()
+
+
+def test_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        broker = LocalKafka(KafkaSettings(bootstrap_servers=f"127.0.0.1:{port}"), tmp_path)
+        with pytest.raises(BrokerError, match="already in use"):
+            broker.start()
+        result = _keypulse(
+            "kafka",
+            "start",
+            env={
+                "KEYPULSE_DATA_DIR": str(tmp_path),
+                "KEYPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+            },
+        )
+    assert result.returncode == 1
+    assert "already in use" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_malformed_dsn_is_one_clear_error(tmp_path: Path) -> None:
+    result = _keypulse(
+        "migrate",
+        env={"KEYPULSE_DATA_DIR": str(tmp_path), "KEYPULSE_CLICKHOUSE_DSN": "postgres://x"},
+    )
+    assert result.returncode == 1
+    assert "KEYPULSE_CLICKHOUSE_DSN" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_broker_is_one_clear_error(tmp_path: Path) -> None:
+    with socket.socket() as free:
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    result = _keypulse(
+        "topics",
+        "ensure",
+        env={
+            "KEYPULSE_DATA_DIR": str(tmp_path),
+            "KEYPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{port}",
+        },
+    )
+    assert result.returncode == 1
+    assert "no Kafka broker reachable" in result.stderr
+    assert "Traceback" not in result.stderr
