@@ -8,6 +8,6 @@ from dataclasses import dataclass
 @dataclass(frozen=True)
 class MigrationContext:
     raw_ttl_days: int = 35
-    minute_ttl_days: int = 8
+    minute_ttl_days: int = 32  # the 30d window reads its head partial hour from minutes
     dedup_window: int = 10_000
     """Blocks remembered for insert deduplication, on every table an insert reaches."""

@@ -40,12 +40,18 @@ class RequestCompleted(Event):
         return str(value)
 
 
+CanonicalUuid = Annotated[
+    str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+]
+"""A UUID in its canonical lowercase, hyphenated text form (as batches carry it)."""
+
+
 class RequestColumns(BaseModel):
     """The columnar body of a batch: one list per field, all of one length."""
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    event_id: list[UUID]
+    event_id: Annotated[list[CanonicalUuid], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
     occurred_at_ms: list[Annotated[int, Field(ge=946_684_800_000, le=4_102_444_800_000)]]
     key_id: list[KeyId]
     account_id: list[AccountId]
@@ -54,7 +60,7 @@ class RequestColumns(BaseModel):
     status: list[Annotated[int, Field(ge=100, le=599)]]
     latency_ms: list[Annotated[float, Field(ge=0, le=3_600_000)]]
     client_ip: list[IPv4Address | IPv6Address]
-    bytes_out: list[Annotated[int, Field(ge=0)]]
+    bytes_out: list[Annotated[int, Field(ge=0, le=2**63 - 1)]]
     is_render: list[bool]
     watermarked: list[bool]
 
@@ -82,7 +88,7 @@ class RequestBatch(Event):
         if not 1 <= len(events) <= MAX_BATCH_EVENTS:
             raise ValueError(f"a batch holds 1..{MAX_BATCH_EVENTS} events, got {len(events)}")
         cols = RequestColumns(
-            event_id=[e.event_id for e in events],
+            event_id=[str(e.event_id) for e in events],
             occurred_at_ms=[int(e.occurred_at.timestamp() * 1000) for e in events],
             key_id=[e.key_id for e in events],
             account_id=[e.account_id for e in events],
@@ -101,7 +107,7 @@ class RequestBatch(Event):
         c = self.columns
         return [
             RequestCompleted(
-                event_id=c.event_id[i],
+                event_id=UUID(c.event_id[i]),
                 occurred_at=datetime.fromtimestamp(c.occurred_at_ms[i] / 1000, UTC),
                 key_id=c.key_id[i],
                 account_id=c.account_id[i],

@@ -55,7 +55,8 @@ class KeysAgent:
         self._store = store
         self._dlq = dead_letters
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ch-keys")
-        self.applied = 0
+        self.processed = 0  # lifecycle events decoded and folded into the registry
+        self.written = 0  # key rows written
         self.anomalies = 0
 
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
@@ -87,7 +88,8 @@ class KeysAgent:
         current = await self._blocking(self._store.load, [ev.key_id for _, ev in decoded])
         states, anomalies = apply_key_events(current, decoded)
         await self._blocking(self._store.save, states, anomalies)
-        self.applied += len(states)
+        self.processed += len(decoded)
+        self.written += len(states)
         self.anomalies += len(anomalies)
 
     def close(self) -> None:

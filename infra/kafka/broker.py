@@ -160,8 +160,7 @@ class LocalKafka:
             "kafka.tools.StorageTool",
             "format",
             "--standalone",
-            "-t",
-            cid,
+            f"--cluster-id={cid}",
             "-c",
             str(self.properties),
         )

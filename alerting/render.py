@@ -1,0 +1,82 @@
+"""Human-readable text shared by the channels (pure)."""
+
+from __future__ import annotations
+
+import re
+
+from schemas.alerts import Notification, NotificationKind, RuleKind
+
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """Collapse control characters (CR/LF included) to spaces and cap the length."""
+    flat = _CONTROL_RE.sub(" ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def format_duration(seconds: int) -> str:
+    """120 → "2m", 3600 → "1h", 86400*7 → "7d", 90 → "90s"."""
+    for unit, size in (("d", 86_400), ("h", 3_600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def format_number(value: float) -> str:
+    if value == int(value) and abs(value) < 1e15:
+        return f"{int(value):,}"
+    return f"{value:,.2f}"
+
+
+def format_value(n: Notification, value: float | None) -> str:
+    """A value in the rule's unit: requests, percent or milliseconds."""
+    if value is None:
+        return "no data"
+    if n.rule.kind is RuleKind.ERROR_RATE:
+        return f"{format_number(value)}%"
+    if n.rule.kind is RuleKind.LATENCY:
+        return f"{format_number(value)} ms"
+    return f"{format_number(value)} requests"
+
+
+def metric_name(n: Notification) -> str:
+    if n.rule.kind is RuleKind.LATENCY:
+        return f"{n.rule.percentile.value if n.rule.percentile else ''} latency".strip()
+    return "error rate" if n.rule.kind is RuleKind.ERROR_RATE else "requests"
+
+
+def state_label(n: Notification) -> str:
+    """FIRING for firing and repeats, RESOLVED for resolved."""
+    return "RESOLVED" if n.state is NotificationKind.RESOLVED else "FIRING"
+
+
+def title(n: Notification) -> str:
+    """`[FIRING] <rule> on <key name> (key_...)`, or `[RESOLVED] ...`."""
+    return one_line(f"[{state_label(n)}] {n.rule.name} on {n.key_name} ({n.key_id})", 250)
+
+
+def condition(n: Notification) -> str:
+    """E.g. `p99 latency 812 ms > 500 ms over 5m`."""
+    return (
+        f"{metric_name(n)} {format_value(n, n.value)} {n.comparator.symbol} "
+        f"{format_value(n, n.threshold)} over {format_duration(n.window_s)}"
+    )
+
+
+def summary_lines(n: Notification) -> list[str]:
+    """The plain-text body shared by email and the Slack fallback text."""
+    lines = [
+        title(n),
+        "",
+        f"Rule:      {one_line(n.rule.name)} ({n.rule.rule_id})",
+        f"Key:       {one_line(n.key_name)} ({n.key_id})",
+        f"Condition: {condition(n)}",
+        f"State:     {n.state.value}"
+        + (f" (repeat {n.repeat_n})" if n.state is NotificationKind.REPEAT else ""),
+        f"Started:   {n.started_at.isoformat()}",
+    ]
+    if n.ended_at is not None:
+        lines.append(f"Ended:     {n.ended_at.isoformat()}")
+    lines.append(f"Fingerprint: {n.fingerprint}  episode {n.episode}")
+    return lines

@@ -1,0 +1,246 @@
+"""Guard against server-side request forgery through user-supplied webhook URLs.
+
+`check_url` accepts only http(s) URLs without credentials, resolves the host once through
+an injectable resolver, and rejects the URL if any resolved address (or the literal
+address) is loopback, private, link-local, a cloud metadata address, unspecified,
+multicast, reserved or otherwise not globally routable, or an IPv6 form that embeds an IPv4
+address (mapped, compatible, NAT64, 6to4, Teredo). Non-canonical IPv4 literals that C
+resolvers accept (``2130706433``, ``0177.0.0.1``, ``0x7f.1``, ``127.1``) are rejected outright.
+The caller must connect to `CheckedTarget.ip`, never re-resolve the host (DNS rebinding).
+`allow_loopback` admits 127.0.0.0/8 and ::1 only, for tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import re
+import socket
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from enum import StrEnum
+from urllib.parse import urlsplit
+
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+Resolver = Callable[[str, int], Awaitable[list[str]]]
+"""Resolve (host, port) to IP address strings."""
+
+METADATA_ADDRESSES: frozenset[IPAddress] = frozenset(
+    {
+        ipaddress.ip_address("169.254.169.254"),
+        ipaddress.ip_address("169.254.170.2"),
+        ipaddress.ip_address("100.100.100.200"),
+        ipaddress.ip_address("fd00:ec2::254"),
+    }
+)
+_NAT64 = (ipaddress.ip_network("64:ff9b::/96"), ipaddress.ip_network("64:ff9b:1::/48"))
+_NUMERIC_LABEL = re.compile(r"^(0x[0-9a-f]*|[0-9]+)$", re.IGNORECASE)
+_CANONICAL_OCTET = re.compile(r"^(0|[1-9][0-9]{0,2})$")
+
+
+class BlockReason(StrEnum):
+    SCHEME = "scheme"
+    MALFORMED = "malformed"
+    CREDENTIALS = "credentials"
+    IP_LITERAL_FORM = "ip_literal_form"
+    RESOLUTION_FAILED = "resolution_failed"
+    METADATA = "metadata"
+    UNSPECIFIED = "unspecified"
+    LOOPBACK = "loopback"
+    LINK_LOCAL = "link_local"
+    MULTICAST = "multicast"
+    PRIVATE = "private"
+    RESERVED = "reserved"
+    IPV4_EMBEDDED = "ipv4_embedded"
+
+
+class UnsafeUrlError(Exception):
+    """The URL must not be fetched; `reason` says why."""
+
+    def __init__(self, reason: BlockReason, message: str) -> None:
+        super().__init__(f"{reason.value}: {message}")
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class CheckedTarget:
+    """A URL that passed the guard, bound to the address that was checked."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    ip: IPAddress
+    path: str
+
+    @property
+    def connect_url(self) -> str:
+        """The URL with the host replaced by the checked IP (connect here)."""
+        host = f"[{self.ip}]" if self.ip.version == 6 else str(self.ip)
+        return f"{self.scheme}://{host}:{self.port}{self.path}"
+
+    @property
+    def host_header(self) -> str:
+        default = 443 if self.scheme == "https" else 80
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return host if self.port == default else f"{host}:{self.port}"
+
+
+async def system_resolver(host: str, port: int) -> list[str]:
+    """socket.getaddrinfo in a worker thread; returns the distinct addresses in order."""
+    infos = await asyncio.to_thread(socket.getaddrinfo, host, port, 0, socket.SOCK_STREAM)
+    seen: list[str] = []
+    for info in infos:
+        addr = str(info[4][0])
+        if addr not in seen:
+            seen.append(addr)
+    return seen
+
+
+def block_reason(ip: IPAddress, *, allow_loopback: bool = False) -> BlockReason | None:
+    """Why `ip` must not be contacted, or None if it is a public unicast address."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.scope_id is not None:
+            ip = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
+        if ip in METADATA_ADDRESSES:
+            return BlockReason.METADATA
+        if ip.is_unspecified:
+            return BlockReason.UNSPECIFIED
+        if ip.is_loopback:
+            return None if allow_loopback else BlockReason.LOOPBACK
+        if (
+            ip.ipv4_mapped is not None
+            or int(ip) >> 32 == 0  # IPv4-compatible ::a.b.c.d
+            or any(ip in net for net in _NAT64)
+            or ip.sixtofour is not None
+            or ip.teredo is not None
+        ):
+            return BlockReason.IPV4_EMBEDDED
+    if ip in METADATA_ADDRESSES:
+        return BlockReason.METADATA
+    if ip.is_unspecified:
+        return BlockReason.UNSPECIFIED
+    if ip.is_loopback:
+        return None if allow_loopback else BlockReason.LOOPBACK
+    if ip.is_link_local:
+        return BlockReason.LINK_LOCAL
+    if ip.is_multicast:
+        return BlockReason.MULTICAST
+    if ip.is_reserved or (isinstance(ip, ipaddress.IPv4Address) and ip.packed == b"\xff" * 4):
+        return BlockReason.RESERVED
+    if ip.is_private or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local):
+        return BlockReason.PRIVATE
+    if not ip.is_global:
+        return BlockReason.RESERVED
+    return None
+
+
+def _literal_ip(host: str) -> IPAddress | None:
+    """The address a literal host denotes; rejects non-canonical IPv4 spellings."""
+    try:
+        return ipaddress.ip_address(host)
+    except ValueError:
+        pass
+    labels = host.rstrip(".").split(".")
+    if labels and _NUMERIC_LABEL.match(labels[-1]):
+        # A numeric last label means an IPv4 literal (no TLD is numeric); the canonical
+        # dotted quad parsed above, so this is a decimal/octal/hex/short form.
+        if (
+            len(labels) == 4
+            and all(_CANONICAL_OCTET.match(x) for x in labels)
+            and host.endswith(".")
+        ):
+            return ipaddress.ip_address(host.rstrip("."))
+        raise UnsafeUrlError(
+            BlockReason.IP_LITERAL_FORM, f"non-canonical IPv4 literal {host!r} is not allowed"
+        )
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class ParsedUrl:
+    url: str
+    scheme: str
+    host: str
+    port: int
+    path: str
+    literal: IPAddress | None
+
+
+def parse_url(url: str) -> ParsedUrl:
+    """Syntactic checks (no DNS): scheme, host, credentials and IP literal forms."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise UnsafeUrlError(BlockReason.MALFORMED, str(exc)) from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise UnsafeUrlError(BlockReason.SCHEME, f"scheme {parts.scheme!r} is not http(s)")
+    if parts.username is not None or parts.password is not None:
+        raise UnsafeUrlError(BlockReason.CREDENTIALS, "credentials in the URL are not allowed")
+    host = parts.hostname
+    if not host:
+        raise UnsafeUrlError(BlockReason.MALFORMED, "URL has no host")
+    if any(c in host for c in "\\@ \t"):
+        raise UnsafeUrlError(BlockReason.MALFORMED, f"invalid host {host!r}")
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    literal = _literal_ip(host)
+    if literal is None and "%" in host:
+        raise UnsafeUrlError(BlockReason.MALFORMED, f"invalid host {host!r}")
+    return ParsedUrl(
+        url=url,
+        scheme=scheme,
+        host=host,
+        port=port if port is not None else (443 if scheme == "https" else 80),
+        path=path,
+        literal=literal,
+    )
+
+
+def check_literal(url: str, *, allow_loopback: bool = False) -> ParsedUrl:
+    """`parse_url` plus the address check when the host is an IP literal (no DNS)."""
+    parsed = parse_url(url)
+    if parsed.literal is not None:
+        reason = block_reason(parsed.literal, allow_loopback=allow_loopback)
+        if reason is not None:
+            raise UnsafeUrlError(reason, f"{parsed.literal} is not a public address")
+    return parsed
+
+
+async def check_url(
+    url: str, *, resolver: Resolver = system_resolver, allow_loopback: bool = False
+) -> CheckedTarget:
+    """Validate `url`, resolve it once and return the target bound to a checked address.
+
+    Raises `UnsafeUrlError` if the URL is malformed, unresolvable, or any of its addresses
+    is blocked.
+    """
+    parsed = check_literal(url, allow_loopback=allow_loopback)
+    if parsed.literal is not None:
+        addresses: list[IPAddress] = [parsed.literal]
+    else:
+        try:
+            answers = await resolver(parsed.host, parsed.port)
+        except (OSError, UnicodeError) as exc:
+            raise UnsafeUrlError(BlockReason.RESOLUTION_FAILED, f"{parsed.host}: {exc}") from None
+        try:
+            addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in answers]
+        except ValueError as exc:
+            raise UnsafeUrlError(BlockReason.RESOLUTION_FAILED, str(exc)) from None
+        if not addresses:
+            raise UnsafeUrlError(BlockReason.RESOLUTION_FAILED, f"{parsed.host}: no address")
+    for ip in addresses:
+        reason = block_reason(ip, allow_loopback=allow_loopback)
+        if reason is not None:
+            raise UnsafeUrlError(reason, f"{parsed.host} resolves to {ip}")
+    return CheckedTarget(
+        url=parsed.url,
+        scheme=parsed.scheme,
+        host=parsed.host,
+        port=parsed.port,
+        ip=addresses[0],
+        path=parsed.path,
+    )

@@ -1,0 +1,312 @@
+"""The alert instance state machine: one pure function from (state, observation) to effects.
+
+States: normal → pending → firing → (recovering) → resolved, plus explicit nodata and
+error. Contracts of `transition`:
+
+- Pure and deterministic: the result depends only on its arguments; `now` is a parameter.
+  Calls for one instance must come with non-decreasing `now`.
+- A breach in normal/resolved enters pending, or firing at once when `for_s` is 0; a
+  pending instance fires once the breach has lasted `for_s`. A pending instance that clears
+  returns to normal and notifies nobody.
+- Entering firing opens a new episode (`episode` + 1) and yields exactly one FIRING
+  decision. While the breach lasts, a REPEAT decision follows every `repeat_interval_s`
+  (0: never).
+- A clear while firing enters recovering when `keep_firing_for_s` > 0 (a renewed breach
+  returns to firing in the same episode, without a notification) and resolves once the
+  clear has lasted `keep_firing_for_s`; otherwise it resolves at once. Resolving yields a
+  RESOLVED decision only when `send_resolved`, and only for an episode that fired.
+- No data (no value, or fewer than `min_requests` requests for a ratio/percentile) enters
+  nodata; a failed query enters error. Neither notifies. A pending breach is dropped; an
+  open episode stays open and is continued (breach) or recovered (clear) once data returns.
+- Every state change, and every repeat, yields one `AlertHistoryEntry` carrying the
+  instance after it; an unchanged instance is returned as the same value with no entries.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, NamedTuple
+
+from alerting.fingerprint import fingerprint, idempotency_key
+from schemas.alerts import (
+    AlertHistoryEntry,
+    AlertInstance,
+    AlertRule,
+    AlertState,
+    NotificationKind,
+    TransitionReason,
+)
+
+
+class Condition(StrEnum):
+    BREACH = "breach"
+    CLEAR = "clear"
+    NODATA = "nodata"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """One evaluation of a rule's window for one key.
+
+    `value` is the measured value (requests, error percentage or latency ms; None when the
+    window holds no data), `sample_count` the requests in the window, `error` the reason a
+    query failed (which makes the observation an error whatever the value).
+    """
+
+    value: float | None
+    sample_count: int = 0
+    error: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class NotifyDecision:
+    """A notification the evaluator must publish (see `alerting.notifications`)."""
+
+    kind: NotificationKind
+    idempotency_key: str
+    fingerprint: str
+    rule_id: str
+    account_id: str
+    key_id: str
+    episode: int
+    repeat_n: int
+    value: float | None
+    started_at: datetime
+    ended_at: datetime | None
+    at: datetime
+
+
+class Transition(NamedTuple):
+    """The result of `transition`: the instance after it, decisions and history entries."""
+
+    instance: AlertInstance
+    decisions: list[NotifyDecision]
+    history: list[AlertHistoryEntry]
+
+
+def new_instance(rule: AlertRule, key_id: str) -> AlertInstance:
+    """A fresh, normal instance of `rule` for `key_id`."""
+    return AlertInstance(
+        fingerprint=fingerprint(rule.rule_id, key_id),
+        rule_id=rule.rule_id,
+        account_id=rule.account_id,
+        key_id=key_id,
+    )
+
+
+def classify(observation: Observation, rule: AlertRule) -> Condition:
+    """Judge one observation against the rule's comparator, threshold and min_requests."""
+    if observation.error is not None:
+        return Condition.ERROR
+    value = observation.value
+    if value is None or observation.sample_count < rule.effective_min_requests:
+        return Condition.NODATA
+    if not math.isfinite(value):
+        return Condition.ERROR
+    return Condition.BREACH if rule.comparator.holds(value, rule.threshold) else Condition.CLEAR
+
+
+class _Step:
+    """Accumulates the effects of one call to `transition`."""
+
+    def __init__(self, inst: AlertInstance, obs: Observation, rule: AlertRule, now: datetime):
+        self.inst = inst
+        self.obs = obs
+        self.rule = rule
+        self.now = now
+        self.decisions: list[NotifyDecision] = []
+        self.history: list[AlertHistoryEntry] = []
+
+    def move(
+        self,
+        to: AlertState,
+        reason: TransitionReason,
+        notified: NotificationKind | None = None,
+        **updates: Any,
+    ) -> None:
+        before = self.inst
+        since = before.since if to is before.state else self.now
+        after = before.model_copy(update={"state": to, "since": since, **updates})
+        detail = self.obs.error or ""
+        self.history.append(
+            AlertHistoryEntry(
+                at=self.now,
+                from_state=before.state,
+                to_state=to,
+                reason=reason,
+                value=self.obs.value,
+                threshold=self.rule.threshold,
+                notified=notified,
+                detail=detail,
+                instance=after,
+            )
+        )
+        self.inst = after
+
+    def decide(
+        self,
+        kind: NotificationKind,
+        *,
+        episode: int,
+        repeat_n: int,
+        started_at: datetime,
+        ended_at: datetime | None,
+    ) -> None:
+        inst = self.inst
+        self.decisions.append(
+            NotifyDecision(
+                kind=kind,
+                idempotency_key=idempotency_key(inst.fingerprint, episode, kind, repeat_n),
+                fingerprint=inst.fingerprint,
+                rule_id=inst.rule_id,
+                account_id=inst.account_id,
+                key_id=inst.key_id,
+                episode=episode,
+                repeat_n=repeat_n,
+                value=self.obs.value,
+                started_at=started_at,
+                ended_at=ended_at,
+                at=self.now,
+            )
+        )
+
+    def fire(self, reason: TransitionReason) -> None:
+        started = self.inst.started_at or self.now
+        episode = self.inst.episode + 1
+        self.move(
+            AlertState.FIRING,
+            reason,
+            NotificationKind.FIRING,
+            episode=episode,
+            started_at=started,
+            fired_at=self.now,
+            recovering_since=None,
+            last_notified_at=self.now,
+            repeat_n=0,
+        )
+        self.decide(
+            NotificationKind.FIRING, episode=episode, repeat_n=0, started_at=started, ended_at=None
+        )
+
+    def resolve(self, reason: TransitionReason) -> None:
+        started = self.inst.started_at or self.inst.fired_at or self.now
+        episode = self.inst.episode
+        notify = NotificationKind.RESOLVED if self.rule.send_resolved else None
+        self.move(
+            AlertState.RESOLVED,
+            reason,
+            notify,
+            started_at=None,
+            fired_at=None,
+            recovering_since=None,
+            repeat_n=0,
+        )
+        if notify is not None:
+            self.decide(notify, episode=episode, repeat_n=0, started_at=started, ended_at=self.now)
+
+    def maybe_repeat(self) -> None:
+        interval = self.rule.repeat_interval_s
+        last = self.inst.last_notified_at
+        if interval <= 0 or last is None or _elapsed(last, self.now) < interval:
+            return
+        n = self.inst.repeat_n + 1
+        started = self.inst.started_at or self.now
+        self.move(
+            AlertState.FIRING,
+            TransitionReason.REPEAT,
+            NotificationKind.REPEAT,
+            last_notified_at=self.now,
+            repeat_n=n,
+        )
+        self.decide(
+            NotificationKind.REPEAT,
+            episode=self.inst.episode,
+            repeat_n=n,
+            started_at=started,
+            ended_at=None,
+        )
+
+
+def _elapsed(since: datetime, now: datetime) -> float:
+    return (now - since).total_seconds()
+
+
+def transition(
+    instance: AlertInstance, observation: Observation, rule: AlertRule, now: datetime
+) -> Transition:
+    """Advance one instance by one observation at `now`; see the module docstring."""
+    if instance.rule_id != rule.rule_id:
+        raise ValueError(f"instance of rule {instance.rule_id!r} given rule {rule.rule_id!r}")
+    if now.tzinfo is None:
+        raise ValueError("now must be timezone-aware")
+    if instance.since is not None and now < instance.since:
+        raise ValueError("now precedes the instance's last transition")
+
+    step = _Step(instance, observation, rule, now)
+    cond = classify(observation, rule)
+    state = instance.state
+    is_open = instance.episode_open
+
+    if cond in (Condition.NODATA, Condition.ERROR):
+        target = AlertState.NODATA if cond is Condition.NODATA else AlertState.ERROR
+        if state is not target:
+            reason = (
+                TransitionReason.NO_DATA
+                if cond is Condition.NODATA
+                else TransitionReason.QUERY_ERROR
+            )
+            step.move(
+                target,
+                reason,
+                started_at=instance.started_at if is_open else None,
+                recovering_since=None,
+            )
+    elif state in (AlertState.NODATA, AlertState.ERROR) and is_open:
+        if cond is Condition.BREACH:
+            step.move(AlertState.FIRING, TransitionReason.DATA_RETURNED)
+        elif rule.keep_firing_for_s == 0:
+            step.resolve(TransitionReason.DATA_RETURNED)
+        else:
+            step.move(AlertState.RECOVERING, TransitionReason.DATA_RETURNED, recovering_since=now)
+    elif state is AlertState.PENDING:
+        if cond is Condition.CLEAR:
+            step.move(AlertState.NORMAL, TransitionReason.CLEARED, started_at=None)
+        elif instance.started_at is None or _elapsed(instance.started_at, now) >= rule.for_s:
+            step.fire(TransitionReason.FOR_ELAPSED)
+    elif state is AlertState.FIRING:
+        if cond is Condition.BREACH:
+            step.maybe_repeat()
+        elif rule.keep_firing_for_s == 0:
+            step.resolve(TransitionReason.CLEARED)
+        else:
+            step.move(AlertState.RECOVERING, TransitionReason.CLEARED, recovering_since=now)
+    elif state is AlertState.RECOVERING:
+        if cond is Condition.BREACH:
+            step.move(AlertState.FIRING, TransitionReason.BREACHED_AGAIN, recovering_since=None)
+        else:
+            since = instance.recovering_since or now
+            if _elapsed(since, now) >= rule.keep_firing_for_s:
+                step.resolve(TransitionReason.KEEP_FIRING_ELAPSED)
+    elif cond is Condition.BREACH:  # normal, resolved, or nodata/error without an episode
+        if rule.for_s == 0:
+            step.fire(TransitionReason.BREACHED)
+        else:
+            reason = (
+                TransitionReason.DATA_RETURNED
+                if state in (AlertState.NODATA, AlertState.ERROR)
+                else TransitionReason.BREACHED
+            )
+            step.move(AlertState.PENDING, reason, started_at=now)
+    elif state is not AlertState.NORMAL:
+        reason = (
+            TransitionReason.DATA_RETURNED
+            if state in (AlertState.NODATA, AlertState.ERROR)
+            else TransitionReason.CLEARED
+        )
+        step.move(AlertState.NORMAL, reason, started_at=None)
+
+    return Transition(step.inst, step.decisions, step.history)

@@ -1,0 +1,513 @@
+"""Alerting schemas: rules, rule events, instance state, history entries and notifications.
+
+Contracts:
+
+- Every model is frozen and rejects unknown fields, except the rule events, which extend
+  `schemas.base.Event` (frozen, unknown fields ignored for forward compatibility,
+  `schema_version`, UUIDv7 `event_id`, UTC `occurred_at`) and carry a `type` literal that
+  discriminates them on their topic (`AlertRuleEvent`).
+- Durations (`window_s`, `for_s`, `keep_firing_for_s`, `repeat_interval_s`) are whole
+  seconds; they also accept strings such as ``"90s"``, ``"5m"``, ``"1h"``, ``"7d"`` and are
+  stored normalised to seconds.
+- A rule's `window_s` lies in 1 minute … 30 days, is a whole number of minutes, and a whole
+  number of hours above 24 hours (so it can be answered from the minute or hour rollups).
+- Thresholds: `request_count` counts requests, `error_rate` is a percentage 0..100 of
+  requests that ended in 4xx/5xx, `latency` is milliseconds at `percentile`.
+- Every validation error is reported at the location of the offending field.
+- This module imports only pydantic, the standard library and `schemas.base`/`schemas.ids`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import math
+import re
+from enum import StrEnum
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
+
+from schemas.base import Event
+from schemas.ids import AccountId, KeyId
+
+SCHEMA_VERSION = 1
+
+MIN_WINDOW_S = 60
+MAX_WINDOW_S = 30 * 86_400
+MAX_DURATION_S = 30 * 86_400
+
+_DURATION_RE = re.compile(r"^\s*(\d+)\s*([smhd])\s*$")
+_UNIT_S = {"s": 1, "m": 60, "h": 3_600, "d": 86_400}
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_EMAIL_RE = re.compile(
+    r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?$"
+)
+
+
+def parse_duration(value: object) -> object:
+    """Turn ``"90s"``/``"5m"``/``"1h"``/``"7d"`` into whole seconds; other inputs pass through.
+
+    Strings of bare digits are seconds; other strings raise ValueError (reported against the
+    field). Non-strings are left for the int validator.
+    """
+    if isinstance(value, str):
+        text = value.strip()
+        if text.isdigit():
+            return int(text)
+        match = _DURATION_RE.match(text.lower())
+        if match is None:
+            raise ValueError(f"expected seconds or a duration like 90s, 5m, 1h, 7d; got {value!r}")
+        return int(match.group(1)) * _UNIT_S[match.group(2)]
+    return value
+
+
+Duration = Annotated[int, BeforeValidator(parse_duration), Field(ge=0, le=MAX_DURATION_S)]
+Identifier = Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
+
+
+def _check_text(value: str) -> str:
+    if _CONTROL_RE.search(value):
+        raise ValueError("must not contain control characters")
+    return value
+
+
+DisplayText = Annotated[
+    str,
+    Field(min_length=1, max_length=200),
+    BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v),
+]
+
+
+def _check_http_url(value: str) -> str:
+    if len(value) > 2048:
+        raise ValueError("URL longer than 2048 characters")
+    if _CONTROL_RE.search(value) or " " in value:
+        raise ValueError("URL must not contain spaces or control characters")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https"):
+        raise ValueError("URL scheme must be http or https")
+    if not parts.hostname:
+        raise ValueError("URL must have a host")
+    if parts.username is not None or parts.password is not None:
+        raise ValueError("URL must not contain credentials")
+    try:
+        _ = parts.port
+    except ValueError as exc:
+        raise ValueError(f"invalid port: {exc}") from None
+    return value
+
+
+UrlText = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+# --------------------------------------------------------------------------- enums
+
+
+class RuleKind(StrEnum):
+    REQUEST_COUNT = "request_count"
+    ERROR_RATE = "error_rate"
+    LATENCY = "latency"
+
+
+class Percentile(StrEnum):
+    P50 = "p50"
+    P95 = "p95"
+    P99 = "p99"
+
+
+class Comparator(StrEnum):
+    GT = "gt"
+    GTE = "gte"
+    LT = "lt"
+    LTE = "lte"
+
+    def holds(self, value: float, threshold: float) -> bool:
+        """True when `value <op> threshold`."""
+        if self is Comparator.GT:
+            return value > threshold
+        if self is Comparator.GTE:
+            return value >= threshold
+        if self is Comparator.LT:
+            return value < threshold
+        return value <= threshold
+
+    @property
+    def symbol(self) -> str:
+        return {"gt": ">", "gte": "≥", "lt": "<", "lte": "≤"}[self.value]
+
+
+class AlertState(StrEnum):
+    NORMAL = "normal"
+    PENDING = "pending"
+    FIRING = "firing"
+    RECOVERING = "recovering"
+    RESOLVED = "resolved"
+    NODATA = "nodata"
+    ERROR = "error"
+
+
+class NotificationKind(StrEnum):
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    REPEAT = "repeat"
+
+
+class TransitionReason(StrEnum):
+    BREACHED = "breached"
+    FOR_ELAPSED = "for_elapsed"
+    CLEARED = "cleared"
+    KEEP_FIRING_ELAPSED = "keep_firing_elapsed"
+    BREACHED_AGAIN = "breached_again"
+    REPEAT = "repeat"
+    NO_DATA = "no_data"
+    QUERY_ERROR = "query_error"
+    DATA_RETURNED = "data_returned"
+
+
+class DeliveryOutcome(StrEnum):
+    DELIVERED = "delivered"
+    RETRYABLE = "retryable"
+    PERMANENT = "permanent"
+    DISABLE_ENDPOINT = "disable_endpoint"
+
+
+# --------------------------------------------------------------------------- channels
+
+
+class EmailChannel(_Frozen):
+    """Mail to a fixed list of addresses."""
+
+    type: Literal["email"] = "email"
+    to: Annotated[list[str], Field(min_length=1, max_length=50)]
+
+    @field_validator("to")
+    @classmethod
+    def _addresses(cls, value: list[str]) -> list[str]:
+        out: list[str] = []
+        for raw in value:
+            address = raw.strip()
+            if len(address) > 254 or not _EMAIL_RE.match(address):
+                raise ValueError(f"not an email address: {address!r}")
+            local, _, domain = address.rpartition("@")
+            if "." not in domain:
+                raise ValueError(f"email domain must contain a dot: {address!r}")
+            out.append(f"{local}@{domain.lower()}")
+        return out
+
+
+class SlackChannel(_Frozen):
+    """Slack through an incoming-webhook URL, or a bot token plus a channel."""
+
+    type: Literal["slack"] = "slack"
+    webhook_url: UrlText | None = Field(default=None, repr=False)
+    bot_token: str | None = Field(default=None, repr=False, validate_default=True)
+    channel: str | None = Field(default=None, validate_default=True)
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _webhook(cls, value: str | None) -> str | None:
+        return None if value is None else _check_http_url(value)
+
+    @field_validator("bot_token")
+    @classmethod
+    def _token(cls, value: str | None, info: ValidationInfo) -> str | None:
+        has_webhook = info.data.get("webhook_url") is not None
+        if value is None:
+            if not has_webhook and "webhook_url" in info.data:
+                raise ValueError("required unless webhook_url is given")
+            return None
+        if has_webhook:
+            raise ValueError("give either webhook_url or bot_token + channel, not both")
+        if not re.fullmatch(r"xox[a-z]-[A-Za-z0-9-]{1,250}", value):
+            raise ValueError("expected a Slack token like xoxb-…")
+        return value
+
+    @field_validator("channel")
+    @classmethod
+    def _channel(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            if info.data.get("bot_token") is not None:
+                raise ValueError("required with bot_token")
+            return None
+        if info.data.get("webhook_url") is not None:
+            raise ValueError("an incoming webhook posts to its own channel; omit channel")
+        if not re.fullmatch(r"[#@]?[A-Za-z0-9._-]{1,80}", value):
+            raise ValueError("expected a channel name or ID")
+        return value
+
+
+class WebhookChannel(_Frozen):
+    """A signed HTTP POST (Standard Webhooks) to `url`; `secret` is `whsec_<base64>`."""
+
+    type: Literal["webhook"] = "webhook"
+    url: UrlText
+    secret: str = Field(repr=False)
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str) -> str:
+        return _check_http_url(value)
+
+    @field_validator("secret")
+    @classmethod
+    def _secret(cls, value: str) -> str:
+        if not value.startswith("whsec_"):
+            raise ValueError("expected the Standard Webhooks form whsec_<base64>")
+        try:
+            raw = base64.b64decode(value.removeprefix("whsec_"), validate=True)
+        except (binascii.Error, ValueError):
+            raise ValueError("the part after whsec_ is not valid base64") from None
+        if not 24 <= len(raw) <= 64:
+            raise ValueError("secret must decode to 24..64 bytes")
+        return value
+
+    @property
+    def secret_bytes(self) -> bytes:
+        return base64.b64decode(self.secret.removeprefix("whsec_"))
+
+
+Channel = Annotated[EmailChannel | SlackChannel | WebhookChannel, Field(discriminator="type")]
+
+
+# --------------------------------------------------------------------------- rules
+
+
+class KeyScope(_Frozen):
+    """The rule watches one key."""
+
+    type: Literal["key"] = "key"
+    key_id: KeyId
+
+
+class AccountScope(_Frozen):
+    """The rule watches every key of the rule's account."""
+
+    type: Literal["account"] = "account"
+
+
+RuleScope = Annotated[KeyScope | AccountScope, Field(discriminator="type")]
+
+
+class AlertRule(_Frozen):
+    """A user's alert rule. Field order matters: cross-field checks read earlier fields."""
+
+    rule_id: Identifier
+    account_id: AccountId
+    name: DisplayText
+    scope: RuleScope
+    kind: RuleKind
+    percentile: Percentile | None = Field(default=None, validate_default=True)
+    window_s: Annotated[int, BeforeValidator(parse_duration)]
+    comparator: Comparator = Comparator.GT
+    threshold: float
+    min_requests: int | None = Field(default=None, validate_default=True)
+    for_s: Duration = 0
+    keep_firing_for_s: Duration = 0
+    repeat_interval_s: Duration = 0
+    send_resolved: bool = True
+    enabled: bool = True
+    channels: Annotated[list[Channel], Field(max_length=10)] = Field(default_factory=list)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _check_text(value)
+
+    @field_validator("percentile")
+    @classmethod
+    def _percentile(cls, value: Percentile | None, info: ValidationInfo) -> Percentile | None:
+        kind = info.data.get("kind")
+        if kind is RuleKind.LATENCY and value is None:
+            raise ValueError("required for latency rules (p50, p95 or p99)")
+        if kind is not None and kind is not RuleKind.LATENCY and value is not None:
+            raise ValueError("only latency rules take a percentile")
+        return value
+
+    @field_validator("window_s")
+    @classmethod
+    def _window(cls, value: int) -> int:
+        if not MIN_WINDOW_S <= value <= MAX_WINDOW_S:
+            raise ValueError("window must be between 1m and 30d")
+        if value % 60:
+            raise ValueError("window must be a whole number of minutes")
+        if value > 86_400 and value % 3_600:
+            raise ValueError("windows above 24h must be a whole number of hours")
+        return value
+
+    @field_validator("threshold")
+    @classmethod
+    def _threshold(cls, value: float, info: ValidationInfo) -> float:
+        if not math.isfinite(value) or value < 0:
+            raise ValueError("must be a finite number ≥ 0")
+        if info.data.get("kind") is RuleKind.ERROR_RATE and value > 100:
+            raise ValueError("error_rate thresholds are percentages 0..100")
+        return value
+
+    @field_validator("min_requests")
+    @classmethod
+    def _min_requests(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is None:
+            return None
+        if info.data.get("kind") is RuleKind.REQUEST_COUNT:
+            raise ValueError("only error_rate and latency rules take min_requests")
+        if value < 1:
+            raise ValueError("must be ≥ 1")
+        return value
+
+    @field_validator("repeat_interval_s")
+    @classmethod
+    def _repeat(cls, value: int) -> int:
+        if 0 < value < 60:
+            raise ValueError("must be 0 (never repeat) or at least 60 seconds")
+        return value
+
+    @property
+    def key_id(self) -> str | None:
+        """The watched key for a key-scoped rule; None for an account-wide rule."""
+        return self.scope.key_id if isinstance(self.scope, KeyScope) else None
+
+    @property
+    def effective_min_requests(self) -> int:
+        """Requests a window needs before a ratio or percentile is judged (else nodata)."""
+        if self.kind is RuleKind.REQUEST_COUNT:
+            return 0
+        return self.min_requests if self.min_requests is not None else 1
+
+
+# --------------------------------------------------------------------------- rule events
+
+
+class AlertRuleCreated(Event):
+    type: Literal["alert_rule_created"] = "alert_rule_created"
+    rule: AlertRule
+
+
+class AlertRuleUpdated(Event):
+    """Replaces the whole rule; the latest event per `rule_id` wins."""
+
+    type: Literal["alert_rule_updated"] = "alert_rule_updated"
+    rule: AlertRule
+
+
+class AlertRuleDeleted(Event):
+    type: Literal["alert_rule_deleted"] = "alert_rule_deleted"
+    rule_id: Identifier
+    account_id: AccountId
+
+
+AlertRuleEvent = Annotated[
+    AlertRuleCreated | AlertRuleUpdated | AlertRuleDeleted, Field(discriminator="type")
+]
+
+
+# --------------------------------------------------------------------------- instances
+
+
+class AlertInstance(_Frozen):
+    """Persisted state of one rule x key instance, as the transition function sees it.
+
+    `episode` counts firing episodes (0 before the first); an episode is open while
+    `fired_at` is set. `started_at` is when the current breach began (pending or firing).
+    """
+
+    fingerprint: str
+    rule_id: Identifier
+    account_id: AccountId
+    key_id: KeyId
+    state: AlertState = AlertState.NORMAL
+    since: AwareDatetime | None = None
+    episode: Annotated[int, Field(ge=0)] = 0
+    started_at: AwareDatetime | None = None
+    fired_at: AwareDatetime | None = None
+    recovering_since: AwareDatetime | None = None
+    last_notified_at: AwareDatetime | None = None
+    repeat_n: Annotated[int, Field(ge=0)] = 0
+
+    @property
+    def episode_open(self) -> bool:
+        return self.fired_at is not None
+
+
+class AlertHistoryEntry(_Frozen):
+    """One appended row of `alert_history`: a transition (or a repeat) and the state after it.
+
+    Restoring the latest entry's `instance` per fingerprint restores the evaluator.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    at: AwareDatetime
+    from_state: AlertState
+    to_state: AlertState
+    reason: TransitionReason
+    value: float | None
+    threshold: float
+    notified: NotificationKind | None
+    detail: str = ""
+    instance: AlertInstance
+
+
+# --------------------------------------------------------------------------- notifications
+
+
+class RuleRef(_Frozen):
+    rule_id: Identifier
+    name: str
+    kind: RuleKind
+    percentile: Percentile | None = None
+
+
+class Notification(_Frozen):
+    """One message on `keypulse.notifications` (keyed by fingerprint).
+
+    `idempotency_key` is stable per (fingerprint, episode, firing | resolved | repeat n) and
+    is used verbatim as the webhook-id, the email Message-ID local part and Slack metadata.
+    """
+
+    schema_version: int = SCHEMA_VERSION
+    idempotency_key: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,200}$")]
+    fingerprint: str
+    rule: RuleRef
+    account_id: AccountId
+    key_id: KeyId
+    key_name: str
+    state: NotificationKind
+    value: float | None
+    threshold: float
+    comparator: Comparator
+    window_s: int
+    started_at: AwareDatetime
+    ended_at: AwareDatetime | None = None
+    episode: Annotated[int, Field(ge=1)]
+    repeat_n: Annotated[int, Field(ge=0)] = 0
+    occurred_at: AwareDatetime
+    channels: list[Channel]
+
+
+class DeliveryAttempt(_Frozen):
+    """One attempt to deliver a notification to one channel (a `deliveries` row)."""
+
+    schema_version: int = SCHEMA_VERSION
+    idempotency_key: str
+    fingerprint: str
+    channel_id: str
+    channel_type: Literal["email", "slack", "webhook"]
+    attempt: Annotated[int, Field(ge=1)]
+    at: AwareDatetime
+    outcome: DeliveryOutcome
+    detail: str = ""
+    next_attempt_at: AwareDatetime | None = None
+    dead_letter: bool = False

@@ -1,0 +1,72 @@
+"""Helpers for ingest tests: settings per test, producing raw records, waiting on the worker."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+from kafka import KafkaConsumer, KafkaProducer
+
+from infra.settings import Settings, load_settings
+from infra.worker import Worker
+from schemas.codec import encode
+from schemas.requests import RequestBatch, RequestCompleted
+
+
+def worker_settings(tmp_path: Path, bootstrap: str, prefix: str, **worker: int) -> Settings:
+    return load_settings(
+        data_dir=tmp_path,
+        kafka={
+            "bootstrap_servers": bootstrap,
+            "topic_prefix": prefix,
+            "consumer_group": f"{prefix}worker",
+        },
+        worker=worker,
+    )
+
+
+def produce(bootstrap: str, topic: str, values: list[bytes], key: bytes | None = None) -> None:
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all", max_request_size=16 << 20)
+    try:
+        futures = [producer.send(topic, value, key=key) for value in values]
+        producer.flush(timeout=60)
+        for future in futures:
+            future.get(timeout=60)
+    finally:
+        producer.close()
+
+
+def batches(events: list[RequestCompleted], size: int) -> list[bytes]:
+    return [
+        encode(RequestBatch.from_events(events[i : i + size])) for i in range(0, len(events), size)
+    ]
+
+
+async def wait_for_events(
+    worker: Worker, events: int, dead: int = 0, timeout_s: float = 90
+) -> None:
+    ingest = worker.app.ingest
+    assert ingest is not None
+    deadline = time.monotonic() + timeout_s
+    while ingest.stats.events < events or ingest.stats.dead_letters < dead:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out: {ingest.stats}")
+        await asyncio.sleep(0.05)
+
+
+def read_all(
+    bootstrap: str, topic: str, idle_ms: int = 5000
+) -> list[tuple[bytes, dict[str, bytes]]]:
+    consumer = KafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        consumer_timeout_ms=idle_ms,
+        max_partition_fetch_bytes=16 << 20,
+        fetch_max_bytes=64 << 20,
+    )
+    try:
+        return [(m.value, dict(m.headers)) for m in consumer]
+    finally:
+        consumer.close()

@@ -1,0 +1,129 @@
+"""The fast columnar validator and the pydantic `RequestColumns` model agree.
+
+`validate_columns` is what the ingest path runs; `RequestColumns` is the documented
+contract. Generated near-valid bodies (valid rows with boundary and wrong values mixed
+in, ragged or missing columns) must be accepted by both or rejected by both. The model
+is checked in strict JSON mode, the mode that matches JSON on the wire: lax mode would
+also coerce strings like "200" to numbers, which the wire format does not allow.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
+
+from schemas.errors import InvalidMessage
+from schemas.request_columns import COLUMNS, validate_columns
+from schemas.requests import RequestColumns
+
+GOOD: dict[str, list[Any]] = {
+    "event_id": ["0194b5a3-1f25-7abc-8def-0123456789a5", "00000000-0000-0000-0000-000000000000"],
+    "occurred_at_ms": [946_684_800_000, 1_768_469_400_123, 4_102_444_800_000],
+    "key_id": ["key_abc123", "key_" + "Z" * 64],
+    "account_id": ["acc_7Hq", "acc_" + "9" * 64],
+    "method": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+    "route": ["/", "/v1/render", "r" * 512, "\u00e9" * 512],
+    "status": [100, 200, 404, 599],
+    "latency_ms": [0, 0.0, 12.5, 3_600_000, 3_600_000.0],
+    "client_ip": ["203.0.113.7", "0.0.0.0", "2001:db8::1", "::", "::ffff:1.2.3.4", "fe80::1%eth0"],
+    "bytes_out": [0, 1, 2**63 - 1],
+    "is_render": [True, False],
+    "watermarked": [True, False],
+}
+# Values the two validators once judged differently; the tests at the end pin them.
+BAD: dict[str, list[Any]] = {
+    "event_id": ["not-a-uuid", "", "0194b5a3-1f25-7abc-8def-0123456789a5\n", 5, None],
+    "occurred_at_ms": [946_684_799_999, 4_102_444_800_001, -1, 1.5e12, "1768469400123", True],
+    "key_id": ["key_abc12", "key_abc-123", "abc123456", "key_" + "Z" * 65, "", 7],
+    "account_id": ["acc_ab", "acc_a b c", "ACC_abc", 3, None],
+    "method": ["get", "TRACE", "", None],
+    "route": ["", "r" * 513, 1, None],
+    "status": [99, 600, 200.5, "200", None, True],
+    "latency_ms": [-0.001, 3_600_000.5, "12", None, False],
+    "client_ip": ["256.1.1.1", "1.2.3", "01.2.3.4", " 1.2.3.4", "1.2.3.4/32", "", 1234, "::g"],
+    "bytes_out": [-1, 1.5, "10", None, False],
+    "is_render": [0, 1, "true", None],
+    "watermarked": [0, "false", None],
+}
+
+
+@st.composite
+def near_valid_bodies(draw: st.DrawFn) -> Any:
+    n = draw(st.integers(1, 4))
+    body: dict[str, Any] = {
+        name: [draw(st.sampled_from(GOOD[name])) for _ in range(n)] for name in COLUMNS
+    }
+    for _ in range(draw(st.integers(0, 2))):
+        name = draw(st.sampled_from(COLUMNS))
+        kind = draw(st.sampled_from(["cell", "cell", "cell", "ragged", "missing", "not_list"]))
+        column = body.get(name)
+        if not isinstance(column, list):
+            continue  # already removed or replaced
+        if kind == "cell":
+            column[draw(st.integers(0, n - 1))] = draw(st.sampled_from(BAD[name]))
+        elif kind == "ragged":
+            column.append(draw(st.sampled_from(GOOD[name])))
+        elif kind == "missing":
+            del body[name]
+        else:
+            body[name] = draw(st.sampled_from(GOOD[name]))
+    if draw(st.integers(0, 9)) == 0:
+        body["extra_column"] = [1]
+    return orjson.loads(orjson.dumps(body))
+
+
+def _fast_accepts(body: Any) -> bool:
+    try:
+        validate_columns(body)
+    except InvalidMessage:
+        return False
+    return True
+
+
+def _model_accepts(body: Any) -> bool:
+    try:
+        RequestColumns.model_validate_json(orjson.dumps(body), strict=True)
+    except ValidationError:
+        return False
+    return True
+
+
+@settings(max_examples=1500)
+@given(near_valid_bodies())
+def test_fast_validator_agrees_with_the_model(body: Any) -> None:
+    assert _fast_accepts(body) == _model_accepts(body), body
+
+
+def test_generator_reaches_both_outcomes() -> None:
+    valid = {name: GOOD[name][:1] for name in COLUMNS}
+    assert _fast_accepts(valid) and _model_accepts(valid)
+    bad = {**valid, "status": [600]}
+    assert not _fast_accepts(bad) and not _model_accepts(bad)
+
+
+def _single_row_with(name: str, value: Any) -> dict[str, list[Any]]:
+    return {**{n: GOOD[n][:1] for n in COLUMNS}, name: [value]}
+
+
+FORMER_DIVERGENCES = [
+    ("event_id", "0194B5A3-1F25-7ABC-8DEF-0123456789A5"),  # uppercase UUID
+    ("event_id", "0194b5a31f257abc8def0123456789a5"),  # UUID without hyphens
+    ("event_id", "{0194b5a3-1f25-7abc-8def-0123456789a5}"),  # braced UUID
+    ("bytes_out", 2**63),  # the model has no upper bound, the fast path stops at Int64
+]
+
+
+@pytest.mark.parametrize(("name", "value"), FORMER_DIVERGENCES)
+def test_former_divergence(name: str, value: Any) -> None:
+    body = orjson.loads(orjson.dumps(_single_row_with(name, value)))
+    assert _fast_accepts(body) == _model_accepts(body)
+
+
+def test_former_divergence_empty_batch() -> None:
+    body: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+    assert _fast_accepts(body) == _model_accepts(body)
