@@ -182,6 +182,19 @@ def up_cmd(
             out.print("kafka stopped")
 
 
+@app.command("replay")
+@clean_errors
+def replay_cmd(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Rebuild every projection from the topics into fresh tables and swap them in."""
+    from infra.replay import run_replay
+
+    if not yes:
+        typer.confirm("Rebuild all projections from Kafka now?", abort=True)
+    run_replay(_settings(), out)
+
+
 @schemas_app.command("export")
 @clean_errors
 def schemas_export(directory: Path) -> None:

@@ -34,6 +34,7 @@ class KafkaSettings(BaseModel):
     topic_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]*$", max_length=100)] = ""
     client_id: str = "keypulse"
     consumer_group: str = "keypulse-worker"
+    session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 10.0
     broker_heap: str = "768m"
     start_timeout_s: Annotated[float, Field(gt=0)] = 60.0
 
@@ -84,7 +85,11 @@ class WorkerSettings(BaseModel):
     batch_max_messages: Annotated[int, Field(ge=1)] = 256
     batch_max_events: Annotated[int, Field(ge=1)] = 50_000
     batch_max_ms: Annotated[int, Field(ge=1)] = 500
+    max_message_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 8 * 1024 * 1024
     web_port: Annotated[int, Field(gt=0, lt=65536)] = 6066
+    fault_kill_after_blocks: Annotated[int, Field(ge=0)] = 0
+    """Fault injection for tests only: SIGKILL the worker right after its Nth insert,
+    before the offsets are committed. 0 (the default) disables it."""
 
 
 class ApiSettings(BaseModel):

@@ -24,6 +24,9 @@ def streams_config(settings: Settings) -> StreamsConfig:
         batch_max_messages=settings.worker.batch_max_messages,
         batch_max_events=settings.worker.batch_max_events,
         batch_max_ms=settings.worker.batch_max_ms,
+        max_message_bytes=settings.worker.max_message_bytes,
+        session_timeout_s=settings.kafka.session_timeout_s,
+        fault_kill_after_blocks=settings.worker.fault_kill_after_blocks,
     )
 
 

@@ -69,16 +69,56 @@ class ClickHouseIngestStore:
 
     def last_ranges(self, topic: str) -> list[OffsetRange]:
         rows = self._client.query(
-            "SELECT partitions, start_offsets, end_offsets FROM ingest_batches "
+            "SELECT partitions, start_offsets, end_offsets, checkpoint FROM ingest_batches "
             "WHERE topic = {topic:String} ORDER BY seq DESC LIMIT 1",
             parameters={"topic": topic},
         ).result_rows
-        if not rows:
+        if not rows or rows[0][3]:
             return []
-        parts, starts, ends = rows[0]
+        parts, starts, ends, _ = rows[0]
         return [
             OffsetRange(int(p), int(s), int(e)) for p, s, e in zip(parts, starts, ends, strict=True)
         ]
+
+    def checkpoint(self, topic: str) -> None:
+        """Record that everything up to the current watermarks is complete.
+
+        Written after a replay: the rebuilt tables were filled through other materialized
+        views, whose deduplication tokens differ, so re-applying the last insert through
+        the live views would count it twice.
+        """
+        marks = self.watermarks(topic)
+        if not marks:
+            return
+        parts = sorted(marks)
+        self._client.insert(
+            "ingest_batches",
+            [
+                [
+                    topic,
+                    time.time_ns(),
+                    "checkpoint",
+                    parts,
+                    [marks[p] for p in parts],
+                    [marks[p] for p in parts],
+                    0,
+                    0,
+                    True,
+                ]
+            ],
+            column_names=[
+                "topic",
+                "seq",
+                "token",
+                "partitions",
+                "start_offsets",
+                "end_offsets",
+                "events",
+                "max_occurred_at",
+                "checkpoint",
+            ],
+            settings={"async_insert": 0},
+        )
 
     def write(self, block: InsertBlock) -> None:
         self._client.insert(

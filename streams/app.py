@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -9,8 +12,23 @@ import faust
 
 from streams.config import StreamsConfig
 from streams.ingest_agent import IngestAgent
+from streams.ingest_plan import InsertBlock
 from streams.keys_agent import KeysAgent
 from streams.ports import IngestStore, KeyStore
+
+
+def kill_after(blocks: int) -> Callable[[InsertBlock], None]:
+    """Fault injection (tests): SIGKILL this process after `blocks` inserts, i.e. between
+    an insert and the commit of its offsets."""
+    seen = 0
+
+    def listener(block: InsertBlock) -> None:
+        nonlocal seen
+        seen += 1
+        if seen >= blocks:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return listener
 
 
 class FaustDeadLetters:
@@ -52,10 +70,12 @@ def build_app(config: StreamsConfig, services: WorkerServices) -> KeypulseApp:
         topic_allow_declare=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",
-        consumer_max_fetch_size=config.max_message_bytes * 4,
-        producer_max_request_size=config.max_message_bytes * 2,
+        consumer_max_fetch_size=max(16 << 20, config.max_message_bytes * 4),
+        producer_max_request_size=max(16 << 20, config.max_message_bytes * 2),
         producer_acks=-1,
         broker_commit_interval=1.0,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
         stream_buffer_maxsize=config.batch_max_messages * 4,
     )
     names = config.topics
@@ -73,6 +93,8 @@ def build_app(config: StreamsConfig, services: WorkerServices) -> KeypulseApp:
             max_message_bytes=config.max_message_bytes,
         )
         ingest.configure_take(config.batch_max_messages, config.batch_max_ms / 1000)
+        if config.fault_kill_after_blocks:
+            ingest.listeners.append(kill_after(config.fault_kill_after_blocks))
         requests_topic = app.topic(names.requests, key_type=bytes, value_type=bytes)
         app.agent(requests_topic, name="keypulse.ingest", concurrency=1)(ingest.run)
         agent_ref = ingest

@@ -19,6 +19,8 @@ class StreamsConfig:
     batch_max_ms: int = 500
     max_message_bytes: int = 8 * 1024 * 1024
     web_port: int = 6066
+    session_timeout_s: float = 10.0
+    fault_kill_after_blocks: int = 0
 
     @property
     def broker_url(self) -> str:

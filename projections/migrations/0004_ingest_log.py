@@ -2,7 +2,8 @@
 
 The ingest agent writes one row here before each data insert. After a crash, the newest
 row is re-inserted with the same deduplication token, which completes a half-landed
-insert and is a no-op for a complete one; offsets up to its end are then skipped.
+insert and is a no-op for a complete one; offsets up to its end are then skipped. A `checkpoint`
+row (written after a replay) records offsets known complete: nothing to re-apply.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ def statements(ctx: MigrationContext) -> list[str]:
             end_offsets Array(UInt64),
             events UInt32,
             max_occurred_at DateTime64(3, 'UTC'),
+            checkpoint Bool DEFAULT false,
             created_at DateTime64(3, 'UTC') DEFAULT now64(3)
         )
         ENGINE = MergeTree
