@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import signal
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, ParamSpec, TypeVar
@@ -11,6 +12,7 @@ from typing import Annotated, ParamSpec, TypeVar
 import typer
 from rich.console import Console
 
+from infra.cli_alerts import deliveries_app, rules_app
 from infra.clickhouse import ClickHouseUnavailable, make_client, migration_context
 from infra.kafka.broker import BrokerError, LocalKafka
 from infra.kafka.probe import broker_ready
@@ -27,6 +29,8 @@ schemas_app = typer.Typer(help="Event schemas.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
 app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
+app.add_typer(rules_app, name="rules")
+app.add_typer(deliveries_app, name="deliveries")
 
 out = Console()
 err = Console(stderr=True)
@@ -124,11 +128,17 @@ def migrate_cmd() -> None:
     out.print(f"{len(applied)} migration(s) applied" if applied else "schema is up to date")
 
 
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
 def _run_worker(settings: Settings) -> None:
     import faust
 
     from infra.worker import assemble_worker
 
+    # Until faust installs its own handlers, SIGTERM still means a clean exit.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     worker = assemble_worker(settings)
     try:
         faust_worker = faust.Worker(worker.app.app, loglevel="WARNING")
