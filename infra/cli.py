@@ -140,6 +140,11 @@ def _run_worker(settings: Settings) -> None:
     # Until faust installs its own handlers, SIGTERM still means a clean exit.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     worker = assemble_worker(settings)
+    if settings.api.serve_in_worker:
+        from infra.http_wiring import serve_http_in_worker
+
+        serve_http_in_worker(worker, settings)
+        out.print(f"HTTP API on http://{settings.api.host}:{settings.api.port} (docs at /docs)")
     try:
         faust_worker = faust.Worker(worker.app.app, loglevel="WARNING")
         with contextlib.suppress(SystemExit):

@@ -10,9 +10,20 @@ from infra.worker import Worker, assemble_worker
 
 
 @asynccontextmanager
-async def running_worker(settings: Settings) -> AsyncIterator[Worker]:
-    """Start the agents in this loop; stop them and release ClickHouse on exit."""
+async def running_worker(settings: Settings, serve_http: bool = False) -> AsyncIterator[Worker]:
+    """Start the agents in this loop; stop them and release ClickHouse on exit.
+
+    With `serve_http` the HTTP API is served too, on `settings.api.host:port`.
+    """
+    if not serve_http:
+        settings = settings.model_copy(
+            update={"api": settings.api.model_copy(update={"serve_in_worker": False})}
+        )
     worker = assemble_worker(settings)
+    if serve_http:
+        from infra.http_wiring import serve_http_in_worker
+
+        serve_http_in_worker(worker, settings)
     faust_app = worker.app.app
     try:
         await faust_app.start()

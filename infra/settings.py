@@ -8,7 +8,7 @@ environment; everything below it receives plain values.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlparse
 
 from pydantic import BaseModel, Field, ValidationError, field_validator
@@ -92,14 +92,53 @@ class WorkerSettings(BaseModel):
     before the offsets are committed. 0 (the default) disables it."""
 
 
+class ManagementKey(BaseModel):
+    """A key for the HTTP API, configured with its hash only (never the secret)."""
+
+    key_id: Annotated[str, Field(pattern=r"^mk_[A-Za-z0-9]{3,64}$")]
+    account_id: Annotated[str, Field(pattern=r"^acc_[A-Za-z0-9]{3,64}$")]
+    scope: Literal["full", "read_only"] = "read_only"
+    secret_hash: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    revoked: bool = False
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(gt=0, lt=65536)] = 8787
+    serve_in_worker: bool = True
+    management_keys: list[ManagementKey] = []
+    """JSON list, e.g. `[{"key_id": "mk_ops", "account_id": "acc_x", "scope": "full",
+    "secret_hash": "sha256:..."}]`; `keypulse api-keys hash` prints a hash."""
 
 
 class AlertingSettings(BaseModel):
+    """Evaluator, notifier and channel settings (`KEYPULSE_ALERTING_<FIELD>`).
+
+    Email is configured when `smtp_host` is set (otherwise email channels dead-letter).
+    `allow_loopback_webhooks` exists for tests and local demos only.
+    """
+
     eval_interval_s: Annotated[float, Field(gt=0)] = 5.0
+    eval_min_gap_s: Annotated[float, Field(ge=0)] = 1.0
+    idle_advance_s: Annotated[float, Field(gt=0)] = 10.0
+    evaluator_enabled: bool = True
+    notifier_enabled: bool = True
     allow_loopback_webhooks: bool = False
+    webhook_timeout_s: Annotated[float, Field(gt=0, le=60)] = 10.0
+    webhook_ca_file: str | None = None
+    slack_api_base_url: str = "https://slack.com/api/"
+    slack_allowed_webhook_hosts: list[str] = ["hooks.slack.com"]
+    smtp_host: str = ""
+    smtp_port: Annotated[int, Field(gt=0, lt=65536)] = 587
+    smtp_security: Literal["starttls", "tls", "none"] = "starttls"
+    smtp_username: str | None = None
+    smtp_password: str | None = Field(default=None, repr=False)
+    smtp_sender: str = "keypulse <alerts@keypulse.invalid>"
+    smtp_ca_file: str | None = None
+    smtp_timeout_s: Annotated[float, Field(gt=0, le=120)] = 10.0
+    retry_fast_delays_s: list[Annotated[float, Field(ge=0)]] = [5.0, 30.0, 120.0]
+    retry_give_up_after_s: Annotated[float, Field(gt=0)] = 86_400.0
+    max_concurrent_deliveries: Annotated[int, Field(ge=1, le=256)] = 16
 
 
 class Settings(BaseSettings):

@@ -190,17 +190,28 @@ class UsageQueries:
 
     def list_keys(self, account_id: str, now: datetime) -> list[KeyRow]:
         """The keys page: every key of the account with last use and 24h/7d/30d requests."""
+        return self._key_rows(account_id, now, None)
+
+    def get_key(self, account_id: str, key_id: str, now: datetime) -> KeyRow | None:
+        """One key of the account (None if it is not this account's or was deleted)."""
+        rows = self._key_rows(account_id, now, key_id)
+        return rows[0] if rows else None
+
+    def _key_rows(self, account_id: str, now: datetime, key_id: str | None) -> list[KeyRow]:
+        only = " AND key_id = {key:String}" if key_id is not None else ""
         keys = self._client.query(
             "SELECT k.key_id, k.name, k.key_type, k.access, k.status, k.plan, k.created_at, "
             "k.revoked_at, l.last_used FROM (SELECT * FROM keys FINAL "
-            "WHERE account_id = {account:String} AND status != 'deleted') AS k "
+            f"WHERE account_id = {{account:String}} AND status != 'deleted'{only}) AS k "
             "LEFT JOIN (SELECT key_id, max(last_used) AS last_used FROM key_last_used "
-            "WHERE account_id = {account:String} GROUP BY key_id) AS l "
+            f"WHERE account_id = {{account:String}}{only} GROUP BY key_id) AS l "
             "ON k.key_id = l.key_id ORDER BY k.created_at, k.key_id",
-            parameters={"account": account_id},
+            parameters={"account": account_id, "key": key_id or ""},
             settings={"join_use_nulls": 1},
         ).result_rows
-        counts = {w: self._requests_by_key(account_id, w, now) for w in Window}
+        if not keys:
+            return []
+        counts = {w: self._requests_by_key(account_id, w, now, key_id) for w in Window}
         return [
             KeyRow(
                 key_id=key_id,
@@ -219,20 +230,25 @@ class UsageQueries:
             for key_id, name, key_type, access, status, plan, created, revoked, last in keys
         ]
 
-    def _requests_by_key(self, account_id: str, window: Window, now: datetime) -> dict[str, int]:
+    def _requests_by_key(
+        self, account_id: str, window: Window, now: datetime, key_id: str | None = None
+    ) -> dict[str, int]:
         plan = plan_window(window.length, _utc(now), HOURS_FROM)
-        parts, params = [], {"account": account_id}
+        only = " AND key_id = {key:String}" if key_id is not None else ""
+        parts: list[str] = []
+        params: dict[str, Any] = {"account": account_id, "key": key_id or ""}
         for i, (s, e) in enumerate(plan.minute_spans):
-            params[f"ms{i}"], params[f"me{i}"] = s, e  # type: ignore[assignment]
+            params[f"ms{i}"], params[f"me{i}"] = s, e
             parts.append(
                 "SELECT key_id, requests FROM usage_minute WHERE account_id = {account:String} "
                 f"AND minute >= {{ms{i}:DateTime('UTC')}} AND minute < {{me{i}:DateTime('UTC')}}"
+                + only
             )
         if plan.hour_span:
-            params["hs"], params["he"] = plan.hour_span  # type: ignore[assignment]
+            params["hs"], params["he"] = plan.hour_span
             parts.append(
                 "SELECT key_id, requests FROM usage_hour WHERE account_id = {account:String} "
-                "AND hour >= {hs:DateTime('UTC')} AND hour < {he:DateTime('UTC')}"
+                "AND hour >= {hs:DateTime('UTC')} AND hour < {he:DateTime('UTC')}" + only
             )
         rows = self._client.query(
             f"SELECT key_id, sum(requests) FROM ({' UNION ALL '.join(parts)}) GROUP BY key_id",

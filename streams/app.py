@@ -66,7 +66,7 @@ def build_app(config: StreamsConfig, services: WorkerServices) -> KeypulseApp:
         value_serializer="raw",
         key_serializer="raw",
         datadir=str(config.data_dir / "faust"),
-        web_enabled=False,
+        web_enabled=config.web_enabled,
         topic_allow_declare=False,
         topic_disable_leader=True,
         consumer_auto_offset_reset="earliest",

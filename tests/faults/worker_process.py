@@ -21,6 +21,7 @@ def worker_env(data_dir: Path, bootstrap: str, prefix: str, **extra: object) -> 
         "KEYPULSE_KAFKA_CONSUMER_GROUP": f"{prefix}worker",
         "KEYPULSE_KAFKA_SESSION_TIMEOUT_S": "6",
         "KEYPULSE_CLICKHOUSE_CHDB_MAX_MEMORY_MB": "2048",
+        "KEYPULSE_API_SERVE_IN_WORKER": "false",
     }
     env.update({f"KEYPULSE_{k.upper()}": str(v) for k, v in extra.items()})
     return env

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 from pathlib import Path
 
 from kafka import KafkaConsumer, KafkaProducer
@@ -14,7 +15,10 @@ from schemas.codec import encode
 from schemas.requests import RequestBatch, RequestCompleted
 
 
-def worker_settings(tmp_path: Path, bootstrap: str, prefix: str, **worker: int) -> Settings:
+def worker_settings(
+    tmp_path: Path, bootstrap: str, prefix: str, api: dict[str, Any] | None = None, **worker: int
+) -> Settings:
+    """Settings for a test worker (`api` overrides the HTTP API settings)."""
     return load_settings(
         data_dir=tmp_path,
         kafka={
@@ -23,6 +27,7 @@ def worker_settings(tmp_path: Path, bootstrap: str, prefix: str, **worker: int) 
             "consumer_group": f"{prefix}worker",
         },
         worker=worker,
+        api=api or {},
     )
 
 
