@@ -73,6 +73,7 @@ class IngestAgent:
         self._max_bytes = max_message_bytes
         self._retry_max_s = retry_max_s
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ch-ingest")
+        self._decode_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
         self._watermarks: dict[int, int] = {}
         self._stale = True
         self.stats = IngestStats()
@@ -136,8 +137,15 @@ class IngestAgent:
     async def process(self, records: list[SourceRecord]) -> None:
         if self._stale:
             await self.recover()
-        plan = plan_ingest(
-            self._topic, records, self._watermarks, self._max_events, self._max_bytes
+        # Decoding a large take is CPU work: a thread lets the loop keep heartbeating.
+        plan = await asyncio.get_running_loop().run_in_executor(
+            self._decode_executor,
+            plan_ingest,
+            self._topic,
+            records,
+            dict(self._watermarks),
+            self._max_events,
+            self._max_bytes,
         )
         self.stats.skipped_records += plan.skipped
         if plan.rejected:
@@ -175,3 +183,4 @@ class IngestAgent:
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)
+        self._decode_executor.shutdown(wait=True)
