@@ -28,7 +28,7 @@ kafka-jars: $(JARS)
 setup: $(INSTALLED) $(JARS)
 
 demo: setup
-	$(BIN)/keypulse up --check
+	$(BIN)/keypulse demo $(if $(DURATION),--duration $(DURATION),)
 
 lint: setup
 	$(BIN)/ruff check .

@@ -210,6 +210,23 @@ def replay_cmd(
     run_replay(_settings(), out)
 
 
+@app.command("demo")
+@clean_errors
+def demo_cmd(
+    duration: Annotated[
+        float, typer.Option("--duration", min=10, help="Seconds of live traffic.")
+    ] = 60,
+) -> None:
+    """Run the product end to end: keys, traffic, a misbehaving key, a delivered alert."""
+    from infra.demo import DemoFailed, run_demo
+
+    try:
+        run_demo(_settings(), out, duration)
+    except DemoFailed as exc:
+        err.print(f"[red]demo failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
 @schemas_app.command("export")
 @clean_errors
 def schemas_export(directory: Path) -> None:
@@ -218,6 +235,15 @@ def schemas_export(directory: Path) -> None:
 
     for path in export_json_schemas(directory):
         out.print(f"wrote {path}")
+
+
+def _register_read_commands() -> None:
+    from infra import cli_read
+
+    cli_read.register(app)
+
+
+_register_read_commands()
 
 
 def main() -> None:

@@ -31,6 +31,7 @@ REBUILT_TABLES = (
     "requests_raw",
     "usage_minute",
     "usage_hour",
+    "usage_day",
     "key_last_used",
     "key_ip_seen",
     "ingest_batches",

@@ -10,6 +10,8 @@ from rich.console import Console
 from infra.inprocess import running_worker
 from infra.settings import Settings
 from schemas.codec import encode
+from schemas.keys import KeyCreated, KeyType
+from schemas.plans import Plan
 from schemas.requests import RequestBatch, RequestCompleted
 from schemas.topics import TopicNames
 
@@ -35,8 +37,19 @@ def _produce(settings: Settings, events: int) -> None:
             for i in range(events)
         ]
     )
+    names = TopicNames.with_prefix(settings.kafka.topic_prefix)
+    created = KeyCreated(
+        key_id=SELFCHECK_KEY,
+        account_id=SELFCHECK_ACCOUNT,
+        name="self-check",
+        key_type=KeyType.TEST,
+        secret_hash="sha256:" + "0" * 64,
+        plan=Plan.FREE,
+        actor="selfcheck",
+    )
     producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
     try:
+        producer.send(names.key_events, encode(created), key=SELFCHECK_ACCOUNT.encode()).get(30)
         producer.send(topic, encode(batch)).get(timeout=30)
     finally:
         producer.close()

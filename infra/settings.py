@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "KEYPULSE_"
@@ -106,6 +106,8 @@ class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(gt=0, lt=65536)] = 8787
     serve_in_worker: bool = True
+    token: SecretStr = SecretStr("")
+    """A management key secret the CLI sends when it reads through a running worker."""
     management_keys: list[ManagementKey] = []
     """JSON list, e.g. `[{"key_id": "mk_ops", "account_id": "acc_x", "scope": "full",
     "secret_hash": "sha256:..."}]`; `keypulse api-keys hash` prints a hash."""

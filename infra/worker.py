@@ -1,4 +1,4 @@
-"""Composition of the worker: settings -> adapters -> faust app (+ services)."""
+"""Composition of the worker: settings -> adapters -> faust app (+ services, alerting)."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from clickhouse_connect.driver.client import Client
 
+from infra.alerting_wiring import AlertingParts, build_alerting
 from infra.clickhouse import make_client, migration_context
 from infra.settings import Settings
 from projections.migrate import migrate
@@ -27,6 +28,7 @@ def streams_config(settings: Settings) -> StreamsConfig:
         max_message_bytes=settings.worker.max_message_bytes,
         session_timeout_s=settings.kafka.session_timeout_s,
         fault_kill_after_blocks=settings.worker.fault_kill_after_blocks,
+        web_enabled=settings.api.serve_in_worker,
     )
 
 
@@ -36,12 +38,15 @@ class Worker:
 
     app: KeypulseApp
     clients: list[Client]
+    alerting: AlertingParts | None = None
 
     def close(self) -> None:
         if self.app.ingest:
             self.app.ingest.close()
         if self.app.keys:
             self.app.keys.close()
+        if self.alerting is not None:
+            self.alerting.close()
         for client in self.clients:
             client.close()
 
@@ -52,9 +57,15 @@ def assemble_worker(settings: Settings) -> Worker:
     migrate(admin, migration_context(settings))
     ingest_client = make_client(settings)
     keys_client = make_client(settings)
+    config = streams_config(settings)
+    alerting = build_alerting(settings, config.topics, lambda: make_client(settings))
     services = WorkerServices(
         ingest_store=ClickHouseIngestStore(ingest_client),
         key_store=ClickHouseKeyStore(keys_client),
+        extra_agents=[alerting.register],
     )
-    app = build_app(streams_config(settings), services)
-    return Worker(app=app, clients=[admin, ingest_client, keys_client])
+    app = build_app(config, services)
+    if app.ingest is not None:
+        alerting.attach_ingest(app.ingest.listeners)
+    clients = [admin, ingest_client, keys_client, *alerting.clients]
+    return Worker(app=app, clients=clients, alerting=alerting)

@@ -7,7 +7,6 @@ Every answer is scoped to that account; another account's key is a 404.
 signatures' local `Annotated` aliases at definition time.)
 """
 
-
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Protocol, TypeVar
@@ -133,6 +132,10 @@ def usage_router(
             raise HTTPException(404, detail=f"no key {key_id} in this account")
         return row
 
+    def require_key(account_id: str, key_id: str) -> None:
+        if not run(lambda q: q.has_key(account_id, key_id)):
+            raise HTTPException(404, detail=f"no key {key_id} in this account")
+
     @router.get("/api-keys", response_model=KeyListOut, summary="List keys with usage")
     def list_keys(account_id: Account) -> KeyListOut:
         rows = run(lambda q: q.list_keys(account_id, clock()))
@@ -144,7 +147,7 @@ def usage_router(
 
     @router.get("/api-keys/{key_id}/usage", response_model=UsageOut, summary="Key usage")
     def key_usage(key_id: str, account_id: Account, window: WindowQ = Window.H24) -> UsageOut:
-        known_key(account_id, key_id)
+        require_key(account_id, key_id)
         usage = run(lambda q: q.key_usage(account_id, key_id, window, clock()))
         return UsageOut.of(usage, window, key_id)
 
@@ -157,7 +160,7 @@ def usage_router(
         window: WindowQ = Window.H24,
         step: Annotated[str, Query(pattern="^(1m|5m|15m|1h|6h|1d)$")] = "1h",
     ) -> TimeseriesOut:
-        known_key(account_id, key_id)
+        require_key(account_id, key_id)
         step_s = _STEPS[step]
         points = run(
             lambda q: q.key_timeseries(

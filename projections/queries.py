@@ -1,8 +1,10 @@
 """The read side: usage questions over the rollups, every one scoped by account.
 
-24h reads `usage_minute`; 7d and 30d read whole hours from `usage_hour` and the partial
-hours at either end from `usage_minute`, so every window is exact to the minute.
-All functions take `now` so callers (and tests) decide the clock.
+Usage windows are exact to the minute: whole days come from `usage_day`, the whole hours
+around them from `usage_hour` and the partial hours at either end from `usage_minute`
+(`TierPlan`), so a key's 30 days are some 30 day rows, ~46 hour rows and ~120 minute rows.
+Several windows are answered in one pass with `-If` aggregates (`key_summary`, the key
+listing). All functions take `now` so callers (and tests) decide the clock.
 """
 
 from __future__ import annotations
@@ -14,19 +16,10 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from projections.windows import Window, WindowPlan, plan_window
+from projections.windows import Span, TierPlan, Window, plan_tiers, plan_window
 
 HOURS_FROM = timedelta(days=2)
-
-_SUMS = (
-    "sum(requests) AS requests, sum(errors_4xx) AS errors_4xx, sum(errors_5xx) AS errors_5xx, "
-    "sum(renders) AS renders, sum(bytes_out) AS bytes_out"
-)
-_PARTIAL = (
-    "sum(requests) AS requests, sum(errors_4xx) AS errors_4xx, sum(errors_5xx) AS errors_5xx, "
-    "sum(renders) AS renders, sum(bytes_out) AS bytes_out, "
-    "quantilesTDigestMergeState(0.5, 0.95, 0.99)(latency) AS latency"
-)
+"""`plan_window`'s threshold for the hour table (timeseries and alert windows)."""
 
 
 @dataclass(frozen=True)
@@ -94,25 +87,84 @@ def _utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-def _partials_sql(plan: WindowPlan, where: str, group: str) -> tuple[str, dict[str, Any]]:
-    """UNION ALL of per-table partial aggregates covering the window."""
-    parts: list[str] = []
-    params: dict[str, Any] = {}
-    for i, (s, e) in enumerate(plan.minute_spans):
-        params[f"ms{i}"], params[f"me{i}"] = s, e
-        parts.append(
-            f"SELECT {group}{_PARTIAL} FROM usage_minute WHERE {where} "
-            f"AND minute >= {{ms{i}:DateTime('UTC')}} AND minute < {{me{i}:DateTime('UTC')}}"
-            + (f" GROUP BY {group.rstrip(', ')}" if group else "")
+_FIELDS = ("requests", "errors_4xx", "errors_5xx", "renders", "bytes_out")
+_USAGE_COLS = ", ".join(_FIELDS) + ", latency"
+_TIERS = (("usage_minute", "minute"), ("usage_hour", "hour"), ("usage_day", "day"))
+
+
+def _tier_spans(plan: TierPlan) -> tuple[tuple[Span, ...], ...]:
+    return (plan.minutes, plan.hours, plan.days)
+
+
+def _within(col: str, spans: list[tuple[str, str]]) -> str:
+    if not spans:
+        return "0"
+    return " OR ".join(
+        f"({col} >= {{{s}:DateTime('UTC')}} AND {col} < {{{e}:DateTime('UTC')}})" for s, e in spans
+    )
+
+
+def _merged(groups: list[tuple[Span, ...]]) -> list[Span]:
+    """The union of the spans as sorted, disjoint spans."""
+    out: list[Span] = []
+    for start, end in sorted(span for group in groups for span in group):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+class _Tiered:
+    """Rows of the minute, hour and day rollups covering some windows, flagged per window.
+
+    `source(where, cols)` is a UNION ALL with one SELECT per tier (at most three) of the
+    rows `(w0, w1, ..., cols...)` that fall in any of the windows, where `wN` says whether
+    the row belongs to the N-th window; `-If` aggregates on the flags answer every window
+    in one pass. (ClickHouse plans each branch and each expression anew: fewer branches
+    and short aggregate arguments keep the planning, most of a point query, small.)
+    """
+
+    def __init__(self, windows: Sequence[Window], now: datetime) -> None:
+        self.params: dict[str, Any] = {}
+        plans = [_tier_spans(plan_tiers(w.length, _utc(now))) for w in windows]
+        self._tiers: list[tuple[str, str, str]] = []  # (table, flags, range condition)
+        for tier, (table, col) in enumerate(_TIERS):
+            spans = _merged([plan[tier] for plan in plans])
+            if not spans:
+                continue
+            flags = ", ".join(
+                f"({self._within(col, plan[tier], f'w{n}t{tier}')}) AS w{n}"
+                for n, plan in enumerate(plans)
+            )
+            self._tiers.append((table, flags, self._within(col, spans, f"t{tier}")))
+
+    def _within(self, col: str, spans: Sequence[Span], prefix: str) -> str:
+        conds = []
+        for i, (start, end) in enumerate(spans):
+            s, e = f"{prefix}s{i}", f"{prefix}e{i}"
+            self.params[s], self.params[e] = start, end
+            conds.append(f"({col} >= {{{s}:DateTime('UTC')}} AND {col} < {{{e}:DateTime('UTC')}})")
+        return " OR ".join(conds) or "0"
+
+    def source(self, where: str, cols: str) -> str:
+        return " UNION ALL ".join(
+            f"SELECT {flags}, {cols} FROM {table} WHERE {where} AND ({within})"
+            for table, flags, within in self._tiers
         )
-    if plan.hour_span:
-        params["hs"], params["he"] = plan.hour_span
-        parts.append(
-            f"SELECT {group}{_PARTIAL} FROM usage_hour WHERE {where} "
-            "AND hour >= {hs:DateTime('UTC')} AND hour < {he:DateTime('UTC')}"
-            + (f" GROUP BY {group.rstrip(', ')}" if group else "")
-        )
-    return " UNION ALL ".join(parts), params
+
+    def usage(self, w: int) -> str:
+        """The aggregates `_usage` reads, for the w-th window."""
+        sums = ", ".join(f"sumIf({f}, w{w})" for f in _FIELDS)
+        return f"{sums}, quantilesTDigestMergeIf(0.5, 0.95, 0.99)(latency, w{w})"
+
+
+_ONE_STREAM = {"max_threads": 1}
+"""t-digest merges depend on the order of the states: one stream keeps answers repeatable
+(the reads are a few hundred rows per key, so a second thread would not help anyway)."""
+
+_KEY = "account_id = {account:String} AND key_id = {key:String}"
+_ACCOUNT = "account_id = {account:String}"
 
 
 def _usage(row: Sequence[Any]) -> Usage:
@@ -130,33 +182,53 @@ class UsageQueries:
         self._client = client
 
     def key_usage(self, account_id: str, key_id: str, window: Window, now: datetime) -> Usage:
-        plan = plan_window(window.length, _utc(now), HOURS_FROM)
-        inner, params = _partials_sql(
-            plan, "account_id = {account:String} AND key_id = {key:String}", ""
-        )
-        params |= {"account": account_id, "key": key_id}
+        return self.key_summary(account_id, key_id, now, (window,))[window]
+
+    def key_summary(
+        self,
+        account_id: str,
+        key_id: str,
+        now: datetime,
+        windows: Sequence[Window] = tuple(Window),
+    ) -> dict[Window, Usage]:
+        """Usage of one key in each of `windows` (24h, 7d and 30d by default), one query."""
+        tiered = _Tiered(windows, now)
+        aggs = ", ".join(tiered.usage(w) for w in range(len(windows)))
         rows = self._client.query(
-            f"SELECT {_SUMS}, quantilesTDigestMerge(0.5, 0.95, 0.99)(latency) FROM ({inner})",
-            parameters=params,
+            f"SELECT {aggs} FROM ({tiered.source(_KEY, _USAGE_COLS)})",
+            parameters=tiered.params | {"account": account_id, "key": key_id},
+            settings=_ONE_STREAM,
         ).result_rows
-        return _usage(rows[0]) if rows else EMPTY_USAGE
+        width = len(_FIELDS) + 1
+        return {
+            window: _usage(rows[0][w * width : (w + 1) * width]) if rows else EMPTY_USAGE
+            for w, window in enumerate(windows)
+        }
+
+    def has_key(self, account_id: str, key_id: str) -> bool:
+        """Whether the account has this key (revoked included, deleted not)."""
+        return bool(
+            self._client.query(
+                f"SELECT count() FROM keys FINAL WHERE {_KEY} AND status != 'deleted'",
+                parameters={"account": account_id, "key": key_id},
+            ).result_rows[0][0]
+        )
 
     def usage_by_key(
         self, account_id: str, window: Window, now: datetime, key_ids: list[str] | None = None
     ) -> dict[str, Usage]:
         """Usage of every key of the account in one query (optionally only `key_ids`)."""
-        plan = plan_window(window.length, _utc(now), HOURS_FROM)
-        where = "account_id = {account:String}"
+        where = _ACCOUNT
         if key_ids is not None:
             where += " AND key_id IN {keys:Array(String)}"
-        inner, params = _partials_sql(plan, where, "key_id, ")
-        params |= {"account": account_id, "keys": key_ids or []}
+        tiered = _Tiered((window,), now)
         rows = self._client.query(
-            f"SELECT key_id, {_SUMS}, quantilesTDigestMerge(0.5, 0.95, 0.99)(latency) "
-            f"FROM ({inner}) GROUP BY key_id",
-            parameters=params,
+            f"SELECT key_id, {tiered.usage(0)} "
+            f"FROM ({tiered.source(where, 'key_id, ' + _USAGE_COLS)}) GROUP BY key_id",
+            parameters=tiered.params | {"account": account_id, "keys": key_ids or []},
+            settings=_ONE_STREAM,
         ).result_rows
-        return {row[0]: _usage(row[1:]) for row in rows}
+        return {row[0]: _usage(row[1:]) for row in rows if row[1]}
 
     def key_timeseries(
         self, account_id: str, key_id: str, window: Window, step: timedelta, now: datetime
@@ -211,7 +283,8 @@ class UsageQueries:
         ).result_rows
         if not keys:
             return []
-        counts = {w: self._requests_by_key(account_id, w, now, key_id) for w in Window}
+        counts = self._requests_by_key(account_id, now, key_id)
+        none = (0, 0, 0)
         return [
             KeyRow(
                 key_id=key_id,
@@ -223,49 +296,37 @@ class UsageQueries:
                 created_at=_utc(created),
                 revoked_at=_utc(revoked) if revoked else None,
                 last_used=_utc(last) if last else None,
-                requests_24h=counts[Window.H24].get(key_id, 0),
-                requests_7d=counts[Window.D7].get(key_id, 0),
-                requests_30d=counts[Window.D30].get(key_id, 0),
+                requests_24h=counts.get(key_id, none)[0],
+                requests_7d=counts.get(key_id, none)[1],
+                requests_30d=counts.get(key_id, none)[2],
             )
             for key_id, name, key_type, access, status, plan, created, revoked, last in keys
         ]
 
     def _requests_by_key(
-        self, account_id: str, window: Window, now: datetime, key_id: str | None = None
-    ) -> dict[str, int]:
-        plan = plan_window(window.length, _utc(now), HOURS_FROM)
-        only = " AND key_id = {key:String}" if key_id is not None else ""
-        parts: list[str] = []
-        params: dict[str, Any] = {"account": account_id, "key": key_id or ""}
-        for i, (s, e) in enumerate(plan.minute_spans):
-            params[f"ms{i}"], params[f"me{i}"] = s, e
-            parts.append(
-                "SELECT key_id, requests FROM usage_minute WHERE account_id = {account:String} "
-                f"AND minute >= {{ms{i}:DateTime('UTC')}} AND minute < {{me{i}:DateTime('UTC')}}"
-                + only
-            )
-        if plan.hour_span:
-            params["hs"], params["he"] = plan.hour_span
-            parts.append(
-                "SELECT key_id, requests FROM usage_hour WHERE account_id = {account:String} "
-                "AND hour >= {hs:DateTime('UTC')} AND hour < {he:DateTime('UTC')}" + only
-            )
+        self, account_id: str, now: datetime, key_id: str | None = None
+    ) -> dict[str, tuple[int, int, int]]:
+        """Requests per key in the last 24h, 7d and 30d, in one pass over the rollups."""
+        where = _ACCOUNT + (" AND key_id = {key:String}" if key_id is not None else "")
+        windows = (Window.H24, Window.D7, Window.D30)
+        tiered = _Tiered(windows, now)
+        sums = ", ".join(f"sumIf(requests, w{w})" for w in range(len(windows)))
         rows = self._client.query(
-            f"SELECT key_id, sum(requests) FROM ({' UNION ALL '.join(parts)}) GROUP BY key_id",
-            parameters=params,
+            f"SELECT key_id, {sums} FROM ({tiered.source(where, 'key_id, requests')}) "
+            "GROUP BY key_id",
+            parameters=tiered.params | {"account": account_id, "key": key_id or ""},
         ).result_rows
-        return {k: int(n) for k, n in rows}
+        return {k: (int(a), int(b), int(c)) for k, a, b, c in rows}
 
     def account_usage(
         self, account_id: str, window: Window, now: datetime, top: int = 10
     ) -> AccountUsage:
         per_key = self.usage_by_key(account_id, window, now)
-        plan = plan_window(window.length, _utc(now), HOURS_FROM)
-        inner, params = _partials_sql(plan, "account_id = {account:String}", "")
-        params["account"] = account_id
+        tiered = _Tiered((window,), now)
         rows = self._client.query(
-            f"SELECT {_SUMS}, quantilesTDigestMerge(0.5, 0.95, 0.99)(latency) FROM ({inner})",
-            parameters=params,
+            f"SELECT {tiered.usage(0)} FROM ({tiered.source(_ACCOUNT, _USAGE_COLS)})",
+            parameters=tiered.params | {"account": account_id},
+            settings=_ONE_STREAM,
         ).result_rows
         total = _usage(rows[0]) if rows else EMPTY_USAGE
         ranked = sorted(((k, u.requests) for k, u in per_key.items()), key=lambda x: -x[1])

@@ -58,3 +58,52 @@ def plan_window(length: timedelta, now: datetime, hours_from: timedelta) -> Wind
         return WindowPlan(start, end, ((start, end),), None)
     spans = tuple(s for s in ((start, h_start), (h_end, end)) if s[0] < s[1])
     return WindowPlan(start, end, spans, (h_start, h_end))
+
+
+Span = tuple[datetime, datetime]
+
+
+@dataclass(frozen=True)
+class TierPlan:
+    """A window as minute-aligned [start, end) split over three rollups, coarsest first.
+
+    Whole days come from `usage_day`, the whole hours around them from `usage_hour`,
+    and the minutes that do not fill an hour from `usage_minute`: every window is exact
+    to the minute and reads at most ~120 minute, ~46 hour and 30 day rows per key.
+    """
+
+    start: datetime
+    end: datetime
+    minutes: tuple[Span, ...]
+    hours: tuple[Span, ...]
+    days: tuple[Span, ...]
+
+
+def _ceil(t: datetime, unit: timedelta) -> datetime:
+    floored = _floor(t, unit)
+    return floored if floored == t else floored + unit
+
+
+def _floor(t: datetime, unit: timedelta) -> datetime:
+    if unit == timedelta(days=1):
+        return t.replace(hour=0, minute=0, second=0, microsecond=0)
+    return t.replace(minute=0, second=0, microsecond=0)
+
+
+def _nonempty(*spans: Span) -> tuple[Span, ...]:
+    return tuple(s for s in spans if s[0] < s[1])
+
+
+def plan_tiers(length: timedelta, now: datetime) -> TierPlan:
+    """Split the window of `length` ending after the minute of `now` (UTC) over the tiers."""
+    end = _floor_minute(now) + timedelta(minutes=1)
+    start = end - length
+    hour, day = timedelta(hours=1), timedelta(days=1)
+    h0, h1 = _ceil(start, hour), _floor(end, hour)
+    if h0 >= h1:
+        return TierPlan(start, end, ((start, end),), (), ())
+    minutes = _nonempty((start, h0), (h1, end))
+    d0, d1 = _ceil(h0, day), _floor(h1, day)
+    if d0 >= d1:
+        return TierPlan(start, end, minutes, ((h0, h1),), ())
+    return TierPlan(start, end, minutes, _nonempty((h0, d0), (d1, h1)), ((d0, d1),))

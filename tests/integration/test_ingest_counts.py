@@ -11,7 +11,7 @@ import pytest
 
 from infra.clickhouse import make_client
 from infra.inprocess import running_worker
-from projections.queries import UsageQueries
+from projections.queries import EMPTY_USAGE, UsageQueries
 from projections.windows import Window
 from schemas.codec import encode
 from schemas.keys import KeyCreated, KeyRevoked, KeyType
@@ -129,6 +129,26 @@ async def test_exact_counts_per_key_and_window(
                 assert _rank_ok(latencies, usage.p50_ms, 0.50), (window, key, usage)
                 assert _rank_ok(latencies, usage.p95_ms, 0.95), (window, key, usage)
                 assert _rank_ok(latencies, usage.p99_ms, 0.99, tolerance=0.01)
+
+        # The one-query summary answers exactly what three `key_usage` calls answer
+        # (t-digest estimates may differ in merge order, so those are held to their ranks).
+        for key in KEYS:
+            summary = queries.key_summary(ACCOUNT, key, now)
+            assert list(summary) == list(Window)
+            for window, got in summary.items():
+                one = queries.key_usage(ACCOUNT, key, window, now)
+                counts = ("requests", "errors_4xx", "errors_5xx", "renders", "bytes_out")
+                assert [getattr(got, c) for c in counts] == [getattr(one, c) for c in counts]
+                start = _window_start(now, window)
+                latencies = [
+                    e.latency_ms
+                    for e in events
+                    if e.key_id == key and e.account_id == ACCOUNT and e.occurred_at >= start
+                ]
+                assert got.p95_ms is not None and _rank_ok(latencies, got.p95_ms, 0.95)
+        assert queries.key_summary(ACCOUNT, "key_unknown01", now) == dict.fromkeys(
+            Window, EMPTY_USAGE
+        )
 
         listing = {row.key_id: row for row in queries.list_keys(ACCOUNT, now)}
         assert set(listing) == set(KEYS)

@@ -1,0 +1,134 @@
+"""Faust agent bodies of alerting: the rules projection and the notifier.
+
+Both follow the agent pattern: take a batch of events, decode (invalid records go to the
+dead-letter topic with their reason), call pure functions, do the I/O off the loop, and
+return so faust commits the offsets only after the effects are durable.
+
+- `RulesAgent`: `keypulse.alert-rules` -> `alert_rules` (version = source offset), then
+  tells its listeners (the evaluator) about the changes.
+- `NotifierAgent`: `keypulse.notifications` -> deliveries. Per batch it looks the
+  deliveries up in the log, records the new ones as pending and hands them to the
+  `DeliveryScheduler`; attempts and retries run outside the agent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Protocol
+
+from alerting.codec import REPLAY_HEADER, decode_notification, decode_rule_event, header_value
+from alerting.delivery import DeliveryJob, DeliveryScheduler, expand, select_jobs
+from alerting.ports import RuleChange, RuleStore
+from schemas.alerts import AlertRuleDeleted
+from schemas.errors import InvalidMessage
+from streams.dead_letters import dead_letter_headers
+
+log = logging.getLogger(__name__)
+
+RuleListener = Callable[[Sequence[RuleChange]], None]
+
+
+class DeadLetterSink(Protocol):
+    async def send(self, key: bytes | None, value: bytes, headers: dict[str, bytes]) -> None: ...
+
+
+class RulesAgent:
+    def __init__(self, topic: str, store: RuleStore, dead_letters: DeadLetterSink) -> None:
+        self._topic = topic
+        self._store = store
+        self._dlq = dead_letters
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ch-rules")
+        self.listeners: list[RuleListener] = []
+        self.processed = 0
+
+    async def run(self, stream: Any) -> None:
+        async for events in stream.take_events(500, 0.1):
+            await self.process_events(events)
+
+    async def process_events(self, events: Sequence[Any]) -> None:
+        changes: list[RuleChange] = []
+        for e in events:
+            msg = e.message
+            try:
+                event = decode_rule_event(msg.value or b"")
+            except InvalidMessage as exc:
+                headers = dead_letter_headers(exc, self._topic, msg.partition, msg.offset)
+                await self._dlq.send(msg.key, msg.value or b"", headers)
+                continue
+            if isinstance(event, AlertRuleDeleted):
+                change = RuleChange(
+                    event.rule_id, event.account_id, None, msg.offset, event.occurred_at
+                )
+            else:
+                rule = event.rule
+                change = RuleChange(
+                    rule.rule_id, rule.account_id, rule, msg.offset, event.occurred_at
+                )
+            changes.append(change)
+        if not changes:
+            return
+        loop = asyncio.get_running_loop()
+        delay = 0.25
+        while True:
+            try:
+                await loop.run_in_executor(self._executor, self._store.apply, changes)
+                break
+            except Exception as exc:
+                log.warning("rules: write failed (%s); retrying in %.1fs", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        self.processed += len(changes)
+        for listener in self.listeners:
+            listener(changes)
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+
+class NotifierAgent:
+    def __init__(
+        self, topic: str, scheduler: DeliveryScheduler, dead_letters: DeadLetterSink
+    ) -> None:
+        self._topic = topic
+        self._scheduler = scheduler
+        self._dlq = dead_letters
+        self.received = 0
+
+    async def run(self, stream: Any) -> None:
+        """Consume notifications; the scheduler's dispatcher runs alongside."""
+        await self._scheduler.start()
+        dispatcher = asyncio.create_task(self._scheduler.run())
+        try:
+            async for events in stream.take_events(200, 0.05):
+                await self.process_events(events)
+        finally:
+            dispatcher.cancel()
+            with contextlib.suppress(BaseException):
+                await dispatcher
+            await self._scheduler.stop()
+
+    async def process_events(self, events: Sequence[Any]) -> None:
+        jobs: list[DeliveryJob] = []
+        for e in events:
+            msg = e.message
+            try:
+                notification = decode_notification(msg.value or b"")
+            except InvalidMessage as exc:
+                headers = dead_letter_headers(exc, self._topic, msg.partition, msg.offset)
+                await self._dlq.send(msg.key, msg.value or b"", headers)
+                continue
+            self.received += 1
+            jobs.extend(expand(notification, header_value(msg.headers, REPLAY_HEADER)))
+        await self.deliver(jobs)
+
+    async def deliver(self, jobs: Iterable[DeliveryJob]) -> None:
+        jobs = list(jobs)
+        if not jobs:
+            return
+        scheduler = self._scheduler
+        known = await scheduler.lookup([j.delivery_id for j in jobs])
+        await scheduler.accept(select_jobs(jobs, known, scheduler.queued))

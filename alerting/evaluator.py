@@ -1,0 +1,320 @@
+"""The alert evaluator: one instance per deployment, running inside the worker.
+
+Contracts:
+
+- Woken after every landed ingest block (`on_block`) and at least every `interval_s`;
+  cycles are at least `min_gap_s` apart. The evaluation time comes from
+  `alerting.eval_clock` (the ingest watermark); it advances without traffic only when
+  ClickHouse holds every offset of the requests topic (`end_offsets` vs
+  `ingest_offsets`).
+- A cycle evaluates every enabled rule with one query per (kind, window)
+  (`alerting.planning`), runs the pure `transition` per concerned key, then:
+  1. publishes the notify decisions as `Notification`s and waits for the broker;
+  2. appends every transition to `alert_history` and upserts the changed instances
+     (one batched write, retried with the same token until it succeeds);
+  3. only then adopts the new instance states.
+  A failed publish aborts the cycle without adopting anything: the next cycle re-derives
+  the same decisions with the same idempotency keys. A failed stats query turns the
+  rule's instances into the explicit error state.
+- Restart: rules and the latest persisted instances are loaded before the first cycle,
+  so an open episode continues and nothing is notified again; the clock never goes back
+  behind a restored instance.
+- Rule changes arrive through `apply_rule_changes` (the rules agent); the newest version
+  of a rule wins. Instances of a deleted rule are dropped without notifying.
+- Instances are created lazily: a key that has never breached and has no instance is
+  not stored.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any, Protocol, TypeVar
+
+from alerting.eval_clock import EvaluationClock
+from alerting.notifications import build_notification
+from alerting.planning import QueryAnswer, QueryKey, observe, plan_queries, query_key
+from alerting.ports import (
+    AlertStateStore,
+    EndOffsets,
+    EvaluationQueries,
+    NotificationPublisher,
+    RuleChange,
+    RuleSource,
+    StatsQuery,
+)
+from alerting.state import Condition, NotifyDecision, classify, new_instance, transition
+from schemas.alerts import AlertHistoryEntry, AlertInstance, AlertRule, Notification
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+class LandedBlock(Protocol):
+    """What the evaluator reads from an ingest block that landed."""
+
+    count: int
+    max_occurred_at_ms: int
+
+
+@dataclass(frozen=True)
+class EvaluatorConfig:
+    interval_s: float = 5.0
+    min_gap_s: float = 1.0
+    idle_advance_s: float = 10.0
+    retry_max_s: float = 10.0
+
+
+@dataclass
+class EvaluatorStats:
+    cycles: int = 0
+    failed_cycles: int = 0
+    transitions: int = 0
+    notifications: int = 0
+    queries: int = 0
+    last_queries: int = 0
+    last_error: str = ""
+    last_evaluated_at: datetime | None = None
+    cycle_ms: deque[float] = field(default_factory=lambda: deque(maxlen=10_000))
+
+
+@dataclass(frozen=True)
+class CycleReport:
+    evaluated_at: datetime
+    rules: int
+    queries: int
+    observations: int
+    transitions: int
+    notifications: list[Notification]
+    elapsed_ms: float
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Evaluator:
+    """Owns the rules and instance states of the deployment (see the module docstring)."""
+
+    def __init__(
+        self,
+        queries: EvaluationQueries,
+        rules: RuleSource,
+        state: AlertStateStore,
+        publisher: NotificationPublisher,
+        config: EvaluatorConfig | None = None,
+        *,
+        end_offsets: EndOffsets | None = None,
+        wall_clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self._queries = queries
+        self._rule_source = rules
+        self._state = state
+        self._publisher = publisher
+        self._config = config = config or EvaluatorConfig()
+        self._end_offsets = end_offsets
+        self._wall = wall_clock
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ch-eval")
+        self._clock = EvaluationClock(config.idle_advance_s)
+        self._rules: dict[str, AlertRule] = {}
+        self._versions: dict[str, int] = {}
+        self._instances: dict[str, dict[str, AlertInstance]] = {}  # rule_id -> key_id -> inst
+        self._wake = asyncio.Event()
+        self._started = False
+        self.stats = EvaluatorStats()
+
+    # ----------------------------------------------------------------- inputs
+
+    def on_block(self, block: LandedBlock) -> None:
+        """IngestAgent listener: a block landed; advance the watermark and wake up."""
+        if block.count > 0 and block.max_occurred_at_ms > 0:
+            at = datetime.fromtimestamp(block.max_occurred_at_ms / 1000, UTC)
+            self._clock.landed(at, self._wall())
+            self._wake.set()
+
+    def apply_rule_changes(self, changes: Iterable[RuleChange]) -> None:
+        """Rules agent listener: adopt created/updated/deleted rules (newest version wins)."""
+        for change in changes:
+            self._adopt(change.rule_id, change.rule, change.version)
+        self._wake.set()
+
+    def _adopt(self, rule_id: str, rule: AlertRule | None, version: int) -> None:
+        if version < self._versions.get(rule_id, -1):
+            return
+        self._versions[rule_id] = version
+        if rule is None:
+            self._rules.pop(rule_id, None)
+            self._instances.pop(rule_id, None)
+        else:
+            self._rules[rule_id] = rule
+
+    @property
+    def rules(self) -> dict[str, AlertRule]:
+        return dict(self._rules)
+
+    def instances(self) -> list[AlertInstance]:
+        return [i for per_rule in self._instances.values() for i in per_rule.values()]
+
+    # ----------------------------------------------------------------- I/O helpers
+
+    async def _io(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
+
+    async def _io_retrying(self, fn: Callable[..., T], *args: Any) -> T:
+        delay = 0.25
+        while True:
+            try:
+                return await self._io(fn, *args)
+            except Exception as exc:
+                log.warning("evaluator: %s failed (%s); retrying in %.1fs", fn.__name__, exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, self._config.retry_max_s)
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Load rules, persisted instances and the watermark (idempotent)."""
+        if self._started:
+            return
+        loaded = await self._io_retrying(self._rule_source.load_rules)
+        for rule, version in loaded:
+            self._adopt(rule.rule_id, rule, version)
+        for inst in await self._io_retrying(self._state.load_instances):
+            if inst.rule_id in self._rules:
+                self._instances.setdefault(inst.rule_id, {})[inst.key_id] = inst
+                if inst.since is not None:
+                    self._clock.raise_floor(inst.since)
+        watermark = await self._io_retrying(self._queries.ingest_watermark)
+        wall = self._wall()
+        if watermark is not None:
+            self._clock.landed(watermark, wall)
+        else:
+            self._clock.last_landed_wall = wall
+        self._started = True
+        log.info(
+            "evaluator: %d rules, %d instances, watermark %s",
+            len(self._rules),
+            sum(len(v) for v in self._instances.values()),
+            watermark,
+        )
+
+    async def run(self) -> None:
+        """The evaluator task: start, then cycle on wake-ups and every `interval_s`."""
+        await self.start()
+        last_end = -1e9
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=self._config.interval_s)
+            gap = self._config.min_gap_s - (time.monotonic() - last_end)
+            if gap > 0:
+                await asyncio.sleep(gap)
+            self._wake.clear()
+            try:
+                await self.run_cycle()
+            except Exception as exc:
+                self.stats.failed_cycles += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("evaluator: cycle failed")
+            last_end = time.monotonic()
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+
+    # ----------------------------------------------------------------- one cycle
+
+    def _query_all(self, specs: Sequence[StatsQuery], now: datetime) -> dict[QueryKey, QueryAnswer]:
+        answers: dict[QueryKey, QueryAnswer] = {}
+        for spec in specs:
+            try:
+                answers[(spec.kind, spec.window_s)] = QueryAnswer.of(
+                    self._queries.window_stats(spec, now)
+                )
+            except Exception as exc:
+                log.warning("evaluator: %s/%ss query failed: %s", spec.kind, spec.window_s, exc)
+                answers[(spec.kind, spec.window_s)] = QueryAnswer.failed(
+                    f"query failed: {type(exc).__name__}"
+                )
+        return answers
+
+    async def _ingest_caught_up(self) -> bool:
+        """True when ClickHouse holds everything in the requests topic (or we cannot tell)."""
+        if self._end_offsets is None:
+            return True
+        try:
+            ends = await self._end_offsets()
+            if ends is None:
+                return True
+            written = await self._io(self._queries.ingest_offsets)
+        except Exception as exc:
+            log.warning("evaluator: cannot tell whether ingest is caught up: %s", exc)
+            return False
+        return all(written.get(p, -1) >= end - 1 for p, end in ends.items() if end > 0)
+
+    async def run_cycle(self) -> CycleReport | None:
+        """Evaluate every enabled rule once; None when there is no evaluation time yet."""
+        await self.start()
+        wall = self._wall()
+        caught_up = self._clock.idle(wall) and await self._ingest_caught_up()
+        now = self._clock.now(wall, caught_up)
+        if now is None:
+            return None
+        began = time.perf_counter()
+        rules = [r for r in self._rules.values() if r.enabled]
+        specs = plan_queries(rules)
+        answers = await self._io(self._query_all, specs, now) if specs else {}
+
+        changed: dict[str, AlertInstance] = {}
+        history: list[AlertHistoryEntry] = []
+        decisions: list[NotifyDecision] = []
+        observed = 0
+        for rule in rules:
+            existing = self._instances.get(rule.rule_id, {})
+            for key_id, obs in observe(rule, answers[query_key(rule)], existing.keys()):
+                observed += 1
+                inst = existing.get(key_id)
+                if inst is None:
+                    if classify(obs, rule) is Condition.CLEAR:
+                        continue
+                    inst = new_instance(rule, key_id)
+                result = transition(inst, obs, rule, now)
+                if result.history:
+                    changed[inst.fingerprint] = result.instance
+                    history.extend(result.history)
+                    decisions.extend(result.decisions)
+
+        notifications: list[Notification] = []
+        if decisions:
+            key_ids = sorted({d.key_id for d in decisions})
+            names = await self._io_retrying(self._queries.key_names, key_ids)
+            by_id = {r.rule_id: r for r in rules}
+            notifications = [
+                build_notification(d, by_id[d.rule_id], names.get(d.key_id, d.key_id))
+                for d in decisions
+            ]
+            await self._publisher.publish(notifications)
+        if history:
+            token = f"eval-{time.time_ns()}"
+            await self._io_retrying(self._state.save, history, list(changed.values()), token)
+        for inst in changed.values():
+            if inst.rule_id in self._rules:
+                self._instances.setdefault(inst.rule_id, {})[inst.key_id] = inst
+
+        elapsed_ms = (time.perf_counter() - began) * 1000
+        s = self.stats
+        s.cycles += 1
+        s.transitions += len(history)
+        s.notifications += len(notifications)
+        s.queries += len(specs)
+        s.last_queries = len(specs)
+        s.last_evaluated_at = now
+        s.cycle_ms.append(elapsed_ms)
+        return CycleReport(
+            now, len(rules), len(specs), observed, len(history), notifications, elapsed_ms
+        )

@@ -1,0 +1,198 @@
+"""What the evaluator, rules agent and notifier need from the outside world.
+
+Small protocols, implemented by ClickHouse and Kafka adapters in `projections` and wired
+in `infra`. The synchronous ones are called off the event loop (an executor); the async
+ones (publishing) run on it. Plain data crosses these boundaries, never clients.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from schemas.alerts import AlertHistoryEntry, AlertInstance, AlertRule, Notification, RuleKind
+
+# --------------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True, slots=True)
+class StatsQuery:
+    """One batched read: every key of `accounts` plus `keys`, over one window, for one kind.
+
+    `key_pairs` holds (account_id, key_id) of key-scoped rules; `accounts` the accounts of
+    account-scoped rules (all their keys). `quantiles` asks for p50/p95/p99 too.
+    """
+
+    kind: RuleKind
+    window_s: int
+    accounts: tuple[str, ...] = ()
+    key_pairs: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def quantiles(self) -> bool:
+        return self.kind is RuleKind.LATENCY
+
+    @property
+    def errors(self) -> bool:
+        return self.kind is RuleKind.ERROR_RATE
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """One key's figures over one window (quantiles None unless asked for and requests > 0)."""
+
+    requests: int
+    errors: int = 0
+    p50_ms: float | None = None
+    p95_ms: float | None = None
+    p99_ms: float | None = None
+
+
+StatsByKey = dict[tuple[str, str], WindowStats]
+"""(account_id, key_id) -> figures; keys without rows in the window are absent."""
+
+
+class EvaluationQueries(Protocol):
+    """Read side of the evaluator (ClickHouse rollups and the key registry)."""
+
+    def window_stats(self, query: StatsQuery, now: datetime) -> StatsByKey:
+        """Figures per key for the window that ends with the minute containing `now`."""
+        ...
+
+    def ingest_watermark(self) -> datetime | None:
+        """The newest `occurred_at` that has landed (None before any data)."""
+        ...
+
+    def ingest_offsets(self) -> dict[int, int]:
+        """Highest requests-topic offset written to ClickHouse, per partition."""
+        ...
+
+    def key_names(self, key_ids: Sequence[str]) -> dict[str, str]:
+        """Display names of the known keys among `key_ids`."""
+        ...
+
+
+EndOffsets = Callable[[], Awaitable[dict[int, int] | None]]
+"""The requests topic's end offsets per partition (None: unknown), from Kafka."""
+
+
+class RuleSource(Protocol):
+    def load_rules(self) -> list[tuple[AlertRule, int]]:
+        """Every current (not deleted) rule with its version, enabled or not."""
+        ...
+
+
+class AlertStateStore(Protocol):
+    """Persisted instance state and the append-only transition log."""
+
+    def load_instances(self) -> list[AlertInstance]:
+        """The latest persisted state of every instance."""
+        ...
+
+    def save(
+        self, history: Sequence[AlertHistoryEntry], instances: Sequence[AlertInstance], token: str
+    ) -> None:
+        """Append `history` and upsert `instances`; a retried call with `token` is a no-op."""
+        ...
+
+
+class NotificationPublisher(Protocol):
+    async def publish(self, notifications: Sequence[Notification]) -> None:
+        """Return once the broker confirmed every notification (keyed by fingerprint)."""
+        ...
+
+
+# --------------------------------------------------------------------------- rules
+
+
+@dataclass(frozen=True, slots=True)
+class RuleChange:
+    """A rule event as the projection sees it: `rule` is None for a deletion."""
+
+    rule_id: str
+    account_id: str
+    rule: AlertRule | None
+    version: int
+    at: datetime
+
+
+class RuleStore(Protocol):
+    def apply(self, changes: Sequence[RuleChange]) -> None:
+        """Write the changes to `alert_rules` (replacing by version)."""
+        ...
+
+
+# --------------------------------------------------------------------------- delivery
+
+
+class DeliveryStatus:
+    """Status of a delivery after its latest row (plain strings, stored as such)."""
+
+    PENDING = "pending"
+    DELIVERED = "delivered"
+    RETRYING = "retrying"
+    DEAD = "dead"
+    DISABLED = "disabled"
+
+    OPEN = frozenset({PENDING, RETRYING})
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryRecord:
+    """One `deliveries` row: a delivery (notification x channel) after an attempt.
+
+    A pending row (written when the delivery is accepted) carries the attempts made so
+    far (0 for a new delivery); `round_offset` counts attempts of earlier rounds (before
+    a replay), so the retry schedule restarts with each round.
+    """
+
+    delivery_id: str
+    notification: Notification
+    channel_index: int
+    channel_id: str
+    attempt: int
+    at: datetime
+    status: str
+    outcome: str = ""
+    detail: str = ""
+    next_attempt_at: datetime | None = None
+    first_attempt_at: datetime | None = None
+    round_offset: int = 0
+    replay: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DisabledEndpoint:
+    channel_id: str
+    channel_type: str
+    reason: str
+    at: datetime
+    disabled: bool = True
+
+
+@dataclass
+class DeliveryLookup:
+    """Latest status per delivery id, and the endpoints currently disabled."""
+
+    status: dict[str, str] = field(default_factory=dict)
+    attempts: dict[str, int] = field(default_factory=dict)
+
+
+class DeliveryLog(Protocol):
+    def append(self, records: Sequence[DeliveryRecord]) -> None: ...
+
+    def latest(self, delivery_ids: Sequence[str]) -> DeliveryLookup:
+        """Latest status and attempt number of each known delivery among the ids."""
+        ...
+
+    def open_deliveries(self) -> list[DeliveryRecord]:
+        """Latest row of every delivery still pending or retrying (to resume after a restart)."""
+        ...
+
+    def disabled_endpoints(self) -> set[str]: ...
+
+    def set_endpoint(self, endpoint: DisabledEndpoint) -> None:
+        """Disable (or re-enable, `disabled=False`) an endpoint."""
+        ...

@@ -1,0 +1,123 @@
+"""The evaluator's read side: batched window figures per key, the watermark, key names.
+
+`window_stats` answers one `alerting.ports.StatsQuery` in ONE query: the minute rollup
+for windows under two days, whole hours from the hour rollup plus the partial hours at
+either end from minutes for longer ones (the same split as `projections.queries`), grouped
+by (account_id, key_id). Every method is synchronous: call it off the event loop.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from clickhouse_connect.driver.client import Client
+
+from alerting.ports import StatsByKey, StatsQuery, WindowStats
+from projections.queries import HOURS_FROM
+from projections.windows import plan_window
+
+
+def _utc(t: datetime) -> datetime:
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+
+
+def _scope_sql(query: StatsQuery, params: dict[str, Any]) -> str:
+    accounts = sorted(set(query.accounts) | {a for a, _ in query.key_pairs})
+    params["accounts"] = accounts
+    parts = []
+    if query.accounts:
+        params["wide"] = list(query.accounts)
+        parts.append("account_id IN {wide:Array(String)}")
+    if query.key_pairs:
+        params["keys"] = sorted({k for _, k in query.key_pairs})
+        parts.append("key_id IN {keys:Array(String)}")
+    return f"account_id IN {{accounts:Array(String)}} AND ({' OR '.join(parts) or '0'})"
+
+
+def window_stats_sql(query: StatsQuery, now: datetime) -> tuple[str, dict[str, Any]]:
+    """The SQL and parameters answering `query` for the window ending with `now`'s minute."""
+    plan = plan_window(timedelta(seconds=query.window_s), _utc(now), HOURS_FROM)
+    params: dict[str, Any] = {}
+    where = _scope_sql(query, params)
+    inner_cols = "account_id, key_id, requests"
+    outer = "account_id, key_id, sum(requests)"
+    if query.errors:
+        inner_cols += ", errors_4xx + errors_5xx AS errors"
+        outer += ", sum(errors)"
+    if query.quantiles:
+        inner_cols += ", latency"
+        outer += ", quantilesTDigestMerge(0.5, 0.95, 0.99)(latency)"
+    parts: list[str] = []
+    for i, (start, end) in enumerate(plan.minute_spans):
+        params[f"ms{i}"], params[f"me{i}"] = start, end
+        parts.append(
+            f"SELECT {inner_cols} FROM usage_minute WHERE {where} "
+            f"AND minute >= {{ms{i}:DateTime('UTC')}} AND minute < {{me{i}:DateTime('UTC')}}"
+        )
+    if plan.hour_span:
+        params["hs"], params["he"] = plan.hour_span
+        parts.append(
+            f"SELECT {inner_cols} FROM usage_hour WHERE {where} "
+            "AND hour >= {hs:DateTime('UTC')} AND hour < {he:DateTime('UTC')}"
+        )
+    sql = f"SELECT {outer} FROM ({' UNION ALL '.join(parts)}) GROUP BY account_id, key_id"
+    return sql, params
+
+
+def _quantile(value: Any) -> float | None:
+    q = float(value)
+    return q if math.isfinite(q) else None
+
+
+class ClickHouseEvaluationQueries:
+    """`alerting.ports.EvaluationQueries` over one clickhouse-connect client (one thread)."""
+
+    def __init__(self, client: Client, requests_topic: str) -> None:
+        self._client = client
+        self._topic = requests_topic
+
+    def window_stats(self, query: StatsQuery, now: datetime) -> StatsByKey:
+        if not query.accounts and not query.key_pairs:
+            return {}
+        sql, params = window_stats_sql(query, now)
+        rows = self._client.query(sql, parameters=params).result_rows
+        out: StatsByKey = {}
+        for row in rows:
+            account, key, requests = row[0], row[1], int(row[2])
+            errors = int(row[3]) if query.errors else 0
+            p50 = p95 = p99 = None
+            if query.quantiles and requests:
+                p50, p95, p99 = (_quantile(q) for q in row[-1])
+            out[(account, key)] = WindowStats(requests, errors, p50, p95, p99)
+        return out
+
+    def ingest_watermark(self) -> datetime | None:
+        rows = self._client.query(
+            "SELECT max(max_occurred_at), count() FROM ingest_batches "
+            "WHERE topic = {topic:String} AND events > 0",
+            parameters={"topic": self._topic},
+        ).result_rows
+        if not rows or not rows[0][1]:
+            return None
+        return _utc(rows[0][0])
+
+    def ingest_offsets(self) -> dict[int, int]:
+        rows = self._client.query(
+            "SELECT p, max(e) FROM ingest_batches ARRAY JOIN partitions AS p, end_offsets AS e "
+            "WHERE topic = {topic:String} GROUP BY p",
+            parameters={"topic": self._topic},
+        ).result_rows
+        return {int(p): int(e) for p, e in rows}
+
+    def key_names(self, key_ids: Sequence[str]) -> dict[str, str]:
+        if not key_ids:
+            return {}
+        rows = self._client.query(
+            "SELECT key_id, argMax(name, version) FROM keys "
+            "WHERE key_id IN {ids:Array(String)} GROUP BY key_id",
+            parameters={"ids": sorted(set(key_ids))},
+        ).result_rows
+        return {str(k): str(n) for k, n in rows if n}
