@@ -35,13 +35,15 @@ def _print_json(data: Any) -> None:
 
 
 def _when(value: str | None) -> str:
-    return value.replace("T", " ")[:19] if value else "never"
+    return value.replace("T", " ")[:16] if value else "never"
 
 
 def keys_table(rows: list[dict[str, Any]]) -> Table:
     table = Table(title="API keys")
-    for column in ("Name", "Key ID", "Type", "Created", "Last Used", "Status"):
-        table.add_column(column)
+    table.add_column("Name", overflow="fold")
+    table.add_column("Key ID", no_wrap=True)
+    for column in ("Type", "Created", "Last Used", "Status"):
+        table.add_column(column, no_wrap=column == "Status")
     for column in ("24h", "7d", "30d"):
         table.add_column(column, justify="right")
     for row in rows:
@@ -51,7 +53,7 @@ def keys_table(rows: list[dict[str, Any]]) -> Table:
             row["name"],
             row["key_id"],
             row["type"],
-            _when(row["created_at"]),
+            (row["created_at"] or "")[:10],
             _when(row["last_used_at"]),
             f"[{style}]{status}[/{style}]" if style else status,
             f"{row['requests_24h']:,}",

@@ -264,8 +264,7 @@ _READ_COLS = (
     "next_attempt_at, first_attempt_at, round_offset, replay, notification"
 )
 _LATEST = (
-    "(delivery_id, seq) IN (SELECT delivery_id, max(seq) FROM deliveries {where} "
-    "GROUP BY delivery_id)"
+    "(delivery_id, seq) IN (SELECT delivery_id, max(seq) FROM deliveries GROUP BY delivery_id)"
 )
 
 
@@ -359,7 +358,7 @@ class ClickHouseDeliveryLog:
             where = " AND status IN {statuses:Array(String)}"
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
         rows = self._client.query(
-            f"SELECT {_READ_COLS} FROM deliveries WHERE {_LATEST.format(where='')}{where} "
+            f"SELECT {_READ_COLS} FROM deliveries WHERE {_LATEST}{where} "
             f"ORDER BY at DESC, delivery_id{tail}",
             parameters=params,
         ).result_rows

@@ -99,7 +99,7 @@ async def wait_until(
         await asyncio.sleep(0.05)
 
 
-async def away_from_minute_end(margin_s: float = 20) -> None:
+async def away_from_minute_end(margin_s: float = 12) -> None:
     """Sleep into the next minute when less than `margin_s` of this one is left."""
     now = datetime.now(UTC)
     left = 60 - now.second - now.microsecond / 1e6

@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from alerting.codec import encode
-from alerting.delivery import delivery_id
+from alerting.delivery import DeliveryScheduler, delivery_id
 from alerting.fingerprint import channel_id, fingerprint, idempotency_key
 from infra import alert_admin
 from infra.clickhouse import make_client
@@ -72,10 +72,12 @@ class Script:
 
 
 def publish(settings: Settings, notifications: list[Notification]) -> None:
-    records = [(n.fingerprint.encode(), encode(n), []) for n in notifications]
+    records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]] = [
+        (n.fingerprint.encode(), encode(n), []) for n in notifications
+    ]
     alert_admin.publish(
         settings, TopicNames.with_prefix(settings.kafka.topic_prefix).notifications, records
-    )  # type: ignore[arg-type]
+    )
 
 
 def statuses(worker_settings: Settings, ids: list[str]) -> dict[str, str]:
@@ -148,6 +150,6 @@ async def _scenario(tmp_path: Path, bootstrap: str, prefix: str, server: HttpSer
     assert Counter(script.ids["/retry"]) == {retried.idempotency_key: 3}
 
 
-def _scheduler(worker: Worker) -> object:
+def _scheduler(worker: Worker) -> DeliveryScheduler:
     assert worker.alerting is not None and worker.alerting.scheduler is not None
     return worker.alerting.scheduler

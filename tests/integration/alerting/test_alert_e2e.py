@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from standardwebhooks import Webhook
 
+from alerting.evaluator import Evaluator
 from alerting.fingerprint import fingerprint
 from infra import alert_admin
 from infra.clickhouse import make_client
@@ -40,7 +41,7 @@ KEY = "key_e2e00001"
 RULE = "rule_e2e_errors"
 
 
-def _evaluator(worker: Worker) -> object:
+def _evaluator(worker: Worker) -> Evaluator:
     assert worker.alerting is not None and worker.alerting.evaluator is not None
     return worker.alerting.evaluator
 
@@ -109,7 +110,7 @@ async def _scenario(
     await away_from_minute_end()
     async with running_worker(settings) as worker:
         evaluator = _evaluator(worker)
-        await wait_until(lambda: RULE in evaluator.rules, what="the rule")  # type: ignore[attr-defined]
+        await wait_until(lambda: RULE in evaluator.rules, what="the rule")
         await asyncio.to_thread(
             record_traffic, kafka_bootstrap, topics.requests, KEY, ACCOUNT, [500] * 20
         )
@@ -121,10 +122,10 @@ async def _scenario(
     async with running_worker(settings) as worker:
         evaluator = _evaluator(worker)
         await wait_until(
-            lambda: evaluator.stats.cycles >= 3,  # type: ignore[attr-defined]
+            lambda: evaluator.stats.cycles >= 3,
             what="evaluator cycles after the restart",
         )
-        states = {i.fingerprint: i.state for i in evaluator.instances()}  # type: ignore[attr-defined]
+        states = {i.fingerprint: i.state for i in evaluator.instances()}
         assert states[fp] is AlertState.FIRING
         assert _counts(hook, slack, mail) == (1, 1, 1)
 
