@@ -136,6 +136,7 @@ def api_cmd() -> None:
     """Server mode: run the HTTP API on its own (ClickHouse over HTTP, not chDB)."""
     import uvicorn
 
+    from infra.api_alerts import alert_router_factory
     from infra.clickhouse import make_client
     from infra.client_pool import ClientPool
     from infra.http_app import ApiRuntime, build_http_app
@@ -152,6 +153,7 @@ def api_cmd() -> None:
         pool=pool,
         topics=TopicNames.with_prefix(settings.kafka.topic_prefix),
         bootstrap_servers=settings.kafka.bootstrap_servers,
+        extra_routers=[alert_router_factory(settings, pool)],
     )
     uvicorn.run(build_http_app(settings, runtime), host=settings.api.host, port=settings.api.port)
 

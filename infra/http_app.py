@@ -31,7 +31,14 @@ PROBLEM = "application/problem+json"
 RouterFactory = Callable[[Callable[..., Any]], APIRouter]
 """Builds a router given the dependency that yields the caller's account id."""
 
-_CODES = {400: "bad_request", 404: "not_found", 405: "method_not_allowed", 409: "conflict"}
+_CODES = {
+    400: "bad_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    422: "invalid_request",
+    503: "unavailable",
+}
 
 
 @dataclass

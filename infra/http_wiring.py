@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from faust.contrib.asgi import serve_asgi
 
+from infra.api_alerts import alert_router_factory
 from infra.clickhouse import make_client
 from infra.client_pool import ClientPool
 from infra.http_app import ApiRuntime, RouterFactory, build_http_app
@@ -37,7 +38,7 @@ def serve_http_in_worker(
         topics=TopicNames.with_prefix(settings.kafka.topic_prefix),
         bootstrap_servers=settings.kafka.bootstrap_servers,
         snapshot=lambda: worker_snapshot(worker),
-        extra_routers=list(routers or []),
+        extra_routers=[alert_router_factory(settings, pool), *(routers or [])],
     )
     api = build_http_app(settings, runtime)
     serve_asgi(

@@ -246,3 +246,57 @@ async def test_openapi_validates_and_metrics_parse(api: Api) -> None:
     ready = await api.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["kafka"] is True and ready.json()["clickhouse"] is True
+
+
+async def test_alert_rules_lifecycle_over_http(api: Api) -> None:
+    rule = {
+        "name": "Alpha error rate",
+        "scope": {"type": "key", "key_id": ALPHA_KEYS[0]},
+        "kind": "error_rate",
+        "window_s": "5m",
+        "threshold": 50,
+        "min_requests": 10,
+        "channels": [{"type": "email", "to": ["oncall@alpha.example"]}],
+    }
+    bad = await api.client.post(
+        "/alert-rules", json={**rule, "threshold": "lots"}, headers=api.auth("alpha_full")
+    )
+    _assert_problem(bad, 422, "invalid_request")
+    assert "threshold" in bad.json()["detail"]
+
+    created = await api.client.post("/alert-rules", json=rule, headers=api.auth("alpha_full"))
+    assert created.status_code == 202, created.text
+    rule_id = created.json()["rule"]["rule_id"]
+    for _ in range(200):
+        listed = await api.client.get("/alert-rules", headers=api.auth("alpha_ro"))
+        if any(r["rule_id"] == rule_id for r in listed.json()["data"]):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("rule never became visible")
+    one = await api.client.get(f"/alert-rules/{rule_id}", headers=api.auth("alpha_ro"))
+    assert one.json()["name"] == "Alpha error rate"
+    other = await api.client.get(f"/alert-rules/{rule_id}", headers=api.auth("beta_full"))
+    _assert_problem(other, 404, "not_found")
+    assert "Alpha" not in other.text
+    beta_list = await api.client.get("/alert-rules", headers=api.auth("beta_full"))
+    assert beta_list.json()["data"] == []
+
+    patched = await api.client.patch(
+        f"/alert-rules/{rule_id}", json={"threshold": 75}, headers=api.auth("alpha_full")
+    )
+    assert patched.status_code == 202 and patched.json()["rule"]["threshold"] == 75
+    deleted = await api.client.delete(f"/alert-rules/{rule_id}", headers=api.auth("alpha_full"))
+    assert deleted.status_code == 202
+    for _ in range(200):
+        gone = await api.client.get(f"/alert-rules/{rule_id}", headers=api.auth("alpha_ro"))
+        if gone.status_code == 404:
+            break
+        await asyncio.sleep(0.05)
+    assert gone.status_code == 404
+    alerts = await api.client.get("/alerts", headers=api.auth("alpha_ro"))
+    assert alerts.status_code == 200 and isinstance(alerts.json()["data"], list)
+    dead = await api.client.get(
+        "/deliveries", params={"status": "dead"}, headers=api.auth("alpha_ro")
+    )
+    assert dead.status_code == 200 and dead.json()["data"] == []
