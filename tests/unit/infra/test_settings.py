@@ -7,8 +7,18 @@ import pytest
 from infra.settings import ConfigError, load_settings
 
 
-def test_defaults_use_chdb_under_the_data_dir(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("KEYPULSE_CLICKHOUSE_DSN", raising=False)
+@pytest.fixture(autouse=True)
+def _clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Settings tests see only the variables they set (and no .env file)."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith("KEYPULSE_"):
+            monkeypatch.delenv(name)
+    monkeypatch.chdir(tmp_path)
+
+
+def test_defaults_use_chdb_under_the_data_dir() -> None:
     settings = load_settings(data_dir=Path("/var/tmp/kp"))
     assert settings.clickhouse_dsn == "chdb:///var/tmp/kp/clickhouse"
     assert settings.kafka.bootstrap_servers == "127.0.0.1:9092"
