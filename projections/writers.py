@@ -7,42 +7,15 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from schemas.request_columns import COLUMNS
 from streams.ingest_plan import InsertBlock, OffsetRange
 from streams.key_registry import KeyState, KeyStatus
 from streams.ports import AnomalyRecord
 
-RAW_COLUMNS = (
-    "event_id",
-    "occurred_at",
-    "key_id",
-    "account_id",
-    "method",
-    "route",
-    "status",
-    "latency_ms",
-    "client_ip",
-    "bytes_out",
-    "is_render",
-    "watermarked",
-    "src_partition",
-    "src_offset",
-)
-_SOURCE = (
-    "event_id",
-    "occurred_at_ms",
-    "key_id",
-    "account_id",
-    "method",
-    "route",
-    "status",
-    "latency_ms",
-    "client_ip",
-    "bytes_out",
-    "is_render",
-    "watermarked",
-    "src_partition",
-    "src_offset",
-)
+_SOURCE = (*COLUMNS, "src_partition", "src_offset")
+"""Block columns in insert order: the batch columns plus the Kafka source position."""
+RAW_COLUMNS = tuple("occurred_at" if c == "occurred_at_ms" else c for c in _SOURCE)
+"""`requests_raw` columns (epoch milliseconds go into the DateTime64 `occurred_at`)."""
 
 INSERT_SETTINGS: dict[str, Any] = {
     "async_insert": 0,
