@@ -26,6 +26,7 @@ from alerting.ports import RuleChange, RuleStore
 from schemas.alerts import AlertRuleDeleted
 from schemas.errors import InvalidMessage
 from streams.dead_letters import dead_letter_headers
+from streams.retrying import off_loop_until_done
 
 log = logging.getLogger(__name__)
 
@@ -71,16 +72,7 @@ class RulesAgent:
             changes.append(change)
         if not changes:
             return
-        loop = asyncio.get_running_loop()
-        delay = 0.25
-        while True:
-            try:
-                await loop.run_in_executor(self._executor, self._store.apply, changes)
-                break
-            except Exception as exc:
-                log.warning("rules: write failed (%s); retrying in %.1fs", exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        await off_loop_until_done(self._executor, self._store.apply, changes, logger=log)
         self.processed += len(changes)
         for listener in self.listeners:
             listener(changes)

@@ -46,6 +46,7 @@ from alerting.ports import (
 from alerting.render import one_line
 from alerting.retry import RetryAction, RetryPolicy
 from schemas.alerts import Channel, Notification
+from streams.retrying import off_loop_until_done
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -175,15 +176,9 @@ class DeliveryScheduler:
 
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a `DeliveryLog` call off the loop, retrying with backoff until it works."""
-        loop = asyncio.get_running_loop()
-        delay = 0.25
-        while True:
-            try:
-                return await loop.run_in_executor(self._executor, fn, *args)
-            except Exception as exc:
-                log.warning("deliveries: %s failed (%s); retrying", fn.__name__, exc)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max_s)
+        return await off_loop_until_done(
+            self._executor, fn, *args, logger=log, max_delay_s=self._retry_max_s
+        )
 
     # ----------------------------------------------------------------- queue
 

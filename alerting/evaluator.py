@@ -52,6 +52,7 @@ from alerting.ports import (
 )
 from alerting.state import Condition, NotifyDecision, classify, new_instance, transition
 from schemas.alerts import AlertHistoryEntry, AlertInstance, AlertRule, Notification
+from streams.retrying import off_loop_until_done
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -168,14 +169,9 @@ class Evaluator:
         return await asyncio.get_running_loop().run_in_executor(self._executor, fn, *args)
 
     async def _io_retrying(self, fn: Callable[..., T], *args: Any) -> T:
-        delay = 0.25
-        while True:
-            try:
-                return await self._io(fn, *args)
-            except Exception as exc:
-                log.warning("evaluator: %s failed (%s); retrying in %.1fs", fn.__name__, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._config.retry_max_s)
+        return await off_loop_until_done(
+            self._executor, fn, *args, logger=log, max_delay_s=self._config.retry_max_s
+        )
 
     # ----------------------------------------------------------------- lifecycle
 

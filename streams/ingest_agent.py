@@ -10,6 +10,7 @@ if it had landed) and records at or below the watermark are skipped.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections import deque
@@ -28,6 +29,7 @@ from streams.ingest_plan import (
 )
 from streams.ports import IngestStore
 from streams.recovery import read_ranges
+from streams.retrying import off_loop_until_done, until_done
 
 log = logging.getLogger(__name__)
 
@@ -85,15 +87,9 @@ class IngestAgent:
 
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
         """Run a ClickHouse/Kafka call off the loop, retrying with backoff until it works."""
-        loop = asyncio.get_running_loop()
-        delay = 0.25
-        while True:
-            try:
-                return await loop.run_in_executor(self._executor, fn, *args)
-            except Exception as exc:
-                log.warning("ingest: %s failed (%s); retrying in %.1fs", fn.__name__, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, self._retry_max_s)
+        return await off_loop_until_done(
+            self._executor, fn, *args, logger=log, max_delay_s=self._retry_max_s
+        )
 
     async def recover(self) -> None:
         """Re-apply the newest recorded insert and load the watermarks."""
@@ -170,15 +166,12 @@ class IngestAgent:
         for item in rejected:
             rec = item.record
             headers = dead_letter_headers(item.error, self._topic, rec.partition, rec.offset)
-            delay = 0.25
-            while True:
-                try:
-                    await self._dlq.send(rec.key, rec.value, headers)
-                    break
-                except Exception as exc:
-                    log.warning("ingest: dead-letter send failed (%s); retrying", exc)
-                    await asyncio.sleep(delay)
-                    delay = min(delay * 2, self._retry_max_s)
+            await until_done(
+                functools.partial(self._dlq.send, rec.key, rec.value, headers),
+                "ingest: dead-letter send",
+                log,
+                self._retry_max_s,
+            )
             self.stats.dead_letters += 1
 
     def close(self) -> None:

@@ -6,7 +6,6 @@ events are ordered), which makes re-delivery and replay write identical rows.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -18,6 +17,7 @@ from streams.dead_letters import dead_letter_headers
 from streams.ingest_agent import DeadLetterSink
 from streams.key_registry import KeyEventModel, KeyState, reduce_key
 from streams.ports import AnomalyRecord, KeyStore
+from streams.retrying import off_loop_until_done
 
 log = logging.getLogger(__name__)
 
@@ -60,15 +60,7 @@ class KeysAgent:
         self.anomalies = 0
 
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
-        loop = asyncio.get_running_loop()
-        delay = 0.25
-        while True:
-            try:
-                return await loop.run_in_executor(self._executor, fn, *args)
-            except Exception as exc:
-                log.warning("keys: %s failed (%s); retrying in %.1fs", fn.__name__, exc, delay)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 10.0)
+        return await off_loop_until_done(self._executor, fn, *args, logger=log)
 
     async def run(self, stream: Any) -> None:
         async for events in stream.take_events(500, 0.2):

@@ -117,10 +117,13 @@ def _run_kill_loop(
         for table in ("usage_minute", "usage_hour", "key_last_used", "key_ip_seen"):
             (got,) = client.query(f"SELECT sum(requests) FROM {table}").result_rows[0]
             assert got == total, table
-        (recovered,) = client.query(
-            "SELECT count() FROM ingest_batches WHERE checkpoint = false"
+        # Every restart re-applies the newest recorded insert under its original token:
+        # at least the injected kills (insert landed, offsets not committed) show up as
+        # a second record of the same ranges, and the counts above stayed exact.
+        (reapplied,) = client.query(
+            "SELECT count() - uniqExact(token) FROM ingest_batches WHERE checkpoint = false"
         ).result_rows[0]
-        assert recovered > 0
+        assert reapplied >= injected_kills
     finally:
         client.close()
 
