@@ -69,7 +69,9 @@ DEFAULT_DIR = Path("/tmp/keypulse-bench-api")
 MAX_ANCHOR_AGE_S = 36 * 3600
 """Older data is reloaded: the minute rollup's TTL would start dropping the 30d head."""
 SECRET = "bench-api-management-secret"
-ROLLUPS = ("usage_minute", "usage_hour", "usage_day", "key_last_used", "key_ip_seen")
+ROLLUPS = ("usage_rollup", "key_last_used", "key_ip_seen")
+LOADED = ("requests_raw", *ROLLUPS, "keys", "ingest_batches")
+"""Every table the load writes: all emptied before a reload."""
 err = Console(stderr=True)
 
 
@@ -138,9 +140,7 @@ def ensure_loaded(
         err.print(f"reusing data in {data_dir} (anchor {anchor.isoformat()})")
         return Dataset(params, anchor, plan_keys(params)), {"reused": True, **saved["load"]}
     dataset = Dataset(params, anchor_now(), plan_keys(params))
-    for table in ("requests_raw", "usage_minute", "usage_hour", "key_last_used"):
-        client.command(f"TRUNCATE TABLE IF EXISTS {table}")
-    for table in ("key_ip_seen", "keys", "ingest_batches"):
+    for table in LOADED:
         client.command(f"TRUNCATE TABLE IF EXISTS {table}")
     (data_dir / "bench-api-loaded.json").unlink(missing_ok=True)
     blocks = -(-params.events // params.block_rows)

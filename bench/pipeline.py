@@ -13,7 +13,7 @@ migrated chDB directory:
 - `faust_sink_events_per_s`: a plain faust sink, one JSON event per message, take(1000)
   (see `bench.pipeline_faust_sink`).
 - `freshness_p50/p95/p99_ms`: a steady producer at `--rate` events/s with one probe
-  record per tick; each probe timed from send to visible in `usage_minute`.
+  record per tick; each probe timed from send to visible in `usage_rollup`.
 
 Throughput phases run `--runs` times, rotating their order; medians are reported with
 every run, and the keypulse runs carry a timing breakdown (take wait, decode, write).

@@ -3,7 +3,7 @@
 `keypulse_throughput` times one worker from the start of consumption (partitions
 assigned) until every expected event is counted, then checks ClickHouse.
 `keypulse_freshness` runs the worker while a steady producer runs elsewhere and records
-when each probe key becomes visible in `usage_minute`, polling from this process.
+when each probe key becomes visible in `usage_rollup` (minute rows), polling from this process.
 """
 
 from __future__ import annotations
@@ -156,7 +156,8 @@ def _counts(settings: Settings) -> tuple[int, int]:
     try:
         raw = client.query("SELECT count() FROM requests_raw").result_rows[0][0]
         minute = client.query(
-            f"SELECT sum(requests) FROM usage_minute WHERE account_id != '{PROBE_ACCOUNT}'"
+            "SELECT sum(requests) FROM usage_rollup "
+            f"WHERE tier = 'minute' AND account_id != '{PROBE_ACCOUNT}'"
         ).result_rows[0][0]
         return int(raw), int(minute)
     finally:
@@ -208,7 +209,7 @@ async def keypulse_throughput(
     elapsed = t1 - t0
     _log(f"{counted} events in {elapsed:.2f} s = {counted / elapsed:,.0f}/s; raw rows {raw}")
     if raw != events or minute != events:
-        raise RuntimeError(f"expected {events} rows, requests_raw has {raw}, usage_minute {minute}")
+        raise RuntimeError(f"expected {events} rows, requests_raw has {raw}, minute rows {minute}")
     return {
         "events": counted,
         "elapsed_s": round(elapsed, 3),
@@ -226,7 +227,7 @@ async def keypulse_throughput(
 async def keypulse_freshness(
     settings: Settings, ready_file: str, stop_file: str, poll_s: float = 0.02
 ) -> dict[str, Any]:
-    """Record when each probe key becomes visible in `usage_minute` (wall clock).
+    """Record when each probe key becomes visible in the minute rows (wall clock).
 
     Runs until `stop_file` exists and every probe it announces was seen (or 15 s after
     it appeared). A probe counts as visible at the end of the first query that returns it.
@@ -241,7 +242,10 @@ async def keypulse_freshness(
         client = make_client(settings)
         executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="probe-poll")
         loop = asyncio.get_running_loop()
-        query = f"SELECT DISTINCT key_id FROM usage_minute WHERE account_id = '{PROBE_ACCOUNT}'"
+        query = (
+            "SELECT DISTINCT key_id FROM usage_rollup "
+            f"WHERE tier = 'minute' AND account_id = '{PROBE_ACCOUNT}'"
+        )
 
         def poll() -> list[str]:
             return [row[0] for row in client.query(query).result_rows]

@@ -29,9 +29,7 @@ from streams.keys_agent import apply_key_events
 
 REBUILT_TABLES = (
     "requests_raw",
-    "usage_minute",
-    "usage_hour",
-    "usage_day",
+    "usage_rollup",
     "key_last_used",
     "key_ip_seen",
     "ingest_batches",

@@ -1,9 +1,8 @@
 """The evaluator's read side: batched window figures per key, the watermark, key names.
 
-`window_stats` answers one `alerting.ports.StatsQuery` in ONE query: the minute rollup
-for windows under two days, whole hours from the hour rollup plus the partial hours at
-either end from minutes for longer ones (the same split as `projections.queries`), grouped
-by (account_id, key_id). Every method is synchronous: call it off the event loop.
+`window_stats` answers one `alerting.ports.StatsQuery` in ONE query over `usage_rollup`:
+day, hour and minute rows split as in `projections.queries` (exact to the minute),
+grouped by (account_id, key_id). Every method is synchronous: call it off the event loop.
 """
 
 from __future__ import annotations
@@ -16,8 +15,8 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from alerting.ports import StatsByKey, StatsQuery, WindowStats
-from projections.queries import HOURS_FROM
-from projections.windows import plan_window
+from projections.rollup_sql import TABLE, tier_condition
+from projections.windows import plan_nested
 
 
 def _utc(t: datetime) -> datetime:
@@ -39,31 +38,18 @@ def _scope_sql(query: StatsQuery, params: dict[str, Any]) -> str:
 
 def window_stats_sql(query: StatsQuery, now: datetime) -> tuple[str, dict[str, Any]]:
     """The SQL and parameters answering `query` for the window ending with `now`'s minute."""
-    plan = plan_window(timedelta(seconds=query.window_s), _utc(now), HOURS_FROM)
+    plan = plan_nested([timedelta(seconds=query.window_s)], _utc(now))
     params: dict[str, Any] = {}
     where = _scope_sql(query, params)
-    inner_cols = "account_id, key_id, requests"
-    outer = "account_id, key_id, sum(requests)"
+    cols = "account_id, key_id, sum(requests)"
     if query.errors:
-        inner_cols += ", errors_4xx + errors_5xx AS errors"
-        outer += ", sum(errors)"
+        cols += ", sum(errors_4xx + errors_5xx)"
     if query.quantiles:
-        inner_cols += ", latency"
-        outer += ", quantilesTDigestMerge(0.5, 0.95, 0.99)(latency)"
-    parts: list[str] = []
-    for i, (start, end) in enumerate(plan.minute_spans):
-        params[f"ms{i}"], params[f"me{i}"] = start, end
-        parts.append(
-            f"SELECT {inner_cols} FROM usage_minute WHERE {where} "
-            f"AND minute >= {{ms{i}:DateTime('UTC')}} AND minute < {{me{i}:DateTime('UTC')}}"
-        )
-    if plan.hour_span:
-        params["hs"], params["he"] = plan.hour_span
-        parts.append(
-            f"SELECT {inner_cols} FROM usage_hour WHERE {where} "
-            "AND hour >= {hs:DateTime('UTC')} AND hour < {he:DateTime('UTC')}"
-        )
-    sql = f"SELECT {outer} FROM ({' UNION ALL '.join(parts)}) GROUP BY account_id, key_id"
+        cols += ", quantilesTDigestMerge(0.5, 0.95, 0.99)(latency)"
+    sql = (
+        f"SELECT {cols} FROM {TABLE} WHERE {where} AND ({tier_condition(plan)}) "
+        "GROUP BY account_id, key_id"
+    )
     return sql, params
 
 

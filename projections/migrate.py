@@ -6,7 +6,7 @@ import importlib
 import pkgutil
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Protocol
 
 from projections import migrations as migrations_pkg
@@ -59,6 +59,15 @@ def _applied(client: SqlClient) -> set[str]:
     return {x for x in text.split(",") if x}
 
 
+def _tables(client: SqlClient) -> frozenset[str]:
+    result = client.command(
+        "SELECT arrayStringConcat(groupArray(name), ',') FROM system.tables "
+        "WHERE database = currentDatabase()"
+    )
+    text = result if isinstance(result, str) else ""
+    return frozenset(x for x in text.split(",") if x)
+
+
 def migrate(
     client: SqlClient,
     ctx: MigrationContext,
@@ -72,7 +81,8 @@ def migrate(
             continue
         if on_apply:
             on_apply(migration)
-        for statement in migration.statements(ctx):
+        now_ctx = replace(ctx, existing_tables=_tables(client))
+        for statement in migration.statements(now_ctx):
             client.command(statement)
         client.command(f"INSERT INTO {LEDGER} (id) VALUES ('{migration.id}')")
         applied.append(migration.id)

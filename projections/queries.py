@@ -1,10 +1,12 @@
 """The read side: usage questions over the rollups, every one scoped by account.
 
-Usage windows are exact to the minute: whole days come from `usage_day`, the whole hours
-around them from `usage_hour` and the partial hours at either end from `usage_minute`
-(`TierPlan`), so a key's 30 days are some 30 day rows, ~46 hour rows and ~120 minute rows.
-Several windows are answered in one pass with `-If` aggregates (`key_summary`, the key
-listing). All functions take `now` so callers (and tests) decide the clock.
+Everything reads `usage_rollup`, where each key's minute, hour and day rows sit side by
+side. Usage windows are exact to the minute: whole days from day rows, the whole hours
+around them from hour rows and the partial hours at either end from minute rows
+(`plan_nested`), so a key's 30 days are some 30 day rows, ~46 hour rows and ~120 minute
+rows, read in ONE single-table query (each extra SELECT in a query costs ~7 ms of
+analysis and planning on chDB). Several windows are answered in one pass (`key_summary`,
+the key listing). All functions take `now` so callers (and tests) decide the clock.
 """
 
 from __future__ import annotations
@@ -16,10 +18,18 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from projections.windows import Span, TierPlan, Window, plan_tiers, plan_window
+from projections.rollup_sql import (
+    TABLE,
+    USAGE_AGGREGATES,
+    epoch,
+    in_window,
+    tier_condition,
+    window_starts,
+)
+from projections.windows import NestedPlan, Tier, Window, plan_nested, plan_window
 
 HOURS_FROM = timedelta(days=2)
-"""`plan_window`'s threshold for the hour table (timeseries and alert windows)."""
+"""`plan_window`'s threshold for hour rows in timeseries."""
 
 
 @dataclass(frozen=True)
@@ -87,84 +97,26 @@ def _utc(t: datetime) -> datetime:
     return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-_FIELDS = ("requests", "errors_4xx", "errors_5xx", "renders", "bytes_out")
-_USAGE_COLS = ", ".join(_FIELDS) + ", latency"
-_TIERS = (("usage_minute", "minute"), ("usage_hour", "hour"), ("usage_day", "day"))
-
-
-def _tier_spans(plan: TierPlan) -> tuple[tuple[Span, ...], ...]:
-    return (plan.minutes, plan.hours, plan.days)
-
-
-def _merged(groups: list[tuple[Span, ...]]) -> list[Span]:
-    """The union of the spans as sorted, disjoint spans."""
-    out: list[Span] = []
-    for start, end in sorted(span for group in groups for span in group):
-        if out and start <= out[-1][1]:
-            out[-1] = (out[-1][0], max(out[-1][1], end))
-        else:
-            out.append((start, end))
-    return out
-
-
-class _Tiered:
-    """Rows of the minute, hour and day rollups covering some windows, flagged per window.
-
-    `source(where, cols)` is a UNION ALL with one SELECT per tier (at most three) of the
-    rows `(w0, w1, ..., cols...)` that fall in any of the windows, where `wN` says whether
-    the row belongs to the N-th window; `-If` aggregates on the flags answer every window
-    in one pass. (ClickHouse plans each branch and each expression anew: fewer branches
-    and short aggregate arguments keep the planning, most of a point query, small.)
-    """
-
-    def __init__(self, windows: Sequence[Window], now: datetime) -> None:
-        self.params: dict[str, Any] = {}
-        plans = [_tier_spans(plan_tiers(w.length, _utc(now))) for w in windows]
-        self._tiers: list[tuple[str, str, str]] = []  # (table, flags, range condition)
-        for tier, (table, col) in enumerate(_TIERS):
-            spans = _merged([plan[tier] for plan in plans])
-            if not spans:
-                continue
-            flags = ", ".join(
-                f"({self._within(col, plan[tier], f'w{n}t{tier}')}) AS w{n}"
-                for n, plan in enumerate(plans)
-            )
-            self._tiers.append((table, flags, self._within(col, spans, f"t{tier}")))
-
-    def _within(self, col: str, spans: Sequence[Span], prefix: str) -> str:
-        conds = []
-        for i, (start, end) in enumerate(spans):
-            s, e = f"{prefix}s{i}", f"{prefix}e{i}"
-            self.params[s], self.params[e] = start, end
-            conds.append(f"({col} >= {{{s}:DateTime('UTC')}} AND {col} < {{{e}:DateTime('UTC')}})")
-        return " OR ".join(conds) or "0"
-
-    def source(self, where: str, cols: str) -> str:
-        return " UNION ALL ".join(
-            f"SELECT {flags}, {cols} FROM {table} WHERE {where} AND ({within})"
-            for table, flags, within in self._tiers
-        )
-
-    def usage(self, w: int) -> str:
-        """The aggregates `_usage` reads, for the w-th window."""
-        sums = ", ".join(f"sumIf({f}, w{w})" for f in _FIELDS)
-        return f"{sums}, quantilesTDigestMergeIf(0.5, 0.95, 0.99)(latency, w{w})"
-
-
-_ONE_STREAM = {"max_threads": 1}
+_ONE_STREAM = {"max_threads": 1, "optimize_move_to_prewhere": 0}
 """t-digest merges depend on the order of the states: one stream keeps answers repeatable
-(a live table and its replayed copy agree). It costs ~4 ms of a ~25 ms key summary."""
+(a live table and its replayed copy agree). PREWHERE buys nothing on reads this narrow
+and its planning costs ~1 ms of a ~12 ms key summary."""
 
 _KEY = "account_id = {account:String} AND key_id = {key:String}"
 _ACCOUNT = "account_id = {account:String}"
 
 
-def _usage(row: Sequence[Any]) -> Usage:
-    requests, e4, e5, renders, bytes_out, quantiles = row
-    if not requests:
+def _usage(counters: Sequence[Any], quantiles: Sequence[Any]) -> Usage:
+    """A `Usage` from the two `USAGE_AGGREGATES` values."""
+    if not counters or not counters[0]:
         return EMPTY_USAGE
+    requests, e4, e5, renders, bytes_out = (int(c) for c in counters)
     p50, p95, p99 = (float(q) for q in quantiles)
-    return Usage(int(requests), int(e4), int(e5), int(renders), int(bytes_out), p50, p95, p99)
+    return Usage(requests, e4, e5, renders, bytes_out, p50, p95, p99)
+
+
+def _plan(windows: Sequence[Window], now: datetime) -> NestedPlan:
+    return plan_nested([w.length for w in windows], _utc(now))
 
 
 class UsageQueries:
@@ -183,18 +135,23 @@ class UsageQueries:
         now: datetime,
         windows: Sequence[Window] = tuple(Window),
     ) -> dict[Window, Usage]:
-        """Usage of one key in each of `windows` (24h, 7d and 30d by default), one query."""
-        tiered = _Tiered(windows, now)
-        aggs = ", ".join(tiered.usage(w) for w in range(len(windows)))
+        """Usage of one key in each of `windows` (24h, 7d and 30d by default), one query.
+
+        Each selected row is counted once per window it falls in (`ARRAY JOIN` over the
+        window starts it is at or after) and grouped by that start.
+        """
+        plan = _plan(windows, now)
         rows = self._client.query(
-            f"SELECT {aggs} FROM ({tiered.source(_KEY, _USAGE_COLS)})",
-            parameters=tiered.params | {"account": account_id, "key": key_id},
+            f"SELECT since, {USAGE_AGGREGATES} FROM {TABLE} "
+            f"ARRAY JOIN arrayFilter(s -> bucket >= s, {window_starts(plan)}) AS since "
+            f"WHERE {_KEY} AND ({tier_condition(plan)}) GROUP BY since",
+            parameters={"account": account_id, "key": key_id},
             settings=_ONE_STREAM,
         ).result_rows
-        width = len(_FIELDS) + 1
+        by_start = {int(since): _usage(counters, q) for since, counters, q in rows}
         return {
-            window: _usage(rows[0][w * width : (w + 1) * width]) if rows else EMPTY_USAGE
-            for w, window in enumerate(windows)
+            window: by_start.get(epoch(start), EMPTY_USAGE)
+            for window, start in zip(windows, plan.starts, strict=True)
         }
 
     def has_key(self, account_id: str, key_id: str) -> bool:
@@ -213,14 +170,15 @@ class UsageQueries:
         where = _ACCOUNT
         if key_ids is not None:
             where += " AND key_id IN {keys:Array(String)}"
-        tiered = _Tiered((window,), now)
+        plan = _plan((window,), now)
         rows = self._client.query(
-            f"SELECT key_id, {tiered.usage(0)} "
-            f"FROM ({tiered.source(where, 'key_id, ' + _USAGE_COLS)}) GROUP BY key_id",
-            parameters=tiered.params | {"account": account_id, "keys": key_ids or []},
+            f"SELECT key_id, {USAGE_AGGREGATES} FROM {TABLE} "
+            f"WHERE {where} AND ({tier_condition(plan)}) GROUP BY key_id",
+            parameters={"account": account_id, "keys": key_ids or []},
             settings=_ONE_STREAM,
         ).result_rows
-        return {row[0]: _usage(row[1:]) for row in rows if row[1]}
+        usage = {key: _usage(counters, q) for key, counters, q in rows}
+        return {key: u for key, u in usage.items() if u.requests}
 
     def key_timeseries(
         self, account_id: str, key_id: str, window: Window, step: timedelta, now: datetime
@@ -231,21 +189,15 @@ class UsageQueries:
             raise ValueError("step must be a whole number of minutes")
         plan = plan_window(window.length, _utc(now), HOURS_FROM)
         use_hours = step_s % 3600 == 0 and plan.hour_span is not None
-        table, col = ("usage_hour", "hour") if use_hours else ("usage_minute", "minute")
+        tier = Tier.HOUR if use_hours else Tier.MINUTE
         rows = self._client.query(
-            f"SELECT toStartOfInterval({col}, toIntervalSecond({{step:UInt32}})) AS bucket, "
+            "SELECT toStartOfInterval(bucket, toIntervalSecond({step:UInt32})) AS at, "
             "sum(requests), sum(errors_4xx), sum(errors_5xx), "
             "quantilesTDigestMerge(0.5, 0.95, 0.99)(latency)[2] "
-            f"FROM {table} WHERE account_id = {{account:String}} AND key_id = {{key:String}} "
-            f"AND {col} >= {{start:DateTime('UTC')}} AND {col} < {{end:DateTime('UTC')}} "
-            "GROUP BY bucket ORDER BY bucket",
-            parameters={
-                "step": step_s,
-                "account": account_id,
-                "key": key_id,
-                "start": plan.start,
-                "end": plan.end,
-            },
+            f"FROM {TABLE} WHERE {_KEY} AND tier = {{tier:String}} "
+            f"AND bucket >= {epoch(plan.start)} AND bucket < {epoch(plan.end)} "
+            "GROUP BY at ORDER BY at",
+            parameters={"step": step_s, "account": account_id, "key": key_id, "tier": tier},
         ).result_rows
         return [
             Point(_utc(b), int(r), int(e4), int(e5), float(p95) if r else None)
@@ -298,15 +250,14 @@ class UsageQueries:
     def _requests_by_key(
         self, account_id: str, now: datetime, key_id: str | None = None
     ) -> dict[str, tuple[int, int, int]]:
-        """Requests per key in the last 24h, 7d and 30d, in one pass over the rollups."""
+        """Requests per key in the last 24h, 7d and 30d, in one pass over the rollup."""
         where = _ACCOUNT + (" AND key_id = {key:String}" if key_id is not None else "")
-        windows = (Window.H24, Window.D7, Window.D30)
-        tiered = _Tiered(windows, now)
-        sums = ", ".join(f"sumIf(requests, w{w})" for w in range(len(windows)))
+        plan = _plan((Window.H24, Window.D7, Window.D30), now)
+        sums = ", ".join(f"sumIf(requests, {in_window(plan, i)})" for i in range(3))
         rows = self._client.query(
-            f"SELECT key_id, {sums} FROM ({tiered.source(where, 'key_id, requests')}) "
-            "GROUP BY key_id",
-            parameters=tiered.params | {"account": account_id, "key": key_id or ""},
+            f"SELECT key_id, {sums} FROM {TABLE} "
+            f"WHERE {where} AND ({tier_condition(plan)}) GROUP BY key_id",
+            parameters={"account": account_id, "key": key_id or ""},
         ).result_rows
         return {k: (int(a), int(b), int(c)) for k, a, b, c in rows}
 
@@ -314,13 +265,13 @@ class UsageQueries:
         self, account_id: str, window: Window, now: datetime, top: int = 10
     ) -> AccountUsage:
         per_key = self.usage_by_key(account_id, window, now)
-        tiered = _Tiered((window,), now)
+        plan = _plan((window,), now)
         rows = self._client.query(
-            f"SELECT {tiered.usage(0)} FROM ({tiered.source(_ACCOUNT, _USAGE_COLS)})",
-            parameters=tiered.params | {"account": account_id},
+            f"SELECT {USAGE_AGGREGATES} FROM {TABLE} WHERE {_ACCOUNT} AND ({tier_condition(plan)})",
+            parameters={"account": account_id},
             settings=_ONE_STREAM,
         ).result_rows
-        total = _usage(rows[0]) if rows else EMPTY_USAGE
+        total = _usage(*rows[0]) if rows else EMPTY_USAGE
         ranked = sorted(((k, u.requests) for k, u in per_key.items()), key=lambda x: -x[1])
         return AccountUsage(window, total, ranked[:top])
 

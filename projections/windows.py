@@ -1,10 +1,12 @@
-"""Usage windows and how they map onto the minute and hour rollups (pure)."""
+"""Usage windows and how they map onto the minute, hour and day rows of the rollup (pure)."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
+from itertools import pairwise
 
 
 class Window(StrEnum):
@@ -19,13 +21,21 @@ class Window(StrEnum):
         ]
 
 
+class Tier(StrEnum):
+    """The granularity of a `usage_rollup` row: its `bucket` starts a minute, hour or day."""
+
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
+
+
 @dataclass(frozen=True)
 class WindowPlan:
     """A window as minute-aligned spans: [start, end) read from minutes or hours.
 
     The window ends after the minute that contains `now` and spans `length` before that.
-    The head and tail that do not fill an hour come from `usage_minute`; whole hours
-    come from `usage_hour` (none for windows of a day or less).
+    The head and tail that do not fill an hour come from minute rows; whole hours
+    from hour rows (none for windows shorter than `hours_from`).
     """
 
     start: datetime
@@ -67,9 +77,9 @@ Span = tuple[datetime, datetime]
 class TierPlan:
     """A window as minute-aligned [start, end) split over three rollups, coarsest first.
 
-    Whole days come from `usage_day`, the whole hours around them from `usage_hour`,
-    and the minutes that do not fill an hour from `usage_minute`: every window is exact
-    to the minute and reads at most ~120 minute, ~46 hour and 30 day rows per key.
+    Whole days come from day rows, the whole hours around them from hour rows and the
+    minutes that do not fill an hour from minute rows: every window is exact to the
+    minute and reads at most ~120 minute, ~46 hour and 30 day rows per key.
     """
 
     start: datetime
@@ -94,10 +104,8 @@ def _nonempty(*spans: Span) -> tuple[Span, ...]:
     return tuple(s for s in spans if s[0] < s[1])
 
 
-def plan_tiers(length: timedelta, now: datetime) -> TierPlan:
-    """Split the window of `length` ending after the minute of `now` (UTC) over the tiers."""
-    end = _floor_minute(now) + timedelta(minutes=1)
-    start = end - length
+def plan_span(start: datetime, end: datetime) -> TierPlan:
+    """Split the minute-aligned [start, end) over the tiers, coarsest rows in the middle."""
     hour, day = timedelta(hours=1), timedelta(days=1)
     h0, h1 = _ceil(start, hour), _floor(end, hour)
     if h0 >= h1:
@@ -107,3 +115,53 @@ def plan_tiers(length: timedelta, now: datetime) -> TierPlan:
     if d0 >= d1:
         return TierPlan(start, end, minutes, ((h0, h1),), ())
     return TierPlan(start, end, minutes, _nonempty((h0, d0), (d1, h1)), ((d0, d1),))
+
+
+def _merged(spans: Sequence[Span]) -> tuple[Span, ...]:
+    """The union of `spans` as sorted, disjoint spans (touching spans joined)."""
+    out: list[Span] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class NestedPlan:
+    """Windows that all end after the minute of `now`, read together from the tiers.
+
+    `starts[i]` is where the i-th requested window starts. The union of the windows is
+    cut at every start and planned piece by piece (`plan_span`), so no hour or day row
+    straddles a start: a planned row at `t` belongs to window i exactly when
+    `t >= starts[i]`. `tiers` holds the merged spans of each tier over the union.
+    """
+
+    end: datetime
+    starts: tuple[datetime, ...]
+    tiers: TierPlan
+
+    def spans(self) -> tuple[tuple[Tier, tuple[Span, ...]], ...]:
+        """(tier, spans) for the tiers with anything to read, finest first."""
+        t = self.tiers
+        pairs = ((Tier.MINUTE, t.minutes), (Tier.HOUR, t.hours), (Tier.DAY, t.days))
+        return tuple((tier, spans) for tier, spans in pairs if spans)
+
+
+def plan_nested(lengths: Sequence[timedelta], now: datetime) -> NestedPlan:
+    """Plan windows of `lengths` (at least one) ending after the minute of `now` (UTC)."""
+    if not lengths:
+        raise ValueError("plan_nested needs at least one window")
+    end = _floor_minute(now) + timedelta(minutes=1)
+    starts = tuple(end - length for length in lengths)
+    cuts = [*sorted(set(starts)), end]
+    pieces = [plan_span(a, b) for a, b in pairwise(cuts)]
+    union = TierPlan(
+        cuts[0],
+        end,
+        _merged([s for p in pieces for s in p.minutes]),
+        _merged([s for p in pieces for s in p.hours]),
+        _merged([s for p in pieces for s in p.days]),
+    )
+    return NestedPlan(end, starts, union)

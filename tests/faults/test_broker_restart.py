@@ -63,10 +63,10 @@ async def test_broker_restart_during_ingest(tmp_path: Path) -> None:
             assert client.query(
                 "SELECT count(), uniqExact(event_id) FROM requests_raw"
             ).result_rows == [(total, total)]
-            for table in ("usage_minute", "usage_hour", "key_last_used"):
-                assert client.query(f"SELECT sum(requests) FROM {table}").result_rows == [
-                    (total,)
-                ], table
+            assert client.query(
+                "SELECT tier, sum(requests) FROM usage_rollup GROUP BY tier ORDER BY tier"
+            ).result_rows == [("minute", total), ("hour", total), ("day", total)]
+            assert client.query("SELECT sum(requests) FROM key_last_used").result_rows == [(total,)]
         finally:
             client.close()
     finally:

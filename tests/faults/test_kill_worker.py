@@ -114,7 +114,11 @@ def _run_kill_loop(
             "SELECT count(), uniqExact(event_id) FROM requests_raw"
         ).result_rows[0]
         assert (count, unique) == (total, total)
-        for table in ("usage_minute", "usage_hour", "key_last_used", "key_ip_seen"):
+        tiers = client.query(
+            "SELECT tier, sum(requests) FROM usage_rollup GROUP BY tier ORDER BY tier"
+        ).result_rows
+        assert tiers == [("minute", total), ("hour", total), ("day", total)]
+        for table in ("key_last_used", "key_ip_seen"):
             (got,) = client.query(f"SELECT sum(requests) FROM {table}").result_rows[0]
             assert got == total, table
         # Every restart re-applies the newest recorded insert under its original token:

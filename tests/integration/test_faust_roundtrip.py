@@ -69,7 +69,9 @@ async def test_kafka_python_to_faust_agent_to_clickhouse(
     try:
         raw = client.query("SELECT count(), uniqExact(event_id) FROM requests_raw").result_rows
         assert raw == [(101, 101)]
-        minute = client.query("SELECT sum(requests), sum(errors_5xx) FROM usage_minute").result_rows
+        minute = client.query(
+            "SELECT sum(requests), sum(errors_5xx) FROM usage_rollup WHERE tier = 'minute'"
+        ).result_rows
         assert minute == [(101, 26)]
     finally:
         client.close()

@@ -14,8 +14,8 @@ pytestmark = pytest.mark.clickhouse
 
 EXPECTED_TABLES = {
     "requests_raw",
-    "usage_minute",
-    "usage_hour",
+    "usage_rollup",
+    "usage_minute_stage",
     "key_last_used",
     "key_ip_seen",
     "ingest_batches",
@@ -61,6 +61,8 @@ def test_every_materialized_view_target_deduplicates(tmp_path: Path) -> None:
         ]
         assert len(targets) >= 4
         for target in [*targets, "requests_raw"]:
+            if "ENGINE = `Null`" in ddl[target]:
+                continue  # keeps nothing; the views it triggers write the real targets
             assert "non_replicated_deduplication_window" in ddl[target], target
     finally:
         client.close()

@@ -128,6 +128,8 @@ async def test_replay_matches_live_projections(
     try:
         total = len(events) + len(more)
         assert client.query("SELECT count() FROM requests_raw").result_rows == [(total,)]
-        assert client.query("SELECT sum(requests) FROM usage_hour").result_rows == [(total,)]
+        assert client.query(
+            "SELECT sum(requests) FROM usage_rollup WHERE tier = 'hour'"
+        ).result_rows == [(total,)]
     finally:
         client.close()

@@ -1,0 +1,49 @@
+"""SQL pieces for reading `usage_rollup`, the one table holding minute, hour and day rows.
+
+A read names its rows by tier and time ranges (`tier_condition`) so ClickHouse can
+narrow it through the primary key `(account_id, key_id, tier, bucket)`; times are
+rendered as epoch-second integers, which compare with the `DateTime` column directly
+and cost the analyzer less than typed parameters (most of a point query is analysis
+and planning, not reading). Only integers computed here are rendered into the text;
+account and key ids always travel as query parameters.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from projections.windows import NestedPlan, Span
+
+TABLE = "usage_rollup"
+
+COUNTERS = ("requests", "errors_4xx", "errors_5xx", "renders", "bytes_out")
+USAGE_AGGREGATES = (
+    f"sumForEach([{', '.join(COUNTERS)}]), quantilesTDigestMerge(0.5, 0.95, 0.99)(latency)"
+)
+"""Two aggregates: the counters as one array (in `COUNTERS` order) and p50/p95/p99."""
+
+
+def epoch(t: datetime) -> int:
+    """Seconds since the epoch of an aware datetime (whole seconds: rollup times are)."""
+    return int(t.timestamp())
+
+
+def _ranges(spans: tuple[Span, ...]) -> str:
+    return " OR ".join(f"(bucket >= {epoch(a)} AND bucket < {epoch(b)})" for a, b in spans)
+
+
+def tier_condition(plan: NestedPlan) -> str:
+    """The rows of every tier that `plan` reads, as one boolean expression."""
+    return " OR ".join(
+        f"(tier = '{tier.value}' AND ({_ranges(spans)}))" for tier, spans in plan.spans()
+    )
+
+
+def window_starts(plan: NestedPlan) -> str:
+    """An array literal of the windows' starts (epoch seconds), in the requested order."""
+    return "[" + ", ".join(str(epoch(s)) for s in plan.starts) + "]"
+
+
+def in_window(plan: NestedPlan, i: int) -> str:
+    """Whether a row that `tier_condition` selected belongs to the i-th window."""
+    return f"bucket >= {epoch(plan.starts[i])}"
