@@ -1,7 +1,7 @@
 """SQL pieces for reading `usage_rollup`, the one table holding minute, hour and day rows.
 
-A read names its rows by tier and time ranges (`tier_condition`) so ClickHouse can
-narrow it through the primary key `(account_id, key_id, tier, bucket)`; times are
+A read names its rows by tier and bucket (`tier_condition`) so ClickHouse can narrow
+it through the primary key `(account_id, key_id, tier, bucket)`; times are
 rendered as epoch-second integers, which compare with the `DateTime` column directly
 and cost the analyzer less than typed parameters (most of a point query is analysis
 and planning, not reading). Only integers computed here are rendered into the text;
@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from projections.windows import NestedPlan, Span
+from projections.windows import NestedPlan, Span, Tier
 
 TABLE = "usage_rollup"
 
@@ -28,14 +28,22 @@ def epoch(t: datetime) -> int:
     return int(t.timestamp())
 
 
-def _ranges(spans: tuple[Span, ...]) -> str:
-    return " OR ".join(f"(bucket >= {epoch(a)} AND bucket < {epoch(b)})" for a, b in spans)
+def buckets(tier: Tier, spans: tuple[Span, ...]) -> list[int]:
+    """The start (epoch seconds) of every row of `tier` in the unit-aligned `spans`."""
+    step = int(tier.unit.total_seconds())
+    return [t for a, b in spans for t in range(epoch(a), epoch(b), step)]
 
 
 def tier_condition(plan: NestedPlan) -> str:
-    """The rows of every tier that `plan` reads, as one boolean expression."""
+    """The rows of every tier that `plan` reads, as one boolean expression.
+
+    Rows are listed (`bucket IN (...)`, ~200 values for 30 days) rather than given as
+    ranges: the analyzer and the primary-key search handle one set per tier faster than
+    a tree of range comparisons (~1.5 ms of a key summary).
+    """
     return " OR ".join(
-        f"(tier = '{tier.value}' AND ({_ranges(spans)}))" for tier, spans in plan.spans()
+        f"(tier = '{tier.value}' AND bucket IN ({', '.join(map(str, buckets(tier, spans)))}))"
+        for tier, spans in plan.spans()
     )
 
 

@@ -28,6 +28,12 @@ class Tier(StrEnum):
     HOUR = "hour"
     DAY = "day"
 
+    @property
+    def unit(self) -> timedelta:
+        return {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}.get(
+            self.value, timedelta(days=1)
+        )
+
 
 @dataclass(frozen=True)
 class WindowPlan:
