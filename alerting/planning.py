@@ -5,11 +5,12 @@ Contracts:
 - `plan_queries` groups rules by (kind, window): exactly one `StatsQuery` per distinct
   pair, covering every key-scoped rule's key and every account-scoped rule's account.
 - `observe` turns one query's answer into an `Observation` per key a rule concerns: the
-  rule's key (key scope), or every key of the account with data in the window plus every
-  key that already has an instance of the rule (account scope, so a firing instance sees
-  its traffic stop). Without data a `request_count` rule observes 0 requests; the other
-  kinds observe no value (nodata). A failed query gives error observations to the same
-  keys (account scope: only the keys with instances).
+  rule's key (key scope), or every key of the account in the answer (keys with data in
+  the window; for `request_count` every active key, see `EvaluationQueries.window_stats`)
+  plus every key that already has an instance of the rule (account scope, so a firing
+  instance sees its traffic stop). Without data a `request_count` rule observes 0
+  requests; the other kinds observe no value (nodata). A failed query gives error
+  observations to the same keys (account scope: only the keys with instances).
 """
 
 from __future__ import annotations

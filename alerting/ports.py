@@ -58,7 +58,12 @@ class EvaluationQueries(Protocol):
     """Read side of the evaluator (ClickHouse rollups and the key registry)."""
 
     def window_stats(self, query: StatsQuery, now: datetime) -> StatsByKey:
-        """Figures per key for the window that ends with the minute containing `now`."""
+        """Figures per key for the window that ends with the minute containing `now`.
+
+        Keys with traffic in the window; for `request_count` over whole accounts also
+        every active key of those accounts without any (`WindowStats(0)`), so rules on
+        low traffic see keys that went silent.
+        """
         ...
 
     def ingest_watermark(self) -> datetime | None:

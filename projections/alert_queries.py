@@ -17,6 +17,7 @@ from clickhouse_connect.driver.client import Client
 from alerting.ports import StatsByKey, StatsQuery, WindowStats
 from projections.rollup_sql import TABLE, tier_condition
 from projections.windows import plan_nested
+from schemas.alerts import RuleKind
 
 
 def _utc(t: datetime) -> datetime:
@@ -53,6 +54,10 @@ def window_stats_sql(query: StatsQuery, now: datetime) -> tuple[str, dict[str, A
     return sql, params
 
 
+_SILENT = WindowStats(0, 0, None, None, None)
+"""An active key with no traffic in the window."""
+
+
 def _quantile(value: Any) -> float | None:
     q = float(value)
     return q if math.isfinite(q) else None
@@ -66,6 +71,9 @@ class ClickHouseEvaluationQueries:
         self._topic = requests_topic
 
     def window_stats(self, query: StatsQuery, now: datetime) -> StatsByKey:
+        """Figures per key with traffic in the window; for `request_count` over whole
+        accounts also every active key without any (0 requests), so a rule such as
+        "fewer than 10 requests in 1 h" sees a key that went silent or never sent."""
         if not query.accounts and not query.key_pairs:
             return {}
         sql, params = window_stats_sql(query, now)
@@ -78,7 +86,18 @@ class ClickHouseEvaluationQueries:
             if query.quantiles and requests:
                 p50, p95, p99 = (_quantile(q) for q in row[-1])
             out[(account, key)] = WindowStats(requests, errors, p50, p95, p99)
+        if query.kind is RuleKind.REQUEST_COUNT and query.accounts:
+            for pair in self._active_keys(query.accounts):
+                out.setdefault(pair, _SILENT)
         return out
+
+    def _active_keys(self, accounts: Sequence[str]) -> list[tuple[str, str]]:
+        rows = self._client.query(
+            "SELECT account_id, key_id FROM keys FINAL "
+            "WHERE account_id IN {accounts:Array(String)} AND status = 'active'",
+            parameters={"accounts": sorted(accounts)},
+        ).result_rows
+        return [(str(a), str(k)) for a, k in rows]
 
     def ingest_watermark(self) -> datetime | None:
         rows = self._client.query(
