@@ -30,9 +30,15 @@ class Tier(StrEnum):
 
     @property
     def unit(self) -> timedelta:
-        return {"minute": timedelta(minutes=1), "hour": timedelta(hours=1)}.get(
-            self.value, timedelta(days=1)
-        )
+        """The span one row covers."""
+        return _UNITS[self]
+
+
+_UNITS = {
+    Tier.MINUTE: timedelta(minutes=1),
+    Tier.HOUR: timedelta(hours=1),
+    Tier.DAY: timedelta(days=1),
+}
 
 
 @dataclass(frozen=True)

@@ -11,18 +11,12 @@ from hypothesis import strategies as st
 
 from projections.windows import NestedPlan, Span, Tier, Window, plan_nested
 
-_UNIT = {
-    Tier.MINUTE: timedelta(minutes=1),
-    Tier.HOUR: timedelta(hours=1),
-    Tier.DAY: timedelta(days=1),
-}
-
 
 def _rows(plan: NestedPlan) -> list[tuple[datetime, datetime]]:
     """Every row the plan reads, as the [start, end) it covers, sorted."""
     rows = []
     for tier, spans in plan.spans():
-        unit = _UNIT[tier]
+        unit = tier.unit
         for start, end in spans:
             t = start
             while t < end:
@@ -43,8 +37,8 @@ def _covers(rows: list[tuple[datetime, datetime]], span: Span) -> None:
 def _aligned(plan: NestedPlan) -> None:
     for tier, spans in plan.spans():
         for start, end in spans:
-            assert (start.timestamp() % _UNIT[tier].total_seconds()) == 0, (tier, start)
-            assert (end.timestamp() % _UNIT[tier].total_seconds()) == 0, (tier, end)
+            assert (start.timestamp() % tier.unit.total_seconds()) == 0, (tier, start)
+            assert (end.timestamp() % tier.unit.total_seconds()) == 0, (tier, end)
 
 
 instants = st.datetimes(
@@ -82,7 +76,7 @@ def test_standard_windows_read_few_rows() -> None:
 
 
 def _rows_of(plan: NestedPlan, tier: Tier) -> list[datetime]:
-    unit = _UNIT[tier]
+    unit = tier.unit
     out = []
     for t, spans in plan.spans():
         if t is tier:
