@@ -20,7 +20,10 @@ Contracts:
   so an open episode continues and nothing is notified again; the clock never goes back
   behind a restored instance.
 - Rule changes arrive through `apply_rule_changes` (the rules agent); the newest version
-  of a rule wins. Instances of a deleted rule are dropped without notifying.
+  of a rule wins. The unsettled instances of a deleted rule are closed by the next cycle
+  (`close_for_deleted_rule`: an open episode resolves, notifying through the rule's last
+  channels when it sends resolved notifications) and then forgotten; closures still owed
+  at a restart are found from the deleted rules' last definitions.
 - Instances are created lazily: a key that has never breached and has no instance is
   not stored.
 """
@@ -50,8 +53,21 @@ from alerting.ports import (
     RuleSource,
     StatsQuery,
 )
-from alerting.state import Condition, NotifyDecision, classify, new_instance, transition
-from schemas.alerts import AlertHistoryEntry, AlertInstance, AlertRule, Notification
+from alerting.state import (
+    Condition,
+    NotifyDecision,
+    classify,
+    close_for_deleted_rule,
+    new_instance,
+    transition,
+)
+from schemas.alerts import (
+    AlertHistoryEntry,
+    AlertInstance,
+    AlertRule,
+    AlertState,
+    Notification,
+)
 from streams.retrying import off_loop_until_done
 
 log = logging.getLogger(__name__)
@@ -101,6 +117,18 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+@dataclass
+class _Closing:
+    """A deleted rule's last definition and its instances still to close."""
+
+    rule: AlertRule
+    instances: list[AlertInstance]
+
+
+def _unsettled(inst: AlertInstance) -> bool:
+    return inst.episode_open or inst.state not in (AlertState.NORMAL, AlertState.RESOLVED)
+
+
 class Evaluator:
     """Owns the rules and instance states of the deployment (see the module docstring)."""
 
@@ -127,6 +155,7 @@ class Evaluator:
         self._rules: dict[str, AlertRule] = {}
         self._versions: dict[str, int] = {}
         self._instances: dict[str, dict[str, AlertInstance]] = {}  # rule_id -> key_id -> inst
+        self._closing: dict[str, _Closing] = {}  # deleted rule_id -> instances to close
         self._wake = asyncio.Event()
         self._started = False
         self.stats = EvaluatorStats()
@@ -151,10 +180,15 @@ class Evaluator:
             return
         self._versions[rule_id] = version
         if rule is None:
-            self._rules.pop(rule_id, None)
-            self._instances.pop(rule_id, None)
+            last = self._rules.pop(rule_id, None)
+            instances = self._instances.pop(rule_id, {})
+            if last is not None and instances:
+                self._closing[rule_id] = _Closing(last, list(instances.values()))
         else:
             self._rules[rule_id] = rule
+            closing = self._closing.pop(rule_id, None)
+            if closing is not None:  # re-created before the close: its episodes go on
+                self._instances[rule_id] = {i.key_id: i for i in closing.instances}
 
     @property
     def rules(self) -> dict[str, AlertRule]:
@@ -182,11 +216,19 @@ class Evaluator:
         loaded = await self._io_retrying(self._rule_source.load_rules)
         for rule, version in loaded:
             self._adopt(rule.rule_id, rule, version)
+        deleted: dict[str, AlertRule] = {}
+        for rule, version in await self._io_retrying(self._rule_source.load_deleted_rules):
+            if rule.rule_id not in self._rules:
+                deleted[rule.rule_id] = rule
+                self._versions[rule.rule_id] = max(version, self._versions.get(rule.rule_id, -1))
         for inst in await self._io_retrying(self._state.load_instances):
+            if inst.since is not None and (inst.rule_id in self._rules or inst.rule_id in deleted):
+                self._clock.raise_floor(inst.since)
             if inst.rule_id in self._rules:
                 self._instances.setdefault(inst.rule_id, {})[inst.key_id] = inst
-                if inst.since is not None:
-                    self._clock.raise_floor(inst.since)
+            elif inst.rule_id in deleted and _unsettled(inst):
+                last = deleted[inst.rule_id]
+                self._closing.setdefault(inst.rule_id, _Closing(last, [])).instances.append(inst)
         watermark = await self._io_retrying(self._queries.ingest_watermark)
         wall = self._wall()
         if watermark is not None:
@@ -285,11 +327,21 @@ class Evaluator:
                     history.extend(result.history)
                     decisions.extend(result.decisions)
 
+        closing = list(self._closing.items())
+        for _, entry in closing:
+            for inst in entry.instances:
+                result = close_for_deleted_rule(inst, entry.rule, now)
+                if result.history:
+                    changed[inst.fingerprint] = result.instance
+                    history.extend(result.history)
+                    decisions.extend(result.decisions)
+
         notifications: list[Notification] = []
         if decisions:
             key_ids = sorted({d.key_id for d in decisions})
             names = await self._io_retrying(self._queries.key_names, key_ids)
-            by_id = {r.rule_id: r for r in rules}
+            by_id = {rule_id: entry.rule for rule_id, entry in closing}
+            by_id |= {r.rule_id: r for r in rules}
             notifications = [
                 build_notification(d, by_id[d.rule_id], names.get(d.key_id, d.key_id))
                 for d in decisions
@@ -301,6 +353,9 @@ class Evaluator:
         for inst in changed.values():
             if inst.rule_id in self._rules:
                 self._instances.setdefault(inst.rule_id, {})[inst.key_id] = inst
+        for rule_id, entry in closing:
+            if self._closing.get(rule_id) is entry:  # not re-created meanwhile
+                del self._closing[rule_id]
 
         elapsed_ms = (time.perf_counter() - began) * 1000
         s = self.stats

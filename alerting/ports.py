@@ -88,6 +88,10 @@ class RuleSource(Protocol):
         """Every current (not deleted) rule with its version, enabled or not."""
         ...
 
+    def load_deleted_rules(self) -> list[tuple[AlertRule, int]]:
+        """The last definition of every deleted rule, with the deletion's version."""
+        ...
+
 
 class AlertStateStore(Protocol):
     """Persisted instance state and the append-only transition log."""

@@ -20,6 +20,10 @@ error. Contracts of `transition`:
   open episode stays open and is continued (breach) or recovered (clear) once data returns.
 - Every state change, and every repeat, yields one `AlertHistoryEntry` carrying the
   instance after it; an unchanged instance is returned as the same value with no entries.
+
+`close_for_deleted_rule` is the last step of an instance whose rule was deleted: an open
+episode resolves (a RESOLVED decision when `send_resolved`, as for any resolve), any other
+unsettled state returns to normal without notifying.
 """
 
 from __future__ import annotations
@@ -309,4 +313,18 @@ def transition(
         )
         step.move(AlertState.NORMAL, reason, started_at=None)
 
+    return Transition(step.inst, step.decisions, step.history)
+
+
+def close_for_deleted_rule(instance: AlertInstance, rule: AlertRule, now: datetime) -> Transition:
+    """The instance's final transition now that `rule` (its last definition) is deleted."""
+    if instance.rule_id != rule.rule_id:
+        raise ValueError(f"instance of rule {instance.rule_id!r} given rule {rule.rule_id!r}")
+    if instance.since is not None and now < instance.since:
+        now = instance.since
+    step = _Step(instance, Observation(None), rule, now)
+    if instance.episode_open:
+        step.resolve(TransitionReason.RULE_DELETED)
+    elif instance.state not in (AlertState.NORMAL, AlertState.RESOLVED):
+        step.move(AlertState.NORMAL, TransitionReason.RULE_DELETED, started_at=None)
     return Transition(step.inst, step.decisions, step.history)

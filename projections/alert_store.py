@@ -72,9 +72,14 @@ class ClickHouseRuleStore:
         self._client = client
 
     def apply(self, changes: Sequence[RuleChange]) -> None:
+        """Append one row per change; a deletion row keeps the rule's last definition in
+        `rule` (so the evaluator can still resolve its open alerts after a restart)."""
+        last = self._definitions([c.rule_id for c in changes if c.rule is None])
         rows: list[list[Any]] = []
         for c in changes:
             rule = c.rule
+            if rule is not None:
+                last[c.rule_id] = rule.model_dump_json()
             rows.append(
                 [
                     c.rule_id,
@@ -85,7 +90,7 @@ class ClickHouseRuleStore:
                     (rule.key_id or "") if rule else "",
                     rule.enabled if rule else False,
                     rule is None,
-                    rule.model_dump_json() if rule else "",
+                    rule.model_dump_json() if rule else last.get(c.rule_id, ""),
                     c.at,
                     c.version,
                 ]
@@ -101,8 +106,26 @@ class ClickHouseRuleStore:
         ).result_rows
         return [StoredRule(AlertRule.model_validate_json(r), int(v), _utc(u)) for r, v, u in rows]
 
+    def _definitions(self, rule_ids: list[str]) -> dict[str, str]:
+        """The newest stored definition (JSON) of each of `rule_ids` that has one."""
+        if not rule_ids:
+            return {}
+        rows = self._client.query(
+            "SELECT rule_id, argMax(rule, version) FROM alert_rules "
+            "WHERE rule_id IN {ids:Array(String)} AND rule != '' GROUP BY rule_id",
+            parameters={"ids": sorted(set(rule_ids))},
+        ).result_rows
+        return {str(r): str(d) for r, d in rows}
+
     def load_rules(self) -> list[tuple[AlertRule, int]]:
         return [(s.rule, s.version) for s in self._current()]
+
+    def load_deleted_rules(self) -> list[tuple[AlertRule, int]]:
+        rows = self._client.query(
+            f"SELECT r_rule, r_version FROM ({_CURRENT_RULES.format(where='')}) "
+            "WHERE r_deleted AND r_rule != '' ORDER BY rule_id"
+        ).result_rows
+        return [(AlertRule.model_validate_json(r), int(v)) for r, v in rows]
 
     def list_rules(self, account_id: str | None = None) -> list[StoredRule]:
         if account_id is None:

@@ -176,6 +176,7 @@ class TransitionReason(StrEnum):
     NO_DATA = "no_data"
     QUERY_ERROR = "query_error"
     DATA_RETURNED = "data_returned"
+    RULE_DELETED = "rule_deleted"
 
 
 class DeliveryOutcome(StrEnum):

@@ -12,7 +12,13 @@ from hypothesis import strategies as st
 
 from alerting.fingerprint import fingerprint, idempotency_key
 from alerting.notifications import build_notification
-from alerting.state import NotifyDecision, Observation, new_instance, transition
+from alerting.state import (
+    NotifyDecision,
+    Observation,
+    close_for_deleted_rule,
+    new_instance,
+    transition,
+)
 from schemas.alerts import (
     AlertInstance,
     AlertRule,
@@ -108,6 +114,37 @@ def test_pending_that_clears_notifies_nobody() -> None:
     assert [(h.from_state, h.to_state) for h in history] == [
         (AlertState.PENDING, AlertState.NORMAL)
     ]
+
+
+def test_deleting_the_rule_resolves_an_open_episode_and_settles_the_rest() -> None:
+    run = Run(make_rule(send_resolved=True))
+    run.step(BREACH)
+    later = run.now + timedelta(seconds=30)
+    inst, [resolved], [entry] = close_for_deleted_rule(run.inst, run.rule, later)
+    assert inst.state is AlertState.RESOLVED and not inst.episode_open
+    assert resolved.kind is NotificationKind.RESOLVED
+    assert (resolved.episode, resolved.started_at, resolved.ended_at) == (1, T0, later)
+    assert resolved.idempotency_key == idempotency_key(
+        fingerprint("rule_1", "key_abc123"), 1, NotificationKind.RESOLVED
+    )
+    assert entry.reason is TransitionReason.RULE_DELETED
+
+    silent = Run(make_rule(send_resolved=False))
+    silent.step(BREACH)
+    inst, decisions, _ = close_for_deleted_rule(silent.inst, silent.rule, later)
+    assert inst.state is AlertState.RESOLVED and decisions == []
+
+    pending = Run(make_rule(for_s="1m"))
+    pending.step(BREACH)
+    inst, decisions, [entry] = close_for_deleted_rule(pending.inst, pending.rule, later)
+    assert (inst.state, decisions, entry.from_state) == (
+        AlertState.NORMAL,
+        [],
+        AlertState.PENDING,
+    )
+
+    settled = new_instance(make_rule(), "key_abc123")
+    assert close_for_deleted_rule(settled, make_rule(), later) == (settled, [], [])
 
 
 def test_pending_fires_after_for_and_keeps_breach_start() -> None:

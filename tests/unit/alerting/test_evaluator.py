@@ -22,6 +22,7 @@ from schemas.alerts import (
     Notification,
     NotificationKind,
     RuleKind,
+    TransitionReason,
 )
 
 T0 = datetime(2025, 6, 1, 12, 0, 30, tzinfo=UTC)
@@ -139,11 +140,15 @@ class FakeQueries:
 
 
 class FakeRules:
-    def __init__(self, rules: list[AlertRule]) -> None:
+    def __init__(self, rules: list[AlertRule], deleted: list[AlertRule] | None = None) -> None:
         self.rules = rules
+        self.deleted = deleted or []
 
     def load_rules(self) -> list[tuple[AlertRule, int]]:
         return [(r, i) for i, r in enumerate(self.rules)]
+
+    def load_deleted_rules(self) -> list[tuple[AlertRule, int]]:
+        return [(r, 100 + i) for i, r in enumerate(self.deleted)]
 
 
 class FakeState:
@@ -181,10 +186,15 @@ class Wall:
 
 
 def make(
-    rules: list[AlertRule], queries: FakeQueries, state: FakeState, pub: FakePublisher, wall: Wall
+    rules: list[AlertRule] | FakeRules,
+    queries: FakeQueries,
+    state: FakeState,
+    pub: FakePublisher,
+    wall: Wall,
 ) -> Evaluator:
+    source = rules if isinstance(rules, FakeRules) else FakeRules(rules)
     return Evaluator(
-        queries, FakeRules(rules), state, pub, EvaluatorConfig(idle_advance_s=5), wall_clock=wall
+        queries, source, state, pub, EvaluatorConfig(idle_advance_s=5), wall_clock=wall
     )
 
 
@@ -286,6 +296,64 @@ async def test_clear_keys_create_no_instances_and_deleted_rules_drop_theirs() ->
     assert ev.instances() == [] and ev.rules == {}
     ev.apply_rule_changes([RuleChange("w", "acc_main", wide, 5, T0)])  # older version: ignored
     assert ev.rules == {}
+    ev.close()
+
+
+async def test_deleting_a_rule_resolves_its_firing_alerts_once() -> None:
+    queries, state, pub, wall = FakeQueries(), FakeState(), FakePublisher(), Wall()
+    r1 = rule("r1", send_resolved=True)
+    ev = make([r1], queries, state, pub, wall)
+    breach(queries, "key_abc123")
+    await ev.run_cycle()
+    ev.apply_rule_changes([RuleChange("r1", "acc_main", None, 10, T0)])
+    assert ev.instances() == [] and ev.rules == {}
+    ev.on_block(Landed(T0 + timedelta(seconds=1)))
+    report = await ev.run_cycle()
+    assert report is not None and report.queries == 0  # no rules left to query for
+    assert [n.state for n in pub.sent] == [NotificationKind.FIRING, NotificationKind.RESOLVED]
+    fp = fingerprint("r1", "key_abc123")
+    assert pub.sent[1].idempotency_key == f"{fp}.1.resolved"
+    assert pub.sent[1].channels == r1.channels
+    assert state.latest[fp].state is AlertState.RESOLVED
+    assert state.history[-1].reason is TransitionReason.RULE_DELETED
+    ev.on_block(Landed(T0 + timedelta(seconds=2)))
+    await ev.run_cycle()
+    assert len(pub.sent) == 2
+    ev.close()
+
+
+async def test_restart_closes_alerts_of_rules_deleted_while_it_was_down() -> None:
+    queries, state, pub, wall = FakeQueries(), FakeState(), FakePublisher(), Wall()
+    r1 = rule("r1", send_resolved=True)
+    ev = make([r1], queries, state, pub, wall)
+    breach(queries, "key_abc123")
+    await ev.run_cycle()
+    ev.close()
+    assert [n.state for n in pub.sent] == [NotificationKind.FIRING]
+
+    restarted = make(FakeRules([], deleted=[r1]), queries, state, pub, wall)
+    restarted.on_block(Landed(T0 + timedelta(seconds=1)))
+    await restarted.run_cycle()
+    assert [n.state for n in pub.sent] == [NotificationKind.FIRING, NotificationKind.RESOLVED]
+    restarted.apply_rule_changes([RuleChange("r1", "acc_main", None, 50, T0)])  # old news
+    restarted.on_block(Landed(T0 + timedelta(seconds=2)))
+    await restarted.run_cycle()
+    assert len(pub.sent) == 2
+    restarted.close()
+
+
+async def test_a_rule_recreated_before_the_close_keeps_its_episode() -> None:
+    queries, state, pub, wall = FakeQueries(), FakeState(), FakePublisher(), Wall()
+    r1 = rule("r1", send_resolved=True)
+    ev = make([r1], queries, state, pub, wall)
+    breach(queries, "key_abc123")
+    await ev.run_cycle()
+    ev.apply_rule_changes([RuleChange("r1", "acc_main", None, 10, T0)])
+    ev.apply_rule_changes([RuleChange("r1", "acc_main", r1, 11, T0)])
+    ev.on_block(Landed(T0 + timedelta(seconds=1)))
+    await ev.run_cycle()
+    assert [n.state for n in pub.sent] == [NotificationKind.FIRING]
+    assert [i.state for i in ev.instances()] == [AlertState.FIRING]
     ev.close()
 
 
