@@ -8,11 +8,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from clickhouse_connect.driver.client import Client
 
+from infra.clickhouse import make_client, migration_context
 from infra.kafka.broker import LocalKafka
 from infra.kafka.probe import broker_ready
-from infra.settings import KafkaSettings
+from infra.settings import KafkaSettings, load_settings
 from infra.topics import ensure_topics
+from projections.migrate import migrate
 from schemas.topics import TopicNames
 
 TEST_BOOTSTRAP = os.environ.get("KEYPULSE_TEST_BOOTSTRAP", "127.0.0.1:9092")
@@ -51,3 +54,15 @@ def chdb_dir(tmp_path: Path) -> Path:
     """A fresh chDB data directory. Tests must close every client they open on it
     (chDB serves one directory per process at a time)."""
     return tmp_path / "clickhouse"
+
+
+@pytest.fixture
+def migrated_client(tmp_path: Path) -> Iterator[Client]:
+    """A client on a fresh, fully migrated chDB database under `tmp_path` (closed after)."""
+    settings = load_settings(data_dir=tmp_path)
+    client = make_client(settings)
+    migrate(client, migration_context(settings))
+    try:
+        yield client
+    finally:
+        client.close()

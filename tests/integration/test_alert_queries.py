@@ -3,18 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
 from alerting.ports import StatsQuery, WindowStats
-from infra.clickhouse import make_client, migration_context
-from infra.settings import load_settings
 from projections.alert_queries import ClickHouseEvaluationQueries
-from projections.migrate import migrate
 from projections.writers import ClickHouseKeyStore
 from schemas.alerts import RuleKind
 from streams.key_registry import KeyState, KeyStatus
@@ -22,17 +17,6 @@ from streams.key_registry import KeyState, KeyStatus
 pytestmark = pytest.mark.clickhouse
 
 NOW = datetime(2026, 11, 26, 12, 0, 30, tzinfo=UTC)
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[Client]:
-    settings = load_settings(data_dir=tmp_path)
-    c = make_client(settings)
-    migrate(c, migration_context(settings))
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _key(account: str, key: str, status: KeyStatus) -> KeyState:
@@ -62,8 +46,10 @@ def _requests(client: Client, account: str, key: str, at: list[datetime], status
     client.insert("requests_raw", rows, column_names=cols, settings={"async_insert": 0})
 
 
-def test_request_count_over_an_account_includes_its_silent_active_keys(client: Client) -> None:
-    ClickHouseKeyStore(client).save(
+def test_request_count_over_an_account_includes_its_silent_active_keys(
+    migrated_client: Client,
+) -> None:
+    ClickHouseKeyStore(migrated_client).save(
         [
             _key("acc_a", "key_busy0001", KeyStatus.ACTIVE),
             _key("acc_a", "key_quiet001", KeyStatus.ACTIVE),
@@ -74,9 +60,9 @@ def test_request_count_over_an_account_includes_its_silent_active_keys(client: C
         [],
     )
     minutes_ago = [NOW - timedelta(minutes=m) for m in (1, 2, 3)]
-    _requests(client, "acc_a", "key_busy0001", minutes_ago, 200)
-    _requests(client, "acc_a", "key_quiet001", [NOW - timedelta(hours=3)], 500)
-    queries = ClickHouseEvaluationQueries(client, "keypulse.requests")
+    _requests(migrated_client, "acc_a", "key_busy0001", minutes_ago, 200)
+    _requests(migrated_client, "acc_a", "key_quiet001", [NOW - timedelta(hours=3)], 500)
+    queries = ClickHouseEvaluationQueries(migrated_client, "keypulse.requests")
 
     counts = queries.window_stats(StatsQuery(RuleKind.REQUEST_COUNT, 3600, ("acc_a",)), NOW)
     assert counts == {

@@ -2,35 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
 from alerting.ports import RuleChange
-from infra.clickhouse import make_client, migration_context
-from infra.settings import load_settings
 from projections.alert_store import ClickHouseRuleStore
-from projections.migrate import migrate
 from schemas.alerts import AlertRule
 
 pytestmark = pytest.mark.clickhouse
 
 AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-def client(tmp_path: Path) -> Iterator[Client]:
-    settings = load_settings(data_dir=tmp_path)
-    c = make_client(settings)
-    migrate(c, migration_context(settings))
-    try:
-        yield c
-    finally:
-        c.close()
 
 
 def _rule(rule_id: str, **overrides: Any) -> AlertRule:
@@ -50,8 +34,10 @@ def _change(rule_id: str, rule: AlertRule | None, version: int) -> RuleChange:
     return RuleChange(rule_id, "acc_main", rule, version, AT)
 
 
-def test_a_deleted_rule_keeps_its_last_definition_for_the_evaluator(client: Client) -> None:
-    store = ClickHouseRuleStore(client)
+def test_a_deleted_rule_keeps_its_last_definition_for_the_evaluator(
+    migrated_client: Client,
+) -> None:
+    store = ClickHouseRuleStore(migrated_client)
     first, second = _rule("r1", threshold=100), _rule("r1", threshold=250)
     store.apply([_change("r1", first, 1), _change("r1", second, 2)])
     store.apply([_change("r1", None, 3)])

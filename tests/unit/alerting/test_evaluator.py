@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -299,62 +300,71 @@ async def test_clear_keys_create_no_instances_and_deleted_rules_drop_theirs() ->
     ev.close()
 
 
-async def test_deleting_a_rule_resolves_its_firing_alerts_once() -> None:
+@dataclass
+class Firing:
+    """An evaluator whose rule r1 (send_resolved) has just fired for key_abc123."""
+
+    ev: Evaluator
+    r1: AlertRule
+    queries: FakeQueries
+    state: FakeState
+    pub: FakePublisher
+    wall: Wall
+
+
+async def firing_r1() -> Firing:
     queries, state, pub, wall = FakeQueries(), FakeState(), FakePublisher(), Wall()
     r1 = rule("r1", send_resolved=True)
     ev = make([r1], queries, state, pub, wall)
     breach(queries, "key_abc123")
     await ev.run_cycle()
-    ev.apply_rule_changes([RuleChange("r1", "acc_main", None, 10, T0)])
-    assert ev.instances() == [] and ev.rules == {}
-    ev.on_block(Landed(T0 + timedelta(seconds=1)))
-    report = await ev.run_cycle()
+    return Firing(ev, r1, queries, state, pub, wall)
+
+
+async def test_deleting_a_rule_resolves_its_firing_alerts_once() -> None:
+    f = await firing_r1()
+    f.ev.apply_rule_changes([RuleChange("r1", "acc_main", None, 10, T0)])
+    assert f.ev.instances() == [] and f.ev.rules == {}
+    f.ev.on_block(Landed(T0 + timedelta(seconds=1)))
+    report = await f.ev.run_cycle()
     assert report is not None and report.queries == 0  # no rules left to query for
-    assert [n.state for n in pub.sent] == [NotificationKind.FIRING, NotificationKind.RESOLVED]
+    assert [n.state for n in f.pub.sent] == [NotificationKind.FIRING, NotificationKind.RESOLVED]
     fp = fingerprint("r1", "key_abc123")
-    assert pub.sent[1].idempotency_key == f"{fp}.1.resolved"
-    assert pub.sent[1].channels == r1.channels
-    assert state.latest[fp].state is AlertState.RESOLVED
-    assert state.history[-1].reason is TransitionReason.RULE_DELETED
-    ev.on_block(Landed(T0 + timedelta(seconds=2)))
-    await ev.run_cycle()
-    assert len(pub.sent) == 2
-    ev.close()
+    assert f.pub.sent[1].idempotency_key == f"{fp}.1.resolved"
+    assert f.pub.sent[1].channels == f.r1.channels
+    assert f.state.latest[fp].state is AlertState.RESOLVED
+    assert f.state.history[-1].reason is TransitionReason.RULE_DELETED
+    f.ev.on_block(Landed(T0 + timedelta(seconds=2)))
+    await f.ev.run_cycle()
+    assert len(f.pub.sent) == 2
+    f.ev.close()
 
 
 async def test_restart_closes_alerts_of_rules_deleted_while_it_was_down() -> None:
-    queries, state, pub, wall = FakeQueries(), FakeState(), FakePublisher(), Wall()
-    r1 = rule("r1", send_resolved=True)
-    ev = make([r1], queries, state, pub, wall)
-    breach(queries, "key_abc123")
-    await ev.run_cycle()
-    ev.close()
-    assert [n.state for n in pub.sent] == [NotificationKind.FIRING]
+    f = await firing_r1()
+    f.ev.close()
+    assert [n.state for n in f.pub.sent] == [NotificationKind.FIRING]
 
-    restarted = make(FakeRules([], deleted=[r1]), queries, state, pub, wall)
+    restarted = make(FakeRules([], deleted=[f.r1]), f.queries, f.state, f.pub, f.wall)
     restarted.on_block(Landed(T0 + timedelta(seconds=1)))
     await restarted.run_cycle()
-    assert [n.state for n in pub.sent] == [NotificationKind.FIRING, NotificationKind.RESOLVED]
+    assert [n.state for n in f.pub.sent] == [NotificationKind.FIRING, NotificationKind.RESOLVED]
     restarted.apply_rule_changes([RuleChange("r1", "acc_main", None, 50, T0)])  # old news
     restarted.on_block(Landed(T0 + timedelta(seconds=2)))
     await restarted.run_cycle()
-    assert len(pub.sent) == 2
+    assert len(f.pub.sent) == 2
     restarted.close()
 
 
 async def test_a_rule_recreated_before_the_close_keeps_its_episode() -> None:
-    queries, state, pub, wall = FakeQueries(), FakeState(), FakePublisher(), Wall()
-    r1 = rule("r1", send_resolved=True)
-    ev = make([r1], queries, state, pub, wall)
-    breach(queries, "key_abc123")
-    await ev.run_cycle()
-    ev.apply_rule_changes([RuleChange("r1", "acc_main", None, 10, T0)])
-    ev.apply_rule_changes([RuleChange("r1", "acc_main", r1, 11, T0)])
-    ev.on_block(Landed(T0 + timedelta(seconds=1)))
-    await ev.run_cycle()
-    assert [n.state for n in pub.sent] == [NotificationKind.FIRING]
-    assert [i.state for i in ev.instances()] == [AlertState.FIRING]
-    ev.close()
+    f = await firing_r1()
+    f.ev.apply_rule_changes([RuleChange("r1", "acc_main", None, 10, T0)])
+    f.ev.apply_rule_changes([RuleChange("r1", "acc_main", f.r1, 11, T0)])
+    f.ev.on_block(Landed(T0 + timedelta(seconds=1)))
+    await f.ev.run_cycle()
+    assert [n.state for n in f.pub.sent] == [NotificationKind.FIRING]
+    assert [i.state for i in f.ev.instances()] == [AlertState.FIRING]
+    f.ev.close()
 
 
 async def test_no_evaluation_before_any_watermark() -> None:
