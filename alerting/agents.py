@@ -18,23 +18,18 @@ import contextlib
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Protocol
+from typing import Any
 
 from alerting.codec import REPLAY_HEADER, decode_notification, decode_rule_event, header_value
 from alerting.delivery import DeliveryJob, DeliveryScheduler, expand, select_jobs
 from alerting.ports import RuleChange, RuleStore
 from schemas.alerts import AlertRuleDeleted
-from schemas.errors import InvalidMessage
-from streams.dead_letters import dead_letter_headers
+from streams.dead_letters import DeadLetterSink, decode_or_dead_letter
 from streams.retrying import off_loop_until_done
 
 log = logging.getLogger(__name__)
 
 RuleListener = Callable[[Sequence[RuleChange]], None]
-
-
-class DeadLetterSink(Protocol):
-    async def send(self, key: bytes | None, value: bytes, headers: dict[str, bytes]) -> None: ...
 
 
 class RulesAgent:
@@ -54,11 +49,8 @@ class RulesAgent:
         changes: list[RuleChange] = []
         for e in events:
             msg = e.message
-            try:
-                event = decode_rule_event(msg.value or b"")
-            except InvalidMessage as exc:
-                headers = dead_letter_headers(exc, self._topic, msg.partition, msg.offset)
-                await self._dlq.send(msg.key, msg.value or b"", headers)
+            event = await decode_or_dead_letter(msg, decode_rule_event, self._topic, self._dlq)
+            if event is None:
                 continue
             if isinstance(event, AlertRuleDeleted):
                 change = RuleChange(
@@ -107,11 +99,10 @@ class NotifierAgent:
         jobs: list[DeliveryJob] = []
         for e in events:
             msg = e.message
-            try:
-                notification = decode_notification(msg.value or b"")
-            except InvalidMessage as exc:
-                headers = dead_letter_headers(exc, self._topic, msg.partition, msg.offset)
-                await self._dlq.send(msg.key, msg.value or b"", headers)
+            notification = await decode_or_dead_letter(
+                msg, decode_notification, self._topic, self._dlq
+            )
+            if notification is None:
                 continue
             self.received += 1
             jobs.extend(expand(notification, header_value(msg.headers, REPLAY_HEADER)))

@@ -17,9 +17,9 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
-from streams.dead_letters import dead_letter_headers
+from streams.dead_letters import DeadLetterSink, dead_letter_headers
 from streams.ingest_plan import (
     InsertBlock,
     Rejected,
@@ -32,10 +32,6 @@ from streams.recovery import read_ranges
 from streams.retrying import off_loop_until_done, until_done
 
 log = logging.getLogger(__name__)
-
-
-class DeadLetterSink(Protocol):
-    async def send(self, key: bytes | None, value: bytes, headers: dict[str, bytes]) -> None: ...
 
 
 @dataclass

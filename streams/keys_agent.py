@@ -12,9 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from schemas.codec import decode_key_event
-from schemas.errors import InvalidMessage
-from streams.dead_letters import dead_letter_headers
-from streams.ingest_agent import DeadLetterSink
+from streams.dead_letters import DeadLetterSink, decode_or_dead_letter
 from streams.key_registry import KeyEventModel, KeyState, reduce_key
 from streams.ports import AnomalyRecord, KeyStore
 from streams.retrying import off_loop_until_done
@@ -70,11 +68,9 @@ class KeysAgent:
         decoded: list[tuple[int, KeyEventModel]] = []
         for e in events:
             msg = e.message
-            try:
-                decoded.append((msg.offset, decode_key_event(msg.value or b"")))
-            except InvalidMessage as exc:
-                headers = dead_letter_headers(exc, self._topic, msg.partition, msg.offset)
-                await self._dlq.send(msg.key, msg.value or b"", headers)
+            event = await decode_or_dead_letter(msg, decode_key_event, self._topic, self._dlq)
+            if event is not None:
+                decoded.append((msg.offset, event))
         if not decoded:
             return
         current = await self._blocking(self._store.load, [ev.key_id for _, ev in decoded])
