@@ -20,12 +20,12 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from alerting.codec import REPLAY_HEADER, decode_notification, decode_rule_event, header_value
 from alerting.delivery import DeliveryJob, DeliveryScheduler, expand, select_jobs
 from alerting.ports import RuleChange, RuleStore
 from schemas.alerts import AlertRuleDeleted
-from streams.dead_letters import DeadLetterSink, decode_or_dead_letter
-from streams.retrying import off_loop_until_done
+from schemas.codec import REPLAY_HEADER, decode_notification, decode_rule_event, header_value
+from schemas.runtime.dead_letters import DeadLetterSink, decode_or_dead_letter
+from schemas.runtime.retry import off_loop_until_done
 
 log = logging.getLogger(__name__)
 

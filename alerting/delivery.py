@@ -46,7 +46,7 @@ from alerting.ports import (
 from alerting.render import one_line
 from alerting.retry import RetryAction, RetryPolicy
 from schemas.alerts import Channel, Notification
-from streams.retrying import off_loop_until_done
+from schemas.runtime.retry import off_loop_until_done
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

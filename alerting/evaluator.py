@@ -68,7 +68,7 @@ from schemas.alerts import (
     AlertState,
     Notification,
 )
-from streams.retrying import off_loop_until_done
+from schemas.runtime.retry import off_loop_until_done
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -33,16 +33,16 @@ from aiohttp import web
 
 from bench.alerts_setup import BREACH_THRESHOLD, Background, all_keys, backfill, build_rules
 from infra import alert_admin
-from infra.inprocess import running_worker
+from infra.kafka.admin import ensure_topics
 from infra.kafka.broker import LocalKafka
 from infra.settings import KafkaSettings, Settings, load_settings
-from infra.topics import ensure_topics
+from infra.wiring import running_worker
 from schemas.alerts import AlertRuleCreated
 from schemas.codec import encode
 from schemas.keys import KeyCreated, KeyType
 from schemas.plans import Plan
 from schemas.topics import TopicNames
-from streams.producer import RecorderConfig, UsageRecorder
+from streams.client import RecorderConfig, UsageRecorder
 
 BOOTSTRAP = "127.0.0.1:39592"
 CONTROLLER_PORT = 39593

@@ -57,10 +57,10 @@ from bench.api_data import (
     read_marker,
     write_marker,
 )
-from infra.auth import hash_secret
 from infra.clickhouse import make_client, migration_context
-from infra.client_pool import ClientPool
-from infra.http_app import ApiRuntime, build_http_app
+from infra.http.app import ApiRuntime, build_http_app
+from infra.http.auth import hash_secret
+from infra.http.client_pool import ClientPool
 from infra.settings import Settings, load_settings
 from projections.migrate import migrate
 from projections.queries import UsageQueries

@@ -23,8 +23,7 @@ import numpy as np
 from clickhouse_connect.driver.client import Client
 
 from projections.writers import ClickHouseIngestStore, ClickHouseKeyStore
-from streams.ingest_plan import InsertBlock, OffsetRange
-from streams.key_registry import KeyState, KeyStatus
+from streams.worker.ports import InsertBlock, KeyState, KeyStatus, OffsetRange
 
 BIG_ACCOUNT = "acc_bigcorp"
 TOPIC = "bench.requests"

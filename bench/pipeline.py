@@ -37,9 +37,9 @@ from typing import Any, ClassVar
 
 import orjson
 
+from infra.kafka.admin import ensure_topics
 from infra.kafka.broker import JARS_DIR, LocalKafka
 from infra.settings import KafkaSettings, WorkerSettings
-from infra.topics import ensure_topics
 from schemas.topics import TopicNames
 
 HOST = "127.0.0.1"

@@ -19,9 +19,8 @@ from typing import Any
 
 from bench.pipeline_data import PROBE_ACCOUNT
 from infra.clickhouse import make_client
-from infra.inprocess import running_worker
 from infra.settings import Settings, load_settings
-from infra.worker import Worker
+from infra.wiring import Worker, running_worker
 
 
 class Breakdown:
@@ -46,7 +45,7 @@ class Breakdown:
         self.last_end: float | None = None
 
     def install(self) -> None:
-        import streams.ingest_agent as agent_module
+        import streams.worker.ingest_agent as agent_module
 
         plan = getattr(agent_module, "plan_ingest")  # noqa: B009
         process_events = agent_module.IngestAgent.process_events

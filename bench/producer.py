@@ -27,7 +27,7 @@ from typing import Any
 import kafka
 import orjson
 
-from schemas.base import uuid7
+from schemas.uuid7 import uuid7
 
 LATENCY_CALLS = 200_000
 THROUGHPUT_EVENTS = 1_000_000
@@ -110,7 +110,7 @@ def bench_throughput(recorder: Any) -> dict[str, float]:
 
 
 def bench_baseline(topic: str, compression: str | None) -> dict[str, float]:
-    from streams.kafka_client import build_producer, close_producer
+    from streams.client.kafka_client import build_producer, close_producer
 
     producer = build_producer(BOOTSTRAP, "bench-baseline", compression, {})
     try:
@@ -149,11 +149,11 @@ def bench_baseline(topic: str, compression: str | None) -> dict[str, float]:
 
 
 def main() -> None:
+    from infra.kafka.admin import ensure_topics
     from infra.kafka.broker import LocalKafka
     from infra.settings import KafkaSettings
-    from infra.topics import ensure_topics
     from schemas.topics import TopicNames
-    from streams.producer import RecorderConfig, UsageRecorder
+    from streams.client import RecorderConfig, UsageRecorder
 
     logging.basicConfig(level=logging.WARNING)
     compression = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] != "none" else None

@@ -15,7 +15,6 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from alerting.codec import REPLAY_HEADER, encode
 from alerting.ssrf import UnsafeUrlError, check_url, parse_url
 from infra.settings import Settings
 from schemas.alerts import (
@@ -27,8 +26,9 @@ from schemas.alerts import (
     SlackChannel,
     WebhookChannel,
 )
+from schemas.codec import REPLAY_HEADER, encode
 from schemas.topics import TopicNames
-from streams.kafka_client import build_producer, close_producer
+from streams.client.kafka_client import build_producer, close_producer
 
 
 class AlertAdminError(Exception):
@@ -126,7 +126,7 @@ def publish(
     """Send (key, value, headers) records and wait until the broker confirmed each."""
     from kafka.errors import KafkaError
 
-    from infra.topics import KafkaUnreachable
+    from infra.kafka.admin import KafkaUnreachable
 
     try:
         producer = build_producer(

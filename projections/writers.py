@@ -8,9 +8,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from schemas.request_columns import COLUMNS
-from streams.ingest_plan import InsertBlock, OffsetRange
-from streams.key_registry import KeyState, KeyStatus
-from streams.ports import AnomalyRecord
+from streams.worker.ports import AnomalyRecord, InsertBlock, KeyState, KeyStatus, OffsetRange
 
 _SOURCE = (*COLUMNS, "src_partition", "src_offset")
 """Block columns in insert order: the batch columns plus the Kafka source position."""

@@ -1,17 +1,22 @@
-"""Bytes <-> models with orjson. Every failure is an `InvalidMessage` with a reason.
+"""Bytes <-> models with orjson, for every topic. Every failure is an `InvalidMessage`.
 
 Compatibility rule: a consumer accepts unknown extra fields and every schema version up
 to the one it knows (`SUPPORTED_VERSIONS`); a newer version is `unsupported_version`.
+
+Headers on `keypulse.notifications`: `keypulse-replay` (`REPLAY_HEADER`) carries the
+delivery id a replayed notification is meant for (absent on the evaluator's own messages).
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from schemas.alerts import AlertRuleEvent, Notification
 from schemas.errors import InvalidMessage, InvalidReason
 from schemas.keys import (
     KEY_EVENT_ADAPTER,
@@ -26,10 +31,15 @@ from schemas.requests import RequestBatch, RequestCompleted
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
+RULE_EVENT_TYPES = ("alert_rule_created", "alert_rule_updated", "alert_rule_deleted")
+RULE_EVENT_ADAPTER: TypeAdapter[AlertRuleEvent] = TypeAdapter(AlertRuleEvent)
+REPLAY_HEADER = "keypulse-replay"
+
 SUPPORTED_VERSIONS: dict[str, int] = {
     "request.completed": 1,
     "request.batch": 1,
     **dict.fromkeys(KEY_EVENT_TYPES, 1),
+    **dict.fromkeys(RULE_EVENT_TYPES, 1),
 }
 
 
@@ -142,3 +152,39 @@ def decode_key_event(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> KeyEven
         return KEY_EVENT_ADAPTER.validate_python(obj)
     except ValidationError as exc:
         raise InvalidMessage(InvalidReason.SCHEMA_VIOLATION, _describe(exc)) from None
+
+
+def decode_rule_event(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> AlertRuleEvent:
+    """Decode a `keypulse.alert-rules` record."""
+    obj = _load(data, max_bytes)
+    _check_type(obj, RULE_EVENT_TYPES)
+    try:
+        return RULE_EVENT_ADAPTER.validate_python(obj)
+    except ValidationError as exc:
+        raise InvalidMessage(InvalidReason.SCHEMA_VIOLATION, _describe(exc)) from None
+
+
+def decode_notification(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Notification:
+    """Decode a `keypulse.notifications` record (it carries no `type`)."""
+    obj = _load(data, max_bytes)
+    version = obj.get("schema_version", 1)
+    if type(version) is int and version > 1:
+        raise InvalidMessage(
+            InvalidReason.UNSUPPORTED_VERSION,
+            f"notification schema_version {version} is newer than 1",
+        )
+    notification: Notification = _validate(Notification, obj)
+    return notification
+
+
+def header_value(
+    headers: Mapping[str, bytes] | Iterable[tuple[str, bytes]] | None, name: str
+) -> str | None:
+    """A header's value as text from a mapping or a list of pairs (as faust gives them)."""
+    if not headers:
+        return None
+    pairs = headers.items() if isinstance(headers, Mapping) else headers
+    for key, value in pairs:
+        if key == name and value is not None:
+            return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+    return None

@@ -7,6 +7,7 @@ from pathlib import Path
 import orjson
 from pydantic import BaseModel
 
+from schemas.alerts import AlertRuleCreated, AlertRuleDeleted, AlertRuleUpdated, Notification
 from schemas.keys import KeyCreated, KeyDeleted, KeyRenamed, KeyRevoked
 from schemas.requests import RequestBatch, RequestCompleted
 
@@ -17,6 +18,10 @@ EXPORTED: tuple[type[BaseModel], ...] = (
     KeyDeleted,
     RequestCompleted,
     RequestBatch,
+    AlertRuleCreated,
+    AlertRuleUpdated,
+    AlertRuleDeleted,
+    Notification,
 )
 
 

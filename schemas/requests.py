@@ -9,8 +9,9 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
 
-from schemas.base import Event, uuid7
+from schemas.base import Event
 from schemas.ids import AccountId, KeyId
+from schemas.uuid7 import uuid7
 
 HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
 HTTP_METHODS: frozenset[str] = frozenset(

@@ -11,10 +11,10 @@ import pytest
 from clickhouse_connect.driver.client import Client
 
 from infra.clickhouse import make_client, migration_context
+from infra.kafka.admin import ensure_topics
 from infra.kafka.broker import LocalKafka
 from infra.kafka.probe import broker_ready
 from infra.settings import KafkaSettings, load_settings
-from infra.topics import ensure_topics
 from projections.migrate import migrate
 from schemas.topics import TopicNames
 

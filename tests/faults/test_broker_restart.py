@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 
 from infra.clickhouse import make_client
-from infra.inprocess import running_worker
+from infra.kafka.admin import ensure_topics
 from infra.kafka.broker import LocalKafka
 from infra.settings import KafkaSettings
-from infra.topics import ensure_topics
+from infra.wiring import running_worker
 from schemas.requests import RequestCompleted
 from schemas.topics import TopicNames
 from tests.integration.ingest_helpers import batches, produce, wait_for_events, worker_settings

@@ -10,7 +10,7 @@ from typing import Any
 from kafka import KafkaConsumer, KafkaProducer
 
 from infra.settings import Settings, load_settings
-from infra.worker import Worker
+from infra.wiring import Worker
 from schemas.codec import encode
 from schemas.requests import RequestBatch, RequestCompleted
 

@@ -12,7 +12,7 @@ from alerting.ports import StatsQuery, WindowStats
 from projections.alert_queries import ClickHouseEvaluationQueries
 from projections.writers import ClickHouseKeyStore
 from schemas.alerts import RuleKind
-from streams.key_registry import KeyState, KeyStatus
+from streams.worker.ports import KeyState, KeyStatus
 
 pytestmark = pytest.mark.clickhouse
 

@@ -10,8 +10,8 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from infra.clickhouse import make_client
-from infra.inprocess import running_worker
 from infra.settings import Settings, load_settings
+from infra.wiring import running_worker
 from schemas.codec import encode
 from schemas.requests import RequestBatch, RequestCompleted
 from schemas.topics import TopicNames

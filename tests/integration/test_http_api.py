@@ -16,10 +16,9 @@ import pytest
 from openapi_spec_validator import validate
 from prometheus_client.parser import text_string_to_metric_families
 
-from infra.auth import hash_secret
 from infra.clickhouse import make_client
-from infra.inprocess import running_worker
-from infra.worker import Worker
+from infra.http.auth import hash_secret
+from infra.wiring import Worker, running_worker
 from projections.queries import UsageQueries
 from projections.windows import Window
 from schemas.codec import encode

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from infra.clickhouse import make_client
-from infra.inprocess import running_worker
+from infra.wiring import running_worker
 from projections.queries import EMPTY_USAGE, UsageQueries
 from projections.windows import Window
 from schemas.codec import encode

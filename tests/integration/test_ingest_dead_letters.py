@@ -10,7 +10,7 @@ import orjson
 import pytest
 
 from infra.clickhouse import make_client
-from infra.inprocess import running_worker
+from infra.wiring import running_worker
 from schemas.codec import encode
 from schemas.requests import RequestBatch, RequestCompleted
 from schemas.topics import TopicNames

@@ -14,7 +14,7 @@ from schemas.codec import decode_key_event
 from schemas.keys import KeyCreated, KeyDeleted, KeyRenamed, KeyRevoked, KeyType, RevokeReason
 from schemas.plans import Plan
 from schemas.topics import TopicNames
-from streams.producer import (
+from streams.client import (
     KeyEventPublisher,
     PublisherConfig,
     PublishError,

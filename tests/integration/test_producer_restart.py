@@ -16,11 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from infra.kafka.admin import ensure_topics
 from infra.kafka.broker import LocalKafka
 from infra.settings import KafkaSettings
-from infra.topics import ensure_topics
 from schemas.topics import TopicNames
-from streams.producer import RecorderConfig, UsageRecorder
+from streams.client import RecorderConfig, UsageRecorder
 from tests.integration.producer_support import SteadyRecorder, count_request_events
 
 pytestmark = [

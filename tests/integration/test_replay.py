@@ -11,9 +11,9 @@ import pytest
 from rich.console import Console
 
 from infra.clickhouse import make_client
-from infra.inprocess import running_worker
-from infra.replay import run_replay
 from infra.settings import Settings
+from infra.tools.replay import run_replay
+from infra.wiring import running_worker
 from projections.queries import Usage, UsageQueries
 from projections.windows import Window
 from schemas.codec import encode

@@ -17,7 +17,7 @@ from typing import Any
 from aiosmtpd.smtp import SMTP, Envelope, Session
 
 from infra.settings import Settings, load_settings
-from streams.producer import RecorderConfig, UsageRecorder
+from streams.client import RecorderConfig, UsageRecorder
 
 
 @dataclass

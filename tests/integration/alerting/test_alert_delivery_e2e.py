@@ -15,16 +15,15 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
-from alerting.codec import encode
 from alerting.delivery import DeliveryScheduler, delivery_id
 from alerting.fingerprint import channel_id, fingerprint, idempotency_key
 from infra import alert_admin
 from infra.clickhouse import make_client
-from infra.inprocess import running_worker
 from infra.settings import Settings
-from infra.worker import Worker
+from infra.wiring import Worker, running_worker
 from projections.alert_store import ClickHouseDeliveryLog
 from schemas.alerts import Notification, NotificationKind, WebhookChannel
+from schemas.codec import encode
 from schemas.topics import TopicNames
 from tests.integration.alerting.alert_e2e_support import alert_settings, wait_until
 from tests.integration.alerting.alert_servers import SECRET, HttpServer, start_http_server

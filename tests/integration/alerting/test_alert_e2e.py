@@ -15,8 +15,7 @@ from alerting.evaluator import Evaluator
 from alerting.fingerprint import fingerprint
 from infra import alert_admin
 from infra.clickhouse import make_client
-from infra.inprocess import running_worker
-from infra.worker import Worker
+from infra.wiring import Worker, running_worker
 from projections.alert_store import ClickHouseAlertStateStore, ClickHouseDeliveryLog
 from schemas.alerts import AlertState, NotificationKind
 from schemas.codec import encode

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from infra.cli import app
+from infra.cli.main import app
 
 COUNT = ["--kind", "request_count", "--window", "5m", "--threshold", "1"]
 BASE = ["rules", "add", "--account", "acc_main", "--name", "Spike", "--key", "key_abc123"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
@@ -12,6 +13,7 @@ from schemas.codec import (
     decode_key_event,
     decode_request_batch,
     decode_requests,
+    decode_rule_event,
     encode,
 )
 from schemas.errors import InvalidMessage, InvalidReason
@@ -19,10 +21,20 @@ from schemas.errors import InvalidMessage, InvalidReason
 EXAMPLES = Path(__file__).resolve().parents[3] / "schemas" / "examples"
 KEY_EXAMPLES = sorted(EXAMPLES.glob("key.*.json"))
 REQUEST_EXAMPLES = sorted(EXAMPLES.glob("request.*.json"))
+RULE_EXAMPLES = sorted(EXAMPLES.glob("alert_rule_*.json"))
 
 
 def _raw(path: Path) -> bytes:
     return path.read_bytes()
+
+
+def _decoder(path: Path) -> Callable[[bytes], object]:
+    """The codec entry point for an example's topic, by its event type."""
+    if path.stem.startswith("key."):
+        return decode_key_event
+    if path.stem.startswith("alert_rule_"):
+        return decode_rule_event
+    return lambda data: decode_requests(data).count
 
 
 def test_every_event_type_has_an_example() -> None:
@@ -36,6 +48,13 @@ def test_key_event_example_round_trips(path: Path) -> None:
     assert event.type == path.stem
     assert orjson.loads(encode(event)) == orjson.loads(_raw(path))
     assert decode_key_event(encode(event)) == event
+
+
+@pytest.mark.parametrize("path", RULE_EXAMPLES, ids=lambda p: p.stem)
+def test_rule_event_example_round_trips(path: Path) -> None:
+    event = decode_rule_event(_raw(path))
+    assert event.type == path.stem
+    assert orjson.loads(encode(event)) == orjson.loads(_raw(path))
 
 
 @pytest.mark.parametrize("path", REQUEST_EXAMPLES, ids=lambda p: p.stem)
@@ -69,18 +88,15 @@ def test_unknown_extra_fields_are_accepted(path: Path) -> None:
     obj["added_in_a_later_minor_version"] = {"anything": [1, 2, 3]}
     if "columns" in obj:
         obj["columns"]["new_column"] = [0] * len(obj["columns"]["event_id"])
-    data = orjson.dumps(obj)
-    if path.stem.startswith("key."):
-        assert decode_key_event(data) == decode_key_event(_raw(path))
-    else:
-        assert decode_requests(data).count == decode_requests(_raw(path)).count
+    decode = _decoder(path)
+    assert decode(orjson.dumps(obj)) == decode(_raw(path))
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.stem)
 def test_newer_schema_version_is_unsupported(path: Path) -> None:
     obj = orjson.loads(_raw(path))
     obj["schema_version"] = SUPPORTED_VERSIONS[obj["type"]] + 1
-    decode = decode_key_event if path.stem.startswith("key.") else decode_requests
+    decode = _decoder(path)
     with pytest.raises(InvalidMessage) as err:
         decode(orjson.dumps(obj))
     assert err.value.reason is InvalidReason.UNSUPPORTED_VERSION
@@ -90,8 +106,8 @@ def test_newer_schema_version_is_unsupported(path: Path) -> None:
 def test_missing_schema_version_means_version_one(path: Path) -> None:
     obj = orjson.loads(_raw(path))
     del obj["schema_version"]
-    decode = decode_key_event if path.stem.startswith("key.") else decode_requests
-    decode(orjson.dumps(obj))
+    decode = _decoder(path)
+    assert decode(orjson.dumps(obj)) == decode(_raw(path))
 
 
 def test_key_example_on_the_request_decoder_is_unknown_type() -> None:

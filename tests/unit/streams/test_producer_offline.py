@@ -10,8 +10,8 @@ from typing import Any
 import pytest
 
 from schemas.codec import decode_requests
-from streams.producer import RecorderConfig, SpillError, UsageRecorder
-from streams.spill import SpillStore
+from streams.client import RecorderConfig, SpillError, UsageRecorder
+from streams.client.spill import SpillStore
 
 EVENT: dict[str, Any] = {
     "key_id": "key_abc123",

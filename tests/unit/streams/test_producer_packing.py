@@ -10,8 +10,8 @@ import orjson
 import pytest
 
 from schemas.codec import decode_request_batch, decode_requests
-from streams.batch_packer import Row, pack_rows, split_packed
-from streams.event_ids import uuid7_block
+from schemas.uuid7 import uuid7_block
+from streams.client.batch_packer import Row, pack_rows, split_packed
 
 NOW_MS = 1_768_469_400_123
 

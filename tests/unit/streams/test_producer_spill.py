@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from streams.spill import SpillError, SpillStore
+from streams.client.spill import SpillError, SpillStore
 
 
 def test_append_rotate_replay_remove(tmp_path: Path) -> None:

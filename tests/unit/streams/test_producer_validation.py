@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from streams.producer import RecorderConfig, UsageRecorder
-from streams.usage_validation import RowValidator, occurred_at_ms, valid_ip
+from streams.client import RecorderConfig, UsageRecorder
+from streams.client.usage_validation import RowValidator, occurred_at_ms, valid_ip
 
 GOOD: dict[str, Any] = {
     "key_id": "key_abc123",

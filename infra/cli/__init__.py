@@ -1,0 +1,1 @@
+"""The `keypulse` command line: `main.py` mounts the commands, one module per group."""

@@ -1,0 +1,5 @@
+"""`python -m infra.cli …` is the `keypulse` command."""
+
+from infra.cli.main import main
+
+main()

@@ -1,0 +1,254 @@
+"""The `keypulse` command line (typer + rich)."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import signal
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, ParamSpec, TypeVar
+
+import typer
+from rich.console import Console
+
+from infra.cli.alerts import deliveries_app, rules_app
+from infra.clickhouse import ClickHouseUnavailable, make_client, migration_context
+from infra.kafka.admin import KafkaUnreachable, ensure_topics
+from infra.kafka.broker import BrokerError, LocalKafka
+from infra.kafka.probe import broker_ready
+from infra.settings import ConfigError, Settings, load_settings
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+app = typer.Typer(help="keypulse: usage and alerting pipeline for API keys.", no_args_is_help=True)
+kafka_app = typer.Typer(help="The local single-node Kafka broker.", no_args_is_help=True)
+topics_app = typer.Typer(help="Kafka topics of the registry.", no_args_is_help=True)
+schemas_app = typer.Typer(help="Event schemas.", no_args_is_help=True)
+app.add_typer(kafka_app, name="kafka")
+app.add_typer(topics_app, name="topics")
+app.add_typer(schemas_app, name="schemas")
+app.add_typer(rules_app, name="rules")
+app.add_typer(deliveries_app, name="deliveries")
+
+out = Console()
+err = Console(stderr=True)
+
+EXPECTED_ERRORS = (ConfigError, BrokerError, KafkaUnreachable, ClickHouseUnavailable)
+
+
+def clean_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Known failures become one red line on stderr and exit status 1, not a traceback."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except EXPECTED_ERRORS as exc:
+            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _settings() -> Settings:
+    return load_settings()
+
+
+def _broker(settings: Settings) -> LocalKafka:
+    return LocalKafka(settings.kafka, settings.kafka_dir)
+
+
+@kafka_app.command("start")
+@clean_errors
+def kafka_start() -> None:
+    """Start the local broker (formats storage on first start) and wait until ready."""
+    settings = _settings()
+    broker = _broker(settings)
+    if broker.status().pid is None and broker_ready(settings.kafka.bootstrap_servers):
+        out.print(f"kafka already running at {settings.kafka.bootstrap_servers} (not ours)")
+        return
+    started, seconds = broker.start()
+    verb = "started" if started else "already running"
+    out.print(f"kafka {verb}: ready at {settings.kafka.bootstrap_servers} in {seconds:.1f} s")
+
+
+@kafka_app.command("stop")
+@clean_errors
+def kafka_stop() -> None:
+    """Stop the broker that `kafka start` recorded (and only that process)."""
+    stopped = _broker(_settings()).stop()
+    out.print("kafka stopped" if stopped else "kafka was not running")
+
+
+@kafka_app.command("status")
+@clean_errors
+def kafka_status() -> None:
+    """Report whether the local broker runs and answers metadata requests."""
+    settings = _settings()
+    status = _broker(settings).status()
+    if status.pid is None:
+        reachable = broker_ready(settings.kafka.bootstrap_servers)
+        note = " (another broker answers there)" if reachable else ""
+        out.print(f"kafka not running{note}")
+        raise typer.Exit(3)
+    state = "ready" if status.ready else "not ready"
+    out.print(f"kafka running (pid {status.pid}), {state} at {settings.kafka.bootstrap_servers}")
+
+
+@topics_app.command("ensure")
+@clean_errors
+def topics_ensure() -> None:
+    """Create the registry's topics that are missing (idempotent)."""
+    settings = _settings()
+    result = ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
+    for name in result.created:
+        out.print(f"created  {name}")
+    for name in result.existing:
+        out.print(f"exists   {name}")
+
+
+@app.command("migrate")
+@clean_errors
+def migrate_cmd() -> None:
+    """Apply pending ClickHouse migrations (idempotent)."""
+    from projections.migrate import migrate
+
+    settings = _settings()
+    client = make_client(settings)
+    try:
+        applied = migrate(
+            client,
+            migration_context(settings),
+            on_apply=lambda m: out.print(f"applying {m.id}"),
+        )
+    finally:
+        client.close()
+    out.print(f"{len(applied)} migration(s) applied" if applied else "schema is up to date")
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(0)
+
+
+def _run_worker(settings: Settings) -> None:
+    import faust
+
+    from infra.wiring import assemble_worker
+
+    # Until faust installs its own handlers, SIGTERM still means a clean exit.
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
+    worker = assemble_worker(settings)
+    if settings.api.serve_in_worker:
+        from infra.wiring import serve_http_in_worker
+
+        serve_http_in_worker(worker, settings)
+        out.print(f"HTTP API on http://{settings.api.host}:{settings.api.port} (docs at /docs)")
+    try:
+        faust_worker = faust.Worker(worker.app.app, loglevel="WARNING")
+        with contextlib.suppress(SystemExit):
+            faust_worker.execute_from_commandline()
+    finally:
+        worker.close()
+
+
+@app.command("worker")
+@clean_errors
+def worker_cmd() -> None:
+    """Run the faust worker (agents, and in embedded mode everything touching ClickHouse)."""
+    settings = _settings()
+    if not broker_ready(settings.kafka.bootstrap_servers):
+        raise KafkaUnreachable(f"no Kafka broker reachable at {settings.kafka.bootstrap_servers}")
+    ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
+    out.print("worker starting (Ctrl-C stops it)")
+    _run_worker(settings)
+    out.print("worker stopped")
+
+
+@app.command("up")
+@clean_errors
+def up_cmd(
+    check: Annotated[bool, typer.Option(help="Print a self-check, then stop.")] = False,
+) -> None:
+    """Local all-in-one: Kafka, topics, migrations, worker in the foreground."""
+    settings = _settings()
+    broker = _broker(settings)
+    if broker.status().pid is None and broker_ready(settings.kafka.bootstrap_servers):
+        started = False
+        out.print(f"kafka: using the broker already running at {settings.kafka.bootstrap_servers}")
+    else:
+        started, seconds = broker.start()
+        out.print(f"kafka {'started' if started else 'already running'} ({seconds:.1f} s)")
+    try:
+        result = ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
+        out.print(f"topics: {len(result.created)} created, {len(result.existing)} existing")
+        migrate_cmd()
+        if check:
+            from infra.tools.selfcheck import run_selfcheck
+
+            run_selfcheck(settings, out)
+        else:
+            out.print("worker starting (Ctrl-C stops everything)")
+            _run_worker(settings)
+    finally:
+        if started:
+            broker.stop()
+            out.print("kafka stopped")
+
+
+@app.command("replay")
+@clean_errors
+def replay_cmd(
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Rebuild every projection from the topics into fresh tables and swap them in."""
+    from infra.tools.replay import run_replay
+
+    if not yes:
+        typer.confirm("Rebuild all projections from Kafka now?", abort=True)
+    run_replay(_settings(), out)
+
+
+@app.command("demo")
+@clean_errors
+def demo_cmd(
+    duration: Annotated[
+        float, typer.Option("--duration", min=10, help="Seconds of live traffic.")
+    ] = 60,
+) -> None:
+    """Run the product end to end: keys, traffic, a misbehaving key, a delivered alert."""
+    from infra.tools.demo import DemoFailed, run_demo
+
+    try:
+        run_demo(_settings(), out, duration)
+    except DemoFailed as exc:
+        err.print(f"[red]demo failed:[/red] {exc}")
+        raise typer.Exit(1) from None
+
+
+@schemas_app.command("export")
+@clean_errors
+def schemas_export(directory: Path) -> None:
+    """Write one JSON Schema per event type into DIRECTORY."""
+    from schemas.export import export_json_schemas
+
+    for path in export_json_schemas(directory):
+        out.print(f"wrote {path}")
+
+
+def _register_read_commands() -> None:
+    from infra.cli import read as cli_read
+
+    cli_read.register(app)
+
+
+_register_read_commands()
+
+
+def main() -> None:
+    app(prog_name="keypulse")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

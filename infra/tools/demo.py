@@ -1,0 +1,337 @@
+"""`keypulse demo`: the whole product on one machine, end to end, then a clean stop.
+
+Starts Kafka (unless one runs), an SMTP sink and a webhook receiver, and the worker
+(agents, evaluator, notifier, HTTP API) in this process; creates an account with live
+and test keys through the producer library; backfills 30 days of traffic with a daily
+shape and streams live traffic in which one key misbehaves (5xx rate and latency
+climb); installs alert rules that notify the local receivers; then prints the keys
+table, the alert that fired and the deliveries that arrived.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import random
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from rich.console import Console
+from rich.panel import Panel
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from infra.alert_admin import build_rule, new_rule_id, new_webhook_secret, publish_rule
+from infra.cli.read import keys_table
+from infra.clickhouse import make_client
+from infra.http.auth import hash_secret
+from infra.http.routes.usage import KeyOut
+from infra.kafka.admin import ensure_topics
+from infra.kafka.broker import LocalKafka
+from infra.kafka.probe import broker_ready
+from infra.settings import ManagementKey, Settings
+from infra.tools.receivers import Receivers, free_port
+from infra.wiring import running_worker
+from projections.queries import UsageQueries
+from schemas.keys import KeyCreated, KeyType
+from schemas.plans import Plan
+from schemas.topics import TopicNames
+from streams.client import RecorderConfig, UsageRecorder
+from streams.client.key_events import KeyEventPublisher, PublisherConfig
+
+ACCOUNT = "acc_demo"
+BAD_KEY = "key_demoexport"
+
+
+@dataclass(frozen=True)
+class DemoKey:
+    key_id: str
+    name: str
+    key_type: KeyType
+    weight: float
+
+
+KEYS = (
+    DemoKey("key_demoweb01", "Production web", KeyType.LIVE, 5.0),
+    DemoKey("key_demomobile", "Mobile app", KeyType.LIVE, 3.0),
+    DemoKey(BAD_KEY, "Batch exporter", KeyType.LIVE, 2.0),
+    DemoKey("key_democi001", "CI tests", KeyType.TEST, 0.6),
+    DemoKey("key_demostage", "Staging", KeyType.TEST, 0.4),
+)
+ROUTES = ("/v1/render", "/v1/render", "/v1/templates", "/v1/assets", "/v1/usage")
+
+
+class DemoFailed(Exception):
+    """The demo did not see its alert delivered in time."""
+
+
+def _demo_settings(settings: Settings, run: str, receivers: Receivers, api_port: int) -> Settings:
+    return settings.model_copy(
+        update={
+            "data_dir": settings.data_dir / "demo" / run,
+            "kafka": settings.kafka.model_copy(
+                update={"topic_prefix": f"demo{run}.", "consumer_group": f"demo{run}"}
+            ),
+            "api": settings.api.model_copy(
+                update={
+                    "port": api_port,
+                    "management_keys": [
+                        ManagementKey(
+                            key_id="mk_demo",
+                            account_id=ACCOUNT,
+                            scope="full",
+                            secret_hash=hash_secret(f"demo-{run}"),
+                        )
+                    ],
+                }
+            ),
+            "alerting": settings.alerting.model_copy(
+                update={
+                    "allow_loopback_webhooks": True,
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": receivers.smtp_port,
+                    "smtp_security": "none",
+                    "eval_interval_s": 2.0,
+                }
+            ),
+        }
+    )
+
+
+def _create_keys(settings: Settings, topics: TopicNames) -> None:
+    config = PublisherConfig(settings.kafka.bootstrap_servers, topics.key_events)
+    publisher = KeyEventPublisher(config)
+    try:
+        for key in KEYS:
+            publisher.publish(
+                KeyCreated(
+                    key_id=key.key_id,
+                    account_id=ACCOUNT,
+                    name=key.name,
+                    key_type=key.key_type,
+                    secret_hash=hash_secret(f"pk_{key.key_type.value}_{key.key_id}"),
+                    plan=Plan.PRO,
+                    actor="demo",
+                ),
+                wait=True,
+            )
+    finally:
+        publisher.close()
+
+
+def _install_rules(settings: Settings, receivers: Receivers) -> list[str]:
+    channels = [
+        {"type": "webhook", "url": receivers.webhook_url, "secret": new_webhook_secret()},
+        {"type": "email", "to": ["oncall@demo.example"]},
+    ]
+    rules = [
+        {
+            "name": "Exporter error rate",
+            "kind": "error_rate",
+            "threshold": 25,
+            "min_requests": 20,
+        },
+        {
+            "name": "Exporter p95 latency",
+            "kind": "latency",
+            "percentile": "p95",
+            "threshold": 800,
+        },
+    ]
+    names = []
+    for spec in rules:
+        rule = build_rule(
+            {
+                "rule_id": new_rule_id(),
+                "account_id": ACCOUNT,
+                "scope": {"type": "key", "key_id": BAD_KEY},
+                "window_s": "1m",
+                "comparator": "gt",
+                "channels": channels,
+                **spec,
+            }
+        )
+        publish_rule(settings, rule)
+        names.append(rule.name)
+    return names
+
+
+def _daily_shape(t: datetime) -> float:
+    hour = t.hour + t.minute / 60
+    return 0.35 + 0.65 * (0.5 + 0.5 * math.sin((hour - 9) / 24 * 2 * math.pi))
+
+
+def _record(
+    recorder: UsageRecorder, rng: random.Random, key: DemoKey, at_ms: int | None, badness: float
+) -> None:
+    failing = key.key_id == BAD_KEY and rng.random() < badness
+    status = rng.choice((500, 502, 503)) if failing else rng.choice((200,) * 18 + (404, 429))
+    latency = rng.lognormvariate(3.6, 0.5)
+    if key.key_id == BAD_KEY:
+        latency += badness * rng.uniform(900, 2200)
+    recorder.record(
+        key_id=key.key_id,
+        account_id=ACCOUNT,
+        method="POST" if rng.random() < 0.3 else "GET",
+        route=rng.choice(ROUTES),
+        status=status,
+        latency_ms=round(latency, 2),
+        client_ip=f"203.0.113.{rng.randint(1, 40)}",
+        bytes_out=rng.randint(200, 90_000),
+        is_render=rng.random() < 0.4,
+        watermarked=key.key_type is KeyType.TEST,
+        occurred_at=at_ms,
+    )
+
+
+def _backfill(recorder: UsageRecorder, rng: random.Random, now: datetime) -> int:
+    """30 days of hourly traffic with a daily shape (ends an hour before now)."""
+    count = 0
+    for hours_ago in range(30 * 24, 1, -1):
+        at = now - timedelta(hours=hours_ago)
+        for key in KEYS:
+            for _ in range(int(key.weight * 12 * _daily_shape(at))):
+                jitter = rng.uniform(0, 3600)
+                _record(recorder, rng, key, int((at.timestamp() + jitter) * 1000), 0.02)
+                count += 1
+    return count
+
+
+async def _stream_live(
+    recorder: UsageRecorder, rng: random.Random, duration_s: float, console: Console
+) -> int:
+    """Live traffic (~150 events/s); the exporter degrades over the second half."""
+    count = 0
+    total_weight = sum(k.weight for k in KEYS)
+    with Progress(
+        TextColumn("live traffic"),
+        BarColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeRemainingColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("live", total=duration_s, info="")
+        began = time.monotonic()
+        while (elapsed := time.monotonic() - began) < duration_s:
+            badness = max(0.0, min(0.7, (elapsed / duration_s - 0.3) * 1.6))
+            for _ in range(15):
+                r = rng.uniform(0, total_weight)
+                for key in KEYS:
+                    r -= key.weight
+                    if r <= 0:
+                        break
+                _record(recorder, rng, key, None, badness)
+                count += 1
+            progress.update(
+                task, completed=elapsed, info=f"{count:,} events, exporter 5xx ~{badness:.0%}"
+            )
+            await asyncio.sleep(0.1)
+    return count
+
+
+async def _wait_for_alert(receivers: Receivers, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        fired = [w for w in receivers.webhooks if _data(w.body).get("state") == "firing"]
+        mails = [m for m in receivers.mail.messages if "FIRING" in str(m["Subject"])]
+        if fired and mails:
+            return
+        await asyncio.sleep(0.25)
+    raise DemoFailed(
+        f"no alert delivered within {timeout_s:.0f} s "
+        f"({len(receivers.webhooks)} webhooks, {len(receivers.mail.messages)} mails)"
+    )
+
+
+def _data(body: dict[str, Any]) -> dict[str, Any]:
+    data = body.get("data")
+    return data if isinstance(data, dict) else {}
+
+
+def _report(console: Console, settings: Settings, receivers: Receivers, rules: list[str]) -> None:
+    client = make_client(settings)
+    try:
+        rows = UsageQueries(client).list_keys(ACCOUNT, datetime.now(UTC))
+    finally:
+        client.close()
+    console.print(keys_table([KeyOut.of(r).model_dump(mode="json") for r in rows]))
+    hook = next(w for w in receivers.webhooks if _data(w.body).get("state") == "firing")
+    data = _data(hook.body)
+    rule, key = data.get("rule", {}), data.get("key", {})
+    console.print(
+        Panel(
+            f"rule      {rule.get('name')} ({rule.get('kind')})\n"
+            f"key       {key.get('name')} ({key.get('id')})\n"
+            f"state     {data.get('state')}\n"
+            f"value     {data.get('value'):.1f} {data.get('comparator')} "
+            f"threshold {data.get('threshold')} over {data.get('window_s')} s\n"
+            f"started   {data.get('started_at')}",
+            title="alert fired",
+        )
+    )
+    mail = next(m for m in receivers.mail.messages if "FIRING" in str(m["Subject"]))
+    console.print(
+        Panel(
+            f"webhook   POST {receivers.webhook_url}\n"
+            f"          webhook-id {hook.headers.get('webhook-id')}\n"
+            f"          webhook-signature {hook.headers.get('webhook-signature', '')[:40]}...\n"
+            f"email     to {mail['To']}\n"
+            f"          subject {mail['Subject']}\n"
+            f"rules     {', '.join(rules)}\n"
+            f"received  {len(receivers.webhooks)} webhook(s), "
+            f"{len(receivers.mail.messages)} email(s)",
+            title="delivered",
+        )
+    )
+
+
+async def _run(settings: Settings, console: Console, duration_s: float) -> None:
+    run = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    receivers = Receivers()
+    await receivers.start()
+    try:
+        demo = _demo_settings(settings, run, receivers, free_port())
+        await asyncio.to_thread(
+            ensure_topics, demo.kafka.bootstrap_servers, demo.kafka.topic_prefix
+        )
+        topics = TopicNames.with_prefix(demo.kafka.topic_prefix)
+        async with running_worker(demo, serve_http=True):
+            console.print(
+                f"worker up; HTTP API at http://{demo.api.host}:{demo.api.port}/docs "
+                f"(Authorization: Bearer demo-{run})"
+            )
+            await asyncio.to_thread(_create_keys, demo, topics)
+            rules = await asyncio.to_thread(_install_rules, demo, receivers)
+            console.print(f"account {ACCOUNT}: {len(KEYS)} keys, rules: {', '.join(rules)}")
+            rng = random.Random(42)
+            recorder = UsageRecorder(RecorderConfig(demo.kafka.bootstrap_servers, topics.requests))
+            try:
+                backfilled = await asyncio.to_thread(_backfill, recorder, rng, datetime.now(UTC))
+                console.print(f"backfilled {backfilled:,} events over 30 days")
+                await _stream_live(recorder, rng, duration_s, console)
+                await asyncio.to_thread(recorder.flush, 30)
+            finally:
+                await asyncio.to_thread(recorder.close, 30)
+            await _wait_for_alert(receivers, timeout_s=max(60.0, duration_s))
+            await asyncio.sleep(1.0)
+        _report(console, demo, receivers, rules)
+        console.print(f"data kept in {demo.data_dir}; demo finished cleanly")
+    finally:
+        await receivers.stop()
+
+
+def run_demo(settings: Settings, console: Console, duration_s: float) -> None:
+    broker = LocalKafka(settings.kafka, settings.kafka_dir)
+    started = False
+    if broker.status().pid is None and broker_ready(settings.kafka.bootstrap_servers):
+        console.print(f"kafka: using the broker at {settings.kafka.bootstrap_servers}")
+    else:
+        started, seconds = broker.start()
+        console.print(f"kafka {'started' if started else 'already running'} ({seconds:.1f} s)")
+    try:
+        asyncio.run(_run(settings, console, duration_s))
+    finally:
+        if started:
+            broker.stop()
+            console.print("kafka stopped")

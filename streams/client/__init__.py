@@ -1,0 +1,35 @@
+"""The producer library an API embeds: request usage and key lifecycle events to Kafka.
+
+- `UsageRecorder(RecorderConfig(...)).record(...)`: per-request events, validated and
+  buffered on the calling thread (a few microseconds, never blocking), packed into
+  columnar `RequestBatch` records and sent by a background thread; spilled to disk or
+  dropped-and-counted when Kafka is unreachable. `stats()`, `flush()`, `close()`.
+- `KeyEventPublisher(PublisherConfig(...)).publish(event, wait=True)`: one record per
+  lifecycle event, keyed by account_id, confirmed synchronously on request.
+
+Both use kafka-python producers with idempotence and acks=all; nothing is created at
+import time.
+"""
+
+from __future__ import annotations
+
+from streams.client.key_events import (
+    KeyEventPublisher,
+    PublisherConfig,
+    PublishError,
+    PublishResult,
+)
+from streams.client.recorder_config import RecorderConfig, RecorderStats
+from streams.client.spill import SpillError
+from streams.client.usage_recorder import UsageRecorder
+
+__all__ = [
+    "KeyEventPublisher",
+    "PublishError",
+    "PublishResult",
+    "PublisherConfig",
+    "RecorderConfig",
+    "RecorderStats",
+    "SpillError",
+    "UsageRecorder",
+]

@@ -1,0 +1,83 @@
+"""Buffered rows -> one encoded `RequestBatch` record (columnar JSON, built without models).
+
+A row is the tuple `UsageRecorder.record()` queues, in `ROW_FIELDS` order (the batch
+columns after `event_id`). `pack_rows` transposes rows into columns, stamps every event
+with a UUIDv7 (`schemas.uuid7`) and the envelope with its own ids and `occurred_at`,
+and encodes with orjson. The bytes decode with `schemas.codec.decode_requests` and
+validate as a `RequestBatch`; ids are fixed here, so a resent record carries the same ids.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+import orjson
+
+from schemas.request_columns import COLUMNS
+from schemas.uuid7 import uuid7_block
+
+Row = tuple[int, str, str, str, str, int, float | int, str, int, bool, bool]
+ROW_FIELDS: tuple[str, ...] = COLUMNS[1:]
+BATCH_SCHEMA_VERSION = 1
+
+
+@dataclass(frozen=True, slots=True)
+class PackedBatch:
+    """One record ready to send: its key (the key id when all rows share it), value, size."""
+
+    key: bytes | None
+    value: bytes
+    count: int
+
+
+def _iso_ms(unix_ms: int) -> str:
+    stamp = datetime.fromtimestamp(unix_ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{stamp}.{unix_ms % 1000:03d}Z"
+
+
+def pack_rows(rows: list[Row], now_ms: int) -> PackedBatch:
+    """Encode 1..100,000 rows as one `request.batch` record stamped at `now_ms`."""
+    n = len(rows)
+    columns: dict[str, object] = {"event_id": uuid7_block(n, now_ms)}
+    columns.update(zip(ROW_FIELDS, zip(*rows, strict=True), strict=True))
+    envelope_ids = uuid7_block(2, now_ms)
+    value = orjson.dumps(
+        {
+            "type": "request.batch",
+            "schema_version": BATCH_SCHEMA_VERSION,
+            "event_id": envelope_ids[0],
+            "occurred_at": _iso_ms(now_ms),
+            "batch_id": envelope_ids[1],
+            "columns": columns,
+        }
+    )
+    first_key = rows[0][1]
+    keys = columns["key_id"]
+    assert isinstance(keys, tuple)
+    single = keys.count(first_key) == n
+    return PackedBatch(key=first_key.encode() if single else None, value=value, count=n)
+
+
+def split_packed(batch: PackedBatch) -> tuple[PackedBatch, PackedBatch]:
+    """Split an encoded batch of 2+ events into two halves, keeping every id as it was."""
+    envelope = orjson.loads(batch.value)
+    columns: dict[str, list[object]] = envelope["columns"]
+    half = batch.count // 2
+    halves = []
+    for part, (lo, hi) in enumerate(((0, half), (half, batch.count))):
+        ids = uuid7_block(1, int(envelope["event_id"][:8] + envelope["event_id"][9:13], 16))
+        halves.append(
+            PackedBatch(
+                key=batch.key,
+                value=orjson.dumps(
+                    {
+                        **envelope,
+                        "event_id": envelope["event_id"] if part == 0 else ids[0],
+                        "columns": {name: values[lo:hi] for name, values in columns.items()},
+                    }
+                ),
+                count=hi - lo,
+            )
+        )
+    return halves[0], halves[1]

@@ -1,0 +1,113 @@
+"""The faust app factory: `build_app(config, services)`; no module-level app."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import faust
+
+from streams.worker.config import StreamsConfig
+from streams.worker.ingest_agent import IngestAgent
+from streams.worker.keys_agent import KeysAgent
+from streams.worker.ports import IngestStore, InsertBlock, KeyStore
+
+
+def kill_after(blocks: int) -> Callable[[InsertBlock], None]:
+    """Fault injection (tests): SIGKILL this process after `blocks` inserts, i.e. between
+    an insert and the commit of its offsets."""
+    seen = 0
+
+    def listener(block: InsertBlock) -> None:
+        nonlocal seen
+        seen += 1
+        if seen >= blocks:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    return listener
+
+
+class FaustDeadLetters:
+    """Dead-letter sink on a faust topic; returns once the broker acknowledged."""
+
+    def __init__(self, topic: Any) -> None:
+        self._topic = topic
+
+    async def send(self, key: bytes | None, value: bytes, headers: dict[str, bytes]) -> None:
+        pending = await self._topic.send(key=key, value=value, headers=headers, force=True)
+        await pending
+
+
+@dataclass
+class WorkerServices:
+    """Adapters the agents use, built by the composition root."""
+
+    ingest_store: IngestStore | None = None
+    key_store: KeyStore | None = None
+    extra_agents: list[Any] = field(default_factory=list)
+
+
+@dataclass
+class KeypulseApp:
+    app: faust.App
+    ingest: IngestAgent | None
+    keys: KeysAgent | None
+
+
+def build_app(config: StreamsConfig, services: WorkerServices) -> KeypulseApp:
+    """A faust app with the agents whose adapters `services` provides."""
+    app = faust.App(
+        config.app_id,
+        broker=config.broker_url,
+        value_serializer="raw",
+        key_serializer="raw",
+        datadir=str(config.data_dir / "faust"),
+        web_enabled=config.web_enabled,
+        topic_allow_declare=False,
+        topic_disable_leader=True,
+        consumer_auto_offset_reset="earliest",
+        consumer_max_fetch_size=max(16 << 20, config.max_message_bytes * 4),
+        producer_max_request_size=max(16 << 20, config.max_message_bytes * 2),
+        producer_acks=-1,
+        broker_commit_interval=1.0,
+        broker_session_timeout=config.session_timeout_s,
+        broker_heartbeat_interval=min(3.0, config.session_timeout_s / 3),
+        stream_buffer_maxsize=config.batch_max_messages * 4,
+    )
+    names = config.topics
+    dlq_topic = app.topic(names.requests_dlq, key_type=bytes, value_type=bytes)
+    dead_letters = FaustDeadLetters(dlq_topic)
+
+    ingest: IngestAgent | None = None
+    if services.ingest_store is not None:
+        ingest = IngestAgent(
+            topic=names.requests,
+            bootstrap_servers=config.bootstrap_servers,
+            store=services.ingest_store,
+            dead_letters=dead_letters,
+            max_events=config.batch_max_events,
+            max_message_bytes=config.max_message_bytes,
+        )
+        ingest.configure_take(config.batch_max_messages, config.batch_max_ms / 1000)
+        if config.fault_kill_after_blocks:
+            ingest.listeners.append(kill_after(config.fault_kill_after_blocks))
+        requests_topic = app.topic(names.requests, key_type=bytes, value_type=bytes)
+        app.agent(requests_topic, name="keypulse.ingest", concurrency=1)(ingest.run)
+        agent_ref = ingest
+
+        @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+        async def _assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+            agent_ref.mark_stale()
+
+    keys: KeysAgent | None = None
+    if services.key_store is not None:
+        keys = KeysAgent(names.key_events, services.key_store, dead_letters)
+        key_topic = app.topic(names.key_events, key_type=bytes, value_type=bytes)
+        app.agent(key_topic, name="keypulse.keys", concurrency=1)(keys.run)
+
+    for register in services.extra_agents:
+        register(app)
+    return KeypulseApp(app=app, ingest=ingest, keys=keys)

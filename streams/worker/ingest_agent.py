@@ -1,0 +1,174 @@
+"""The ingest agent: request records -> ClickHouse, each event counted exactly once.
+
+Per batch: decode (pure `plan_ingest`), dead-letter the invalid records (confirmed by
+the broker), write each block through the `IngestStore` off the event loop, then let
+faust acknowledge. Offsets are committed only after the write. On start and after a
+partition assignment the newest recorded insert is re-applied with its token (a no-op
+if it had landed) and records at or below the watermark are skipped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+from schemas.runtime.dead_letters import DeadLetterSink, dead_letter_headers
+from schemas.runtime.retry import off_loop_until_done, until_done
+from streams.worker.ingest_plan import (
+    Rejected,
+    SourceRecord,
+    advance_watermarks,
+    plan_ingest,
+)
+from streams.worker.ports import IngestStore, InsertBlock
+from streams.worker.recovery import read_ranges
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class IngestStats:
+    events: int = 0
+    blocks: int = 0
+    dead_letters: int = 0
+    skipped_records: int = 0
+    recovered_blocks: int = 0
+    last_insert_s: float = 0.0
+    last_block_events: int = 0
+    max_occurred_at_ms: int = 0
+    insert_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+
+
+BlockListener = Callable[[InsertBlock], None]
+
+
+class IngestAgent:
+    """Owns the watermarks and the write path of one worker's request partitions."""
+
+    def __init__(
+        self,
+        topic: str,
+        bootstrap_servers: str,
+        store: IngestStore,
+        dead_letters: DeadLetterSink,
+        max_events: int,
+        max_message_bytes: int,
+        retry_max_s: float = 10.0,
+    ) -> None:
+        self._topic = topic
+        self._bootstrap = bootstrap_servers
+        self._store = store
+        self._dlq = dead_letters
+        self._max_events = max_events
+        self._max_bytes = max_message_bytes
+        self._retry_max_s = retry_max_s
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ch-ingest")
+        self._decode_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
+        self._watermarks: dict[int, int] = {}
+        self._stale = True
+        self.stats = IngestStats()
+        self.listeners: list[BlockListener] = []
+
+    def mark_stale(self) -> None:
+        """Partitions were (re)assigned: reload watermarks before the next batch."""
+        self._stale = True
+
+    async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run a ClickHouse/Kafka call off the loop, retrying with backoff until it works."""
+        return await off_loop_until_done(
+            self._executor, fn, *args, logger=log, max_delay_s=self._retry_max_s
+        )
+
+    async def recover(self) -> None:
+        """Re-apply the newest recorded insert and load the watermarks."""
+        ranges = await self._blocking(self._store.last_ranges, self._topic)
+        if ranges:
+            records = await self._blocking(read_ranges, self._bootstrap, self._topic, ranges)
+            plan = plan_ingest(self._topic, records, {}, 1 << 62, self._max_bytes)
+            for block in plan.blocks:
+                block.ranges = ranges  # same ranges, same token as the original insert
+                await self._blocking(self._store.write, block)
+                self.stats.recovered_blocks += 1
+        self._watermarks = await self._blocking(self._store.watermarks, self._topic)
+        self._stale = False
+        log.info("ingest: watermarks %s", self._watermarks)
+
+    async def run(self, stream: Any) -> None:
+        """The faust agent body (concurrency 1)."""
+        await self.recover()
+        async for events in stream.take_events(self._take_max, self._take_within):
+            await self.process_events(events)
+
+    _take_max = 256
+    _take_within = 0.5
+
+    def configure_take(self, max_messages: int, within_s: float) -> None:
+        self._take_max = max_messages
+        self._take_within = within_s
+
+    async def process_events(self, events: Sequence[Any]) -> None:
+        records = [
+            SourceRecord(
+                e.message.partition,
+                e.message.offset,
+                e.message.key,
+                e.message.value if e.message.value is not None else b"",
+            )
+            for e in events
+        ]
+        await self.process(records)
+
+    async def process(self, records: list[SourceRecord]) -> None:
+        if self._stale:
+            await self.recover()
+        # Decoding a large take is CPU work: a thread lets the loop keep heartbeating.
+        plan = await asyncio.get_running_loop().run_in_executor(
+            self._decode_executor,
+            plan_ingest,
+            self._topic,
+            records,
+            dict(self._watermarks),
+            self._max_events,
+            self._max_bytes,
+        )
+        self.stats.skipped_records += plan.skipped
+        if plan.rejected:
+            await self._dead_letter(plan.rejected)
+        for block in plan.blocks:
+            began = time.perf_counter()
+            await self._blocking(self._store.write, block)
+            elapsed = time.perf_counter() - began
+            advance_watermarks(self._watermarks, block)
+            self.stats.events += block.count
+            self.stats.blocks += 1
+            self.stats.last_insert_s = elapsed
+            self.stats.insert_seconds.append(elapsed)
+            self.stats.last_block_events = block.count
+            self.stats.max_occurred_at_ms = max(
+                self.stats.max_occurred_at_ms, block.max_occurred_at_ms
+            )
+            for listener in self.listeners:
+                listener(block)
+
+    async def _dead_letter(self, rejected: list[Rejected]) -> None:
+        for item in rejected:
+            rec = item.record
+            headers = dead_letter_headers(item.error, self._topic, rec.partition, rec.offset)
+            await until_done(
+                functools.partial(self._dlq.send, rec.key, rec.value, headers),
+                "ingest: dead-letter send",
+                log,
+                self._retry_max_s,
+            )
+            self.stats.dead_letters += 1
+
+    def close(self) -> None:
+        self._executor.shutdown(wait=True)
+        self._decode_executor.shutdown(wait=True)

@@ -1,0 +1,102 @@
+"""What the worker's agents need from the outside world: small protocols and the values
+that cross them. `projections` implements these and imports nothing else of `streams`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Protocol
+from uuid import UUID
+
+from schemas.request_columns import Columns
+
+
+@dataclass(frozen=True)
+class OffsetRange:
+    partition: int
+    start: int
+    end: int  # inclusive
+
+
+@dataclass
+class InsertBlock:
+    """Rows for one insert, with the source ranges that produced them."""
+
+    topic: str
+    ranges: list[OffsetRange]
+    columns: Columns
+    count: int
+    max_occurred_at_ms: int
+
+    @property
+    def token(self) -> str:
+        spans = ",".join(f"{r.partition}:{r.start}-{r.end}" for r in self.ranges)
+        return f"{self.topic}|{spans}"
+
+
+class KeyStatus(StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    DELETED = "deleted"
+
+
+class Anomaly(StrEnum):
+    UNKNOWN_KEY = "unknown_key"
+    DELETE_WITHOUT_REVOKE = "delete_without_revoke"
+    EVENT_AFTER_DELETE = "event_after_delete"
+    ACCOUNT_MISMATCH = "account_mismatch"
+
+
+@dataclass(frozen=True)
+class KeyState:
+    account_id: str
+    key_id: str
+    name: str
+    key_type: str
+    access: str
+    status: KeyStatus
+    plan: str
+    created_at: datetime
+    revoked_at: datetime | None
+    deleted_at: datetime | None
+    updated_at: datetime
+    version: int
+
+
+class IngestStore(Protocol):
+    """Where request rows land (ClickHouse), with the write-ahead record of each insert."""
+
+    def watermarks(self, topic: str) -> dict[int, int]:
+        """Highest source offset already written, per partition."""
+        ...
+
+    def last_ranges(self, topic: str) -> list[OffsetRange]:
+        """Offset ranges of the newest recorded insert (possibly incomplete)."""
+        ...
+
+    def write(self, block: InsertBlock) -> None:
+        """Record the block's ranges, then insert its rows with its deduplication token."""
+        ...
+
+
+@dataclass(frozen=True)
+class AnomalyRecord:
+    account_id: str
+    key_id: str
+    event_id: UUID
+    event_type: str
+    anomaly: Anomaly
+    detail: str
+    occurred_at: datetime
+    version: int
+
+
+class KeyStore(Protocol):
+    """The key registry (ClickHouse `keys`)."""
+
+    def load(self, key_ids: list[str]) -> dict[str, KeyState]:
+        """Current state of each known key among `key_ids`."""
+        ...
+
+    def save(self, states: list[KeyState], anomalies: list[AnomalyRecord]) -> None: ...
