@@ -38,7 +38,7 @@ async def eventually(
             if isinstance(value, Awaitable):
                 value = await value
             if value:
-                return value  # type: ignore[return-value]
+                return value
         except AssertionError as exc:
             last = str(exc)
         if time.monotonic() > deadline:
