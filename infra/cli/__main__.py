@@ -1,5 +1,5 @@
 """`python -m infra.cli …` is the `keypulse` command."""
 
-from infra.cli.main import main
+from infra.cli.launcher import main
 
 main()
