@@ -4,8 +4,8 @@ Everything reads `usage_rollup`, where each key's minute, hour and day rows sit 
 side. Usage windows are exact to the minute: whole days from day rows, the whole hours
 around them from hour rows and the partial hours at either end from minute rows
 (`plan_nested`), so a key's 30 days are some 30 day rows, ~46 hour rows and ~120 minute
-rows, read in ONE single-table query (each extra SELECT in a query costs ~7 ms of
-analysis and planning on chDB). Several windows are answered in one pass (`key_summary`,
+rows, read in ONE single-table query (each extra SELECT of a query costs a fixed
+planning time on chDB: docs/decisions.md). Several windows are answered in one pass (`key_summary`,
 the key listing). All functions take `now` so callers (and tests) decide the clock.
 """
 
@@ -100,11 +100,11 @@ def _utc(t: datetime) -> datetime:
 _ONE_STREAM = {"max_threads": 1, "optimize_move_to_prewhere": 0}
 """t-digest merges depend on the order of the states: one stream keeps answers repeatable
 (a live table and its replayed copy agree). PREWHERE buys nothing on reads this narrow
-and its planning costs ~1 ms of a key summary."""
+and its planning costs time (docs/decisions.md)."""
 
 _POINT = _ONE_STREAM | {"query_plan_enable_optimizations": 0}
 """One key's rows: a single-table read of a few granules, which the plan optimizer has
-nothing to improve on, and its passes cost ~1.5 ms of a ~10 ms key summary."""
+nothing to improve on; its passes only cost planning time (docs/decisions.md)."""
 
 _KEY = "account_id = {account:String} AND key_id = {key:String}"
 _ACCOUNT = "account_id = {account:String}"

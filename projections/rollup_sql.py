@@ -39,7 +39,7 @@ def tier_condition(plan: NestedPlan) -> str:
 
     Rows are listed (`bucket IN (...)`, ~200 values for 30 days) rather than given as
     ranges: the analyzer and the primary-key search handle one set per tier faster than
-    a tree of range comparisons (~1.5 ms of a key summary).
+    a tree of range comparisons (docs/decisions.md).
     """
     return " OR ".join(
         f"(tier = '{tier.value}' AND bucket IN ({', '.join(map(str, buckets(tier, spans)))}))"

@@ -2,7 +2,7 @@
 
 A per-key summary touches a few dozen rows of each rollup, but MergeTree reads whole
 granules: with the default 8,192 rows, every range read deserializes thousands of
-other keys' t-digest states (~3-4 ms each on chDB). This migration rebuilds
+other keys' t-digest states. This migration rebuilds
 usage_minute and usage_hour with `index_granularity = 256` (copy, exchange, drop) and adds
 `usage_day` (cascaded from usage_hour) so 30 days are ~30 rows per key, not 720.
 

@@ -1,9 +1,9 @@
 """One rollup table, `usage_rollup`, for the minute, hour and day rows of every key.
 
 Why: a per-key 24h/7d/30d summary reads a few dozen rows of each tier, and on chDB each
-SELECT of a UNION costs ~7 ms of analysis and planning whatever it reads; with the three
-tiers in one table ordered by `(account_id, key_id, tier, bucket)` the summary is one
-SELECT (~12 ms instead of ~30 ms over 50 M events, `python -m bench.api`).
+SELECT of a UNION costs a fixed analysis and planning time whatever it reads; with the
+three tiers in one table ordered by `(account_id, key_id, tier, bucket)` the summary is
+one SELECT. The measurements are in docs/decisions.md.
 
 Feeding: `requests_raw` -> `usage_stage_mv` (per-minute states) -> `usage_minute_stage`
 (a Null table: it keeps nothing and only triggers its views) -> three views that write
@@ -11,12 +11,12 @@ the minute rows as they are and the hour and day rows merged from them. Each vie
 deduplicates its own blocks in the target (its tokens derive from the insert's token and
 the view), so a retried insert still lands exactly once in every tier.
 
-Layout, each choice measured with `python -m bench.api` (50 M events, 10,000 keys):
-- no partitioning: a 30-day read then touches one part, not two monthly ones (~1.5 ms);
+Layout, each choice measured with `python -m bench.api` (figures in docs/decisions.md):
+- no partitioning: a 30-day read then touches one part, not two monthly ones;
   TTL merges remove expired minute rows either way (hour and day rows outlive any
   month, so monthly partitions could never be dropped whole);
 - `index_granularity = 256` and compressed blocks of 8-64 KiB: a point read decompresses
-  a few small blocks around its granules instead of 64 KiB-1 MiB ones (~1 ms).
+  a few small blocks around its granules instead of 64 KiB-1 MiB ones.
 TTL: minute rows live `minute_ttl_days`, hour and day rows `raw_ttl_days + 366` days.
 
 Data: the rows of `usage_minute`, `usage_hour` and `usage_day` are copied into a scratch
