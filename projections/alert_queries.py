@@ -15,6 +15,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from alerting.ports import StatsByKey, StatsQuery, WindowStats
+from projections.ingest_log import newest_event_time, partition_watermarks
 from projections.rollup_sql import TABLE, tier_condition
 from projections.windows import plan_nested
 from schemas.alerts import RuleKind
@@ -100,22 +101,10 @@ class ClickHouseEvaluationQueries:
         return [(str(a), str(k)) for a, k in rows]
 
     def ingest_watermark(self) -> datetime | None:
-        rows = self._client.query(
-            "SELECT max(max_occurred_at), count() FROM ingest_batches "
-            "WHERE topic = {topic:String} AND events > 0",
-            parameters={"topic": self._topic},
-        ).result_rows
-        if not rows or not rows[0][1]:
-            return None
-        return _utc(rows[0][0])
+        return newest_event_time(self._client, self._topic)
 
     def ingest_offsets(self) -> dict[int, int]:
-        rows = self._client.query(
-            "SELECT p, max(e) FROM ingest_batches ARRAY JOIN partitions AS p, end_offsets AS e "
-            "WHERE topic = {topic:String} GROUP BY p",
-            parameters={"topic": self._topic},
-        ).result_rows
-        return {int(p): int(e) for p, e in rows}
+        return partition_watermarks(self._client, self._topic)
 
     def key_names(self, key_ids: Sequence[str]) -> dict[str, str]:
         if not key_ids:

@@ -18,6 +18,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from projections.ingest_log import newest_event_time, partition_watermarks
 from projections.rollup_sql import (
     TABLE,
     USAGE_AGGREGATES,
@@ -280,16 +281,6 @@ class UsageQueries:
         return AccountUsage(window, total, ranked[:top])
 
     def freshness(self, topic: str, now: datetime) -> Freshness:
-        rows = self._client.query(
-            "SELECT max(max_occurred_at), count() FROM ingest_batches "
-            "WHERE topic = {topic:String} AND events > 0",
-            parameters={"topic": topic},
-        ).result_rows
-        newest = _utc(rows[0][0]) if rows and rows[0][1] else None
-        marks = self._client.query(
-            "SELECT p, max(e) FROM ingest_batches ARRAY JOIN partitions AS p, end_offsets AS e "
-            "WHERE topic = {topic:String} GROUP BY p",
-            parameters={"topic": topic},
-        ).result_rows
+        newest = newest_event_time(self._client, topic)
         age = (_utc(now) - newest).total_seconds() if newest else None
-        return Freshness(newest, age, {int(p): int(e) for p, e in marks})
+        return Freshness(newest, age, partition_watermarks(self._client, topic))

@@ -7,6 +7,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from projections.ingest_log import partition_watermarks
 from schemas.request_columns import COLUMNS
 from streams.worker.ports import AnomalyRecord, InsertBlock, KeyState, KeyStatus, OffsetRange
 
@@ -30,13 +31,7 @@ class ClickHouseIngestStore:
         self._client = client
 
     def watermarks(self, topic: str) -> dict[int, int]:
-        rows = self._client.query(
-            "SELECT p, max(e) FROM ingest_batches "
-            "ARRAY JOIN partitions AS p, end_offsets AS e "
-            "WHERE topic = {topic:String} GROUP BY p",
-            parameters={"topic": topic},
-        ).result_rows
-        return {int(p): int(e) for p, e in rows}
+        return partition_watermarks(self._client, topic)
 
     def last_ranges(self, topic: str) -> list[OffsetRange]:
         rows = self._client.query(

@@ -1,0 +1,32 @@
+"""Reads of `ingest_batches`, the write-ahead log of ingest: how far each partition is
+written, and the newest event time that has landed. The one copy of this SQL."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+from clickhouse_connect.driver.client import Client
+
+_WATERMARKS = (
+    "SELECT p, max(e) FROM ingest_batches ARRAY JOIN partitions AS p, end_offsets AS e "
+    "WHERE topic = {topic:String} GROUP BY p"
+)
+_NEWEST = (
+    "SELECT max(max_occurred_at), count() FROM ingest_batches "
+    "WHERE topic = {topic:String} AND events > 0"
+)
+
+
+def partition_watermarks(client: Client, topic: str) -> dict[int, int]:
+    """The highest source offset written, per partition of `topic`."""
+    rows = client.query(_WATERMARKS, parameters={"topic": topic}).result_rows
+    return {int(p): int(e) for p, e in rows}
+
+
+def newest_event_time(client: Client, topic: str) -> datetime | None:
+    """The latest `occurred_at` among landed events of `topic` (None before any)."""
+    rows = client.query(_NEWEST, parameters={"topic": topic}).result_rows
+    if not rows or not rows[0][1]:
+        return None
+    newest: datetime = rows[0][0]
+    return newest.replace(tzinfo=UTC) if newest.tzinfo is None else newest.astimezone(UTC)
