@@ -18,9 +18,22 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def _timeout(what: str, timeout_s: float, last: str) -> AssertionError:
-    detail = f" (last: {last})" if last else ""
-    return AssertionError(f"timed out after {timeout_s:g}s waiting for {what}{detail}")
+class _Wait:
+    """One wait's deadline and the last "not yet" message."""
+
+    def __init__(self, timeout_s: float, what: str) -> None:
+        self.deadline = time.monotonic() + timeout_s
+        self.timeout_s, self.what, self.last = timeout_s, what, ""
+
+    def failed(self, exc: AssertionError) -> None:
+        self.last = str(exc)
+
+    def check_deadline(self) -> None:
+        if time.monotonic() > self.deadline:
+            detail = f" (last: {self.last})" if self.last else ""
+            raise AssertionError(
+                f"timed out after {self.timeout_s:g}s waiting for {self.what}{detail}"
+            )
 
 
 async def eventually(
@@ -30,8 +43,7 @@ async def eventually(
     interval_s: float = 0.05,
 ) -> T:
     """Await until `condition()` (sync or async) is truthy; return its value."""
-    deadline = time.monotonic() + timeout_s
-    last = ""
+    wait = _Wait(timeout_s, what)
     while True:
         try:
             value = condition()
@@ -40,9 +52,8 @@ async def eventually(
             if value:
                 return value
         except AssertionError as exc:
-            last = str(exc)
-        if time.monotonic() > deadline:
-            raise _timeout(what, timeout_s, last)
+            wait.failed(exc)
+        wait.check_deadline()
         await asyncio.sleep(interval_s)
 
 
@@ -53,15 +64,12 @@ def eventually_sync(
     interval_s: float = 0.05,
 ) -> T:
     """Block until `condition()` is truthy; return its value."""
-    deadline = time.monotonic() + timeout_s
-    last = ""
+    wait = _Wait(timeout_s, what)
     while True:
         try:
-            value = condition()
-            if value:
+            if value := condition():
                 return value
         except AssertionError as exc:
-            last = str(exc)
-        if time.monotonic() > deadline:
-            raise _timeout(what, timeout_s, last)
+            wait.failed(exc)
+        wait.check_deadline()
         time.sleep(interval_s)
