@@ -86,7 +86,6 @@ class WorkerSettings(BaseModel):
     batch_max_events: Annotated[int, Field(ge=1)] = 50_000
     batch_max_ms: Annotated[int, Field(ge=1)] = 500
     max_message_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 8 * 1024 * 1024
-    web_port: Annotated[int, Field(gt=0, lt=65536)] = 6066
     fault_kill_after_blocks: Annotated[int, Field(ge=0)] = 0
     """Fault injection for tests only: SIGKILL the worker right after its Nth insert,
     before the offsets are committed. 0 (the default) disables it."""

@@ -18,7 +18,6 @@ class StreamsConfig:
     batch_max_events: int = 50_000
     batch_max_ms: int = 500
     max_message_bytes: int = 8 * 1024 * 1024
-    web_port: int = 6066
     web_enabled: bool = False  # True when an HTTP app is served inside the worker
     session_timeout_s: float = 10.0
     fault_kill_after_blocks: int = 0
