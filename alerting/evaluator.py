@@ -8,7 +8,7 @@ Contracts:
   ClickHouse holds every offset of the requests topic (`end_offsets` vs
   `ingest_offsets`).
 - A cycle evaluates every enabled rule with one query per (kind, window)
-  (`alerting.planning`), runs the pure `transition` per concerned key, then:
+  (`alerting.planning`), decides with the pure `alerting.evaluation.evaluate`, then:
   1. publishes the notify decisions as `Notification`s and waits for the broker;
   2. appends every transition to `alert_history` and upserts the changed instances
      (one batched write, retried with the same token until it succeeds);
@@ -42,8 +42,8 @@ from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar
 
 from alerting.eval_clock import EvaluationClock
-from alerting.notifications import build_notification
-from alerting.planning import QueryAnswer, QueryKey, observe, plan_queries, query_key
+from alerting.evaluation import Closing, Evaluation, evaluate
+from alerting.planning import QueryAnswer, QueryKey, plan_queries
 from alerting.ports import (
     AlertStateStore,
     EndOffsets,
@@ -53,21 +53,7 @@ from alerting.ports import (
     RuleSource,
     StatsQuery,
 )
-from alerting.state import (
-    Condition,
-    NotifyDecision,
-    classify,
-    close_for_deleted_rule,
-    new_instance,
-    transition,
-)
-from schemas.alerts import (
-    AlertHistoryEntry,
-    AlertInstance,
-    AlertRule,
-    AlertState,
-    Notification,
-)
+from schemas.alerts import AlertInstance, AlertRule, AlertState, Notification
 from schemas.runtime.retry import off_loop_until_done
 
 log = logging.getLogger(__name__)
@@ -117,14 +103,6 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass
-class _Closing:
-    """A deleted rule's last definition and its instances still to close."""
-
-    rule: AlertRule
-    instances: list[AlertInstance]
-
-
 def _unsettled(inst: AlertInstance) -> bool:
     return inst.episode_open or inst.state not in (AlertState.NORMAL, AlertState.RESOLVED)
 
@@ -155,7 +133,7 @@ class Evaluator:
         self._rules: dict[str, AlertRule] = {}
         self._versions: dict[str, int] = {}
         self._instances: dict[str, dict[str, AlertInstance]] = {}  # rule_id -> key_id -> inst
-        self._closing: dict[str, _Closing] = {}  # deleted rule_id -> instances to close
+        self._closing: dict[str, Closing] = {}  # deleted rule_id -> instances to close
         self._wake = asyncio.Event()
         self._started = False
         self.stats = EvaluatorStats()
@@ -183,7 +161,7 @@ class Evaluator:
             last = self._rules.pop(rule_id, None)
             instances = self._instances.pop(rule_id, {})
             if last is not None and instances:
-                self._closing[rule_id] = _Closing(last, list(instances.values()))
+                self._closing[rule_id] = Closing(last, list(instances.values()))
         else:
             self._rules[rule_id] = rule
             closing = self._closing.pop(rule_id, None)
@@ -213,22 +191,11 @@ class Evaluator:
         """Load rules, persisted instances and the watermark (idempotent)."""
         if self._started:
             return
-        loaded = await self._io_retrying(self._rule_source.load_rules)
-        for rule, version in loaded:
+        for rule, version in await self._io_retrying(self._rule_source.load_rules):
             self._adopt(rule.rule_id, rule, version)
-        deleted: dict[str, AlertRule] = {}
-        for rule, version in await self._io_retrying(self._rule_source.load_deleted_rules):
-            if rule.rule_id not in self._rules:
-                deleted[rule.rule_id] = rule
-                self._versions[rule.rule_id] = max(version, self._versions.get(rule.rule_id, -1))
+        deleted = self._deleted(await self._io_retrying(self._rule_source.load_deleted_rules))
         for inst in await self._io_retrying(self._state.load_instances):
-            if inst.since is not None and (inst.rule_id in self._rules or inst.rule_id in deleted):
-                self._clock.raise_floor(inst.since)
-            if inst.rule_id in self._rules:
-                self._instances.setdefault(inst.rule_id, {})[inst.key_id] = inst
-            elif inst.rule_id in deleted and _unsettled(inst):
-                last = deleted[inst.rule_id]
-                self._closing.setdefault(inst.rule_id, _Closing(last, [])).instances.append(inst)
+            self._restore(inst, deleted)
         watermark = await self._io_retrying(self._queries.ingest_watermark)
         wall = self._wall()
         if watermark is not None:
@@ -242,6 +209,26 @@ class Evaluator:
             sum(len(v) for v in self._instances.values()),
             watermark,
         )
+
+    def _deleted(self, loaded: Iterable[tuple[AlertRule, int]]) -> dict[str, AlertRule]:
+        """The last definitions of deleted rules that are not current again."""
+        deleted: dict[str, AlertRule] = {}
+        for rule, version in loaded:
+            if rule.rule_id not in self._rules:
+                deleted[rule.rule_id] = rule
+                self._versions[rule.rule_id] = max(version, self._versions.get(rule.rule_id, -1))
+        return deleted
+
+    def _restore(self, inst: AlertInstance, deleted: dict[str, AlertRule]) -> None:
+        """Take back a persisted instance: its rule's, or one a deleted rule still owes a close."""
+        current = inst.rule_id in self._rules
+        if inst.since is not None and (current or inst.rule_id in deleted):
+            self._clock.raise_floor(inst.since)
+        if current:
+            self._instances.setdefault(inst.rule_id, {})[inst.key_id] = inst
+        elif inst.rule_id in deleted and _unsettled(inst):
+            last = deleted[inst.rule_id]
+            self._closing.setdefault(inst.rule_id, Closing(last, [])).instances.append(inst)
 
     async def run(self) -> None:
         """The evaluator task: start, then cycle on wake-ups and every `interval_s`."""
@@ -295,77 +282,73 @@ class Evaluator:
             return False
         return all(written.get(p, -1) >= end - 1 for p, end in ends.items() if end > 0)
 
-    async def run_cycle(self) -> CycleReport | None:
-        """Evaluate every enabled rule once; None when there is no evaluation time yet."""
-        await self.start()
+    async def _evaluation_time(self) -> datetime | None:
         wall = self._wall()
         caught_up = self._clock.idle(wall) and await self._ingest_caught_up()
-        now = self._clock.now(wall, caught_up)
+        return self._clock.now(wall, caught_up)
+
+    async def _publish(self, result: Evaluation) -> list[Notification]:
+        """Publish the cycle's notifications; return once the broker confirmed them."""
+        if not result.decisions:
+            return []
+        names = await self._io_retrying(self._queries.key_names, result.key_ids)
+        notifications = result.notifications(names)
+        await self._publisher.publish(notifications)
+        return notifications
+
+    async def _persist(self, result: Evaluation) -> None:
+        """Append the history and upsert the changed instances (retried with one token)."""
+        if result.history:
+            token = f"eval-{time.time_ns()}"
+            changed = list(result.changed.values())
+            await self._io_retrying(self._state.save, result.history, changed, token)
+
+    def _commit(self, result: Evaluation, closing: dict[str, Closing]) -> None:
+        """Adopt the new instance states; forget the closed rules (unless re-created)."""
+        for inst in result.changed.values():
+            if inst.rule_id in self._rules:
+                self._instances.setdefault(inst.rule_id, {})[inst.key_id] = inst
+        for rule_id, entry in closing.items():
+            if self._closing.get(rule_id) is entry:  # not re-created meanwhile
+                del self._closing[rule_id]
+
+    def _count(self, report: CycleReport) -> None:
+        s = self.stats
+        s.cycles += 1
+        s.transitions += report.transitions
+        s.notifications += len(report.notifications)
+        s.queries += report.queries
+        s.last_queries = report.queries
+        s.last_evaluated_at = report.evaluated_at
+        s.cycle_ms.append(report.elapsed_ms)
+
+    async def run_cycle(self) -> CycleReport | None:
+        """Evaluate every enabled rule once; None when there is no evaluation time yet.
+
+        Query, `evaluate`, publish, persist, then adopt (see the module docstring).
+        """
+        await self.start()
+        now = await self._evaluation_time()
         if now is None:
             return None
         began = time.perf_counter()
         rules = [r for r in self._rules.values() if r.enabled]
         specs = plan_queries(rules)
         answers = await self._io(self._query_all, specs, now) if specs else {}
-
-        changed: dict[str, AlertInstance] = {}
-        history: list[AlertHistoryEntry] = []
-        decisions: list[NotifyDecision] = []
-        observed = 0
-        for rule in rules:
-            existing = self._instances.get(rule.rule_id, {})
-            for key_id, obs in observe(rule, answers[query_key(rule)], existing.keys()):
-                observed += 1
-                inst = existing.get(key_id)
-                if inst is None:
-                    if classify(obs, rule) is Condition.CLEAR:
-                        continue
-                    inst = new_instance(rule, key_id)
-                result = transition(inst, obs, rule, now)
-                if result.history:
-                    changed[inst.fingerprint] = result.instance
-                    history.extend(result.history)
-                    decisions.extend(result.decisions)
-
-        closing = list(self._closing.items())
-        for _, entry in closing:
-            for inst in entry.instances:
-                result = close_for_deleted_rule(inst, entry.rule, now)
-                if result.history:
-                    changed[inst.fingerprint] = result.instance
-                    history.extend(result.history)
-                    decisions.extend(result.decisions)
-
-        notifications: list[Notification] = []
-        if decisions:
-            key_ids = sorted({d.key_id for d in decisions})
-            names = await self._io_retrying(self._queries.key_names, key_ids)
-            by_id = {rule_id: entry.rule for rule_id, entry in closing}
-            by_id |= {r.rule_id: r for r in rules}
-            notifications = [
-                build_notification(d, by_id[d.rule_id], names.get(d.key_id, d.key_id))
-                for d in decisions
-            ]
-            await self._publisher.publish(notifications)
-        if history:
-            token = f"eval-{time.time_ns()}"
-            await self._io_retrying(self._state.save, history, list(changed.values()), token)
-        for inst in changed.values():
-            if inst.rule_id in self._rules:
-                self._instances.setdefault(inst.rule_id, {})[inst.key_id] = inst
-        for rule_id, entry in closing:
-            if self._closing.get(rule_id) is entry:  # not re-created meanwhile
-                del self._closing[rule_id]
-
+        closing = dict(self._closing)
+        result = evaluate(now, rules, answers, self._instances, closing)
+        notifications = await self._publish(result)
+        await self._persist(result)
+        self._commit(result, closing)
         elapsed_ms = (time.perf_counter() - began) * 1000
-        s = self.stats
-        s.cycles += 1
-        s.transitions += len(history)
-        s.notifications += len(notifications)
-        s.queries += len(specs)
-        s.last_queries = len(specs)
-        s.last_evaluated_at = now
-        s.cycle_ms.append(elapsed_ms)
-        return CycleReport(
-            now, len(rules), len(specs), observed, len(history), notifications, elapsed_ms
+        report = CycleReport(
+            now,
+            len(rules),
+            len(specs),
+            result.observations,
+            len(result.history),
+            notifications,
+            elapsed_ms,
         )
+        self._count(report)
+        return report

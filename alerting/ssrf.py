@@ -97,41 +97,48 @@ async def system_resolver(host: str, port: int) -> list[str]:
     return seen
 
 
+def _embeds_ipv4(ip: IPAddress) -> bool:
+    """An IPv6 form that carries an IPv4 address (mapped, compatible, NAT64, 6to4, Teredo)."""
+    if not isinstance(ip, ipaddress.IPv6Address):
+        return False
+    return (
+        ip.ipv4_mapped is not None
+        or int(ip) >> 32 == 0  # IPv4-compatible ::a.b.c.d
+        or any(ip in net for net in _NAT64)
+        or ip.sixtofour is not None
+        or ip.teredo is not None
+    )
+
+
+def _is_reserved(ip: IPAddress) -> bool:
+    return ip.is_reserved or (isinstance(ip, ipaddress.IPv4Address) and ip.packed == b"\xff" * 4)
+
+
+def _is_private(ip: IPAddress) -> bool:
+    return ip.is_private or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local)
+
+
+_CHECKS: tuple[tuple[Callable[[IPAddress], bool], BlockReason], ...] = (
+    (METADATA_ADDRESSES.__contains__, BlockReason.METADATA),
+    (lambda ip: ip.is_unspecified, BlockReason.UNSPECIFIED),
+    (lambda ip: ip.is_loopback, BlockReason.LOOPBACK),
+    (_embeds_ipv4, BlockReason.IPV4_EMBEDDED),
+    (lambda ip: ip.is_link_local, BlockReason.LINK_LOCAL),
+    (lambda ip: ip.is_multicast, BlockReason.MULTICAST),
+    (_is_reserved, BlockReason.RESERVED),
+    (_is_private, BlockReason.PRIVATE),
+    (lambda ip: not ip.is_global, BlockReason.RESERVED),
+)
+"""In order: the first check that holds gives the reason."""
+
+
 def block_reason(ip: IPAddress, *, allow_loopback: bool = False) -> BlockReason | None:
     """Why `ip` must not be contacted, or None if it is a public unicast address."""
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.scope_id is not None:
-            ip = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
-        if ip in METADATA_ADDRESSES:
-            return BlockReason.METADATA
-        if ip.is_unspecified:
-            return BlockReason.UNSPECIFIED
-        if ip.is_loopback:
-            return None if allow_loopback else BlockReason.LOOPBACK
-        if (
-            ip.ipv4_mapped is not None
-            or int(ip) >> 32 == 0  # IPv4-compatible ::a.b.c.d
-            or any(ip in net for net in _NAT64)
-            or ip.sixtofour is not None
-            or ip.teredo is not None
-        ):
-            return BlockReason.IPV4_EMBEDDED
-    if ip in METADATA_ADDRESSES:
-        return BlockReason.METADATA
-    if ip.is_unspecified:
-        return BlockReason.UNSPECIFIED
-    if ip.is_loopback:
-        return None if allow_loopback else BlockReason.LOOPBACK
-    if ip.is_link_local:
-        return BlockReason.LINK_LOCAL
-    if ip.is_multicast:
-        return BlockReason.MULTICAST
-    if ip.is_reserved or (isinstance(ip, ipaddress.IPv4Address) and ip.packed == b"\xff" * 4):
-        return BlockReason.RESERVED
-    if ip.is_private or (isinstance(ip, ipaddress.IPv6Address) and ip.is_site_local):
-        return BlockReason.PRIVATE
-    if not ip.is_global:
-        return BlockReason.RESERVED
+    if isinstance(ip, ipaddress.IPv6Address) and ip.scope_id is not None:
+        ip = ipaddress.IPv6Address(str(ip).split("%", 1)[0])
+    for holds, reason in _CHECKS:
+        if holds(ip):
+            return None if reason is BlockReason.LOOPBACK and allow_loopback else reason
     return None
 
 

@@ -239,87 +239,113 @@ def _elapsed(since: datetime, now: datetime) -> float:
     return (now - since).total_seconds()
 
 
-def transition(
-    instance: AlertInstance, observation: Observation, rule: AlertRule, now: datetime
-) -> Transition:
-    """Advance one instance by one observation at `now`; see the module docstring."""
+def _check_call(instance: AlertInstance, rule: AlertRule, now: datetime | None = None) -> None:
     if instance.rule_id != rule.rule_id:
         raise ValueError(f"instance of rule {instance.rule_id!r} given rule {rule.rule_id!r}")
+    if now is None:
+        return
     if now.tzinfo is None:
         raise ValueError("now must be timezone-aware")
     if instance.since is not None and now < instance.since:
         raise ValueError("now precedes the instance's last transition")
 
-    step = _Step(instance, observation, rule, now)
-    cond = classify(observation, rule)
-    state = instance.state
-    is_open = instance.episode_open
 
-    if cond in (Condition.NODATA, Condition.ERROR):
-        target = AlertState.NODATA if cond is Condition.NODATA else AlertState.ERROR
-        if state is not target:
-            reason = (
-                TransitionReason.NO_DATA
-                if cond is Condition.NODATA
-                else TransitionReason.QUERY_ERROR
-            )
-            step.move(
-                target,
-                reason,
-                started_at=instance.started_at if is_open else None,
-                recovering_since=None,
-            )
-    elif state in (AlertState.NODATA, AlertState.ERROR) and is_open:
-        if cond is Condition.BREACH:
-            step.move(AlertState.FIRING, TransitionReason.DATA_RETURNED)
-        elif rule.keep_firing_for_s == 0:
-            step.resolve(TransitionReason.DATA_RETURNED)
-        else:
-            step.move(AlertState.RECOVERING, TransitionReason.DATA_RETURNED, recovering_since=now)
-    elif state is AlertState.PENDING:
-        if cond is Condition.CLEAR:
-            step.move(AlertState.NORMAL, TransitionReason.CLEARED, started_at=None)
-        elif instance.started_at is None or _elapsed(instance.started_at, now) >= rule.for_s:
-            step.fire(TransitionReason.FOR_ELAPSED)
-    elif state is AlertState.FIRING:
-        if cond is Condition.BREACH:
-            step.maybe_repeat()
-        elif rule.keep_firing_for_s == 0:
-            step.resolve(TransitionReason.CLEARED)
-        else:
-            step.move(AlertState.RECOVERING, TransitionReason.CLEARED, recovering_since=now)
-    elif state is AlertState.RECOVERING:
-        if cond is Condition.BREACH:
-            step.move(AlertState.FIRING, TransitionReason.BREACHED_AGAIN, recovering_since=None)
-        else:
-            since = instance.recovering_since or now
-            if _elapsed(since, now) >= rule.keep_firing_for_s:
-                step.resolve(TransitionReason.KEEP_FIRING_ELAPSED)
-    elif cond is Condition.BREACH:  # normal, resolved, or nodata/error without an episode
-        if rule.for_s == 0:
+_WITHOUT_DATA = {
+    Condition.NODATA: (AlertState.NODATA, TransitionReason.NO_DATA),
+    Condition.ERROR: (AlertState.ERROR, TransitionReason.QUERY_ERROR),
+}
+_DATA_LOST = (AlertState.NODATA, AlertState.ERROR)
+
+
+def _lose_data(step: _Step, cond: Condition) -> None:
+    """No value or a failed query: enter nodata/error; an open episode stays open."""
+    target, reason = _WITHOUT_DATA[cond]
+    inst = step.inst
+    if inst.state is not target:
+        started = inst.started_at if inst.episode_open else None
+        step.move(target, reason, started_at=started, recovering_since=None)
+
+
+def _clear_open_episode(step: _Step, reason: TransitionReason) -> None:
+    """A clear in an open episode: resolve, or recover while `keep_firing_for_s` runs."""
+    if step.rule.keep_firing_for_s == 0:
+        step.resolve(reason)
+    else:
+        step.move(AlertState.RECOVERING, reason, recovering_since=step.now)
+
+
+def _data_returned_to_episode(step: _Step, cond: Condition) -> None:
+    if cond is Condition.BREACH:
+        step.move(AlertState.FIRING, TransitionReason.DATA_RETURNED)
+    else:
+        _clear_open_episode(step, TransitionReason.DATA_RETURNED)
+
+
+def _from_pending(step: _Step, cond: Condition) -> None:
+    started = step.inst.started_at
+    if cond is Condition.CLEAR:
+        step.move(AlertState.NORMAL, TransitionReason.CLEARED, started_at=None)
+    elif started is None or _elapsed(started, step.now) >= step.rule.for_s:
+        step.fire(TransitionReason.FOR_ELAPSED)
+
+
+def _from_firing(step: _Step, cond: Condition) -> None:
+    if cond is Condition.BREACH:
+        step.maybe_repeat()
+    else:
+        _clear_open_episode(step, TransitionReason.CLEARED)
+
+
+def _from_recovering(step: _Step, cond: Condition) -> None:
+    if cond is Condition.BREACH:
+        step.move(AlertState.FIRING, TransitionReason.BREACHED_AGAIN, recovering_since=None)
+        return
+    since = step.inst.recovering_since or step.now
+    if _elapsed(since, step.now) >= step.rule.keep_firing_for_s:
+        step.resolve(TransitionReason.KEEP_FIRING_ELAPSED)
+
+
+def _from_settled(step: _Step, cond: Condition) -> None:
+    """Normal, resolved, or nodata/error without an open episode."""
+    state = step.inst.state
+    returned = state in _DATA_LOST
+    if cond is Condition.BREACH:
+        if step.rule.for_s == 0:
             step.fire(TransitionReason.BREACHED)
         else:
-            reason = (
-                TransitionReason.DATA_RETURNED
-                if state in (AlertState.NODATA, AlertState.ERROR)
-                else TransitionReason.BREACHED
-            )
-            step.move(AlertState.PENDING, reason, started_at=now)
+            reason = TransitionReason.DATA_RETURNED if returned else TransitionReason.BREACHED
+            step.move(AlertState.PENDING, reason, started_at=step.now)
     elif state is not AlertState.NORMAL:
-        reason = (
-            TransitionReason.DATA_RETURNED
-            if state in (AlertState.NODATA, AlertState.ERROR)
-            else TransitionReason.CLEARED
-        )
+        reason = TransitionReason.DATA_RETURNED if returned else TransitionReason.CLEARED
         step.move(AlertState.NORMAL, reason, started_at=None)
 
+
+_WITH_DATA = {
+    AlertState.PENDING: _from_pending,
+    AlertState.FIRING: _from_firing,
+    AlertState.RECOVERING: _from_recovering,
+}
+
+
+def transition(
+    instance: AlertInstance, observation: Observation, rule: AlertRule, now: datetime
+) -> Transition:
+    """Advance one instance by one observation at `now`; see the module docstring."""
+    _check_call(instance, rule, now)
+    step = _Step(instance, observation, rule, now)
+    cond = classify(observation, rule)
+    if cond in _WITHOUT_DATA:
+        _lose_data(step, cond)
+    elif instance.state in _DATA_LOST and instance.episode_open:
+        _data_returned_to_episode(step, cond)
+    else:
+        _WITH_DATA.get(instance.state, _from_settled)(step, cond)
     return Transition(step.inst, step.decisions, step.history)
 
 
 def close_for_deleted_rule(instance: AlertInstance, rule: AlertRule, now: datetime) -> Transition:
     """The instance's final transition now that `rule` (its last definition) is deleted."""
-    if instance.rule_id != rule.rule_id:
-        raise ValueError(f"instance of rule {instance.rule_id!r} given rule {rule.rule_id!r}")
+    _check_call(instance, rule)
     if instance.since is not None and now < instance.since:
         now = instance.since
     step = _Step(instance, Observation(None), rule, now)
