@@ -1,4 +1,11 @@
-"""Shared fixtures: the real Kafka broker (reused if running, else started for the session)."""
+"""Shared fixtures: a hermetic session, the real Kafka broker, fresh topics, a migrated chDB.
+
+Hermetic: for the whole session no `KEYPULSE_*` variable of the developer's environment
+is visible (only `KEYPULSE_TEST_BOOTSTRAP`, which names the test broker and is no
+setting), and the working directory is an empty temporary one, so no `.env` is read,
+in this process or by the subprocesses tests start. Fixtures build their settings with
+`_env_file=None` as well.
+"""
 
 from __future__ import annotations
 
@@ -12,28 +19,35 @@ from clickhouse_connect.driver.client import Client
 
 from infra.clickhouse import make_client, migration_context
 from infra.kafka.admin import ensure_topics
-from infra.kafka.broker import LocalKafka
-from infra.kafka.probe import broker_ready
-from infra.settings import KafkaSettings, load_settings
+from infra.kafka.broker import broker_running
+from infra.settings import ENV_PREFIX, KafkaSettings, load_settings
 from projections.migrate import migrate
 from schemas.topics import TopicNames
 
-TEST_BOOTSTRAP = os.environ.get("KEYPULSE_TEST_BOOTSTRAP", "127.0.0.1:9092")
+TEST_BOOTSTRAP_VARIABLE = "KEYPULSE_TEST_BOOTSTRAP"
+"""`host:port` of the broker the tests use (default 127.0.0.1:9092); started for the
+session under a temporary directory when none answers there."""
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _hermetic_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """Remove `KEYPULSE_*` (but the test broker's variable) and work in an empty directory."""
+    with pytest.MonkeyPatch.context() as patch:
+        for name in list(os.environ):
+            if name.startswith(ENV_PREFIX) and name != TEST_BOOTSTRAP_VARIABLE:
+                patch.delenv(name)
+        patch.chdir(tmp_path_factory.mktemp("cwd"))
+        yield
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Bootstrap servers of a ready broker: the running one, or one started for the session."""
-    if broker_ready(TEST_BOOTSTRAP):
-        yield TEST_BOOTSTRAP
-        return
-    settings = KafkaSettings(bootstrap_servers="127.0.0.1:29092", controller_port=29093)
-    broker = LocalKafka(settings, Path(tmp_path_factory.mktemp("kafka")))
-    broker.start()
-    try:
-        yield settings.bootstrap_servers
-    finally:
-        broker.stop()
+    """Bootstrap servers of a ready broker: the one answering, or one started for the session."""
+    bootstrap = os.environ.get(TEST_BOOTSTRAP_VARIABLE, "127.0.0.1:9092")
+    port = bootstrap.rpartition(":")[2]
+    settings = KafkaSettings(bootstrap_servers=bootstrap, controller_port=int(port) + 1)
+    with broker_running(settings, tmp_path_factory.mktemp("kafka")) as lease:
+        yield lease.bootstrap_servers
 
 
 @pytest.fixture
@@ -50,16 +64,9 @@ def topics(kafka_bootstrap: str, topic_prefix: str) -> TopicNames:
 
 
 @pytest.fixture
-def chdb_dir(tmp_path: Path) -> Path:
-    """A fresh chDB data directory. Tests must close every client they open on it
-    (chDB serves one directory per process at a time)."""
-    return tmp_path / "clickhouse"
-
-
-@pytest.fixture
 def migrated_client(tmp_path: Path) -> Iterator[Client]:
     """A client on a fresh, fully migrated chDB database under `tmp_path` (closed after)."""
-    settings = load_settings(data_dir=tmp_path)
+    settings = load_settings(_env_file=None, data_dir=tmp_path)
     client = make_client(settings)
     migrate(client, migration_context(settings))
     try:

@@ -15,7 +15,7 @@ from rich.console import Console
 from infra.cli.alerts import deliveries_app, rules_app
 from infra.clickhouse import ClickHouseUnavailable, make_client, migration_context
 from infra.kafka.admin import KafkaUnreachable, ensure_topics
-from infra.kafka.broker import BrokerError, LocalKafka
+from infra.kafka.broker import BrokerError, LocalKafka, broker_running, ensure_broker
 from infra.kafka.probe import broker_ready
 from infra.settings import ConfigError, Settings, load_settings
 
@@ -63,15 +63,9 @@ def _broker(settings: Settings) -> LocalKafka:
 @kafka_app.command("start")
 @clean_errors
 def kafka_start() -> None:
-    """Start the local broker (formats storage on first start) and wait until ready."""
+    """Start the local broker unless one answers (formats storage on first start)."""
     settings = _settings()
-    broker = _broker(settings)
-    if broker.status().pid is None and broker_ready(settings.kafka.bootstrap_servers):
-        out.print(f"kafka already running at {settings.kafka.bootstrap_servers} (not ours)")
-        return
-    started, seconds = broker.start()
-    verb = "started" if started else "already running"
-    out.print(f"kafka {verb}: ready at {settings.kafka.bootstrap_servers} in {seconds:.1f} s")
+    out.print(ensure_broker(settings.kafka, settings.kafka_dir).describe())
 
 
 @kafka_app.command("stop")
@@ -158,8 +152,6 @@ def _run_worker(settings: Settings) -> None:
 def worker_cmd() -> None:
     """Run the faust worker (agents, and in embedded mode everything touching ClickHouse)."""
     settings = _settings()
-    if not broker_ready(settings.kafka.bootstrap_servers):
-        raise KafkaUnreachable(f"no Kafka broker reachable at {settings.kafka.bootstrap_servers}")
     ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
     out.print("worker starting (Ctrl-C stops it)")
     _run_worker(settings)
@@ -173,14 +165,8 @@ def up_cmd(
 ) -> None:
     """Local all-in-one: Kafka, topics, migrations, worker in the foreground."""
     settings = _settings()
-    broker = _broker(settings)
-    if broker.status().pid is None and broker_ready(settings.kafka.bootstrap_servers):
-        started = False
-        out.print(f"kafka: using the broker already running at {settings.kafka.bootstrap_servers}")
-    else:
-        started, seconds = broker.start()
-        out.print(f"kafka {'started' if started else 'already running'} ({seconds:.1f} s)")
-    try:
+    with broker_running(settings.kafka, settings.kafka_dir) as lease:
+        out.print(lease.describe())
         result = ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
         out.print(f"topics: {len(result.created)} created, {len(result.existing)} existing")
         migrate_cmd()
@@ -191,10 +177,8 @@ def up_cmd(
         else:
             out.print("worker starting (Ctrl-C stops everything)")
             _run_worker(settings)
-    finally:
-        if started:
-            broker.stop()
-            out.print("kafka stopped")
+    if lease.started:
+        out.print("kafka stopped")
 
 
 @app.command("replay")

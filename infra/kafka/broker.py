@@ -1,4 +1,9 @@
-"""Start, stop and inspect the local Kafka broker (KRaft, broker+controller, one node)."""
+"""Start, stop and inspect the local Kafka broker (KRaft, broker+controller, one node).
+
+`ensure_broker` / `broker_running` are the one way to "start a broker unless one
+answers": the CLI (`kafka start`, `up`, `demo`), the test session and the benchmarks use
+them. `LocalKafka` is the process itself, for callers that must own and restart it.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +15,10 @@ import socket
 import subprocess
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from infra.kafka.probe import broker_ready
 from infra.settings import KafkaSettings
@@ -262,3 +269,53 @@ class LocalKafka:
                 time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+BrokerOrigin = Literal["started", "ours", "external"]
+
+
+@dataclass(frozen=True)
+class BrokerLease:
+    """A broker answering at `bootstrap_servers`, and where it came from.
+
+    `origin` is `started` when `ensure_broker` started it (the caller stops it),
+    `ours` when the broker recorded under the same root was already running, and
+    `external` when another process's broker answers there (never stopped by us).
+    """
+
+    bootstrap_servers: str
+    origin: BrokerOrigin
+    seconds: float
+
+    @property
+    def started(self) -> bool:
+        return self.origin == "started"
+
+    def describe(self) -> str:
+        """One line for the console (`kafka started` marks a broker started now)."""
+        at = self.bootstrap_servers
+        if self.origin == "external":
+            return f"kafka: using the broker already running at {at} (not ours)"
+        verb = "started" if self.started else "already running"
+        return f"kafka {verb}: ready at {at} in {self.seconds:.1f} s"
+
+
+def ensure_broker(settings: KafkaSettings, root: Path) -> BrokerLease:
+    """Start the local broker under `root` unless a broker already answers at
+    `settings.bootstrap_servers`; return once one answers (raises `BrokerError`)."""
+    broker = LocalKafka(settings, root)
+    if broker.status().pid is None and broker_ready(settings.bootstrap_servers):
+        return BrokerLease(settings.bootstrap_servers, "external", 0.0)
+    started, seconds = broker.start()
+    return BrokerLease(settings.bootstrap_servers, "started" if started else "ours", seconds)
+
+
+@contextlib.contextmanager
+def broker_running(settings: KafkaSettings, root: Path) -> Iterator[BrokerLease]:
+    """`ensure_broker`, and on exit stop the broker only if this call started it."""
+    lease = ensure_broker(settings, root)
+    try:
+        yield lease
+    finally:
+        if lease.started:
+            LocalKafka(settings, root).stop()

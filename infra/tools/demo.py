@@ -26,10 +26,9 @@ from infra.alert_admin import build_rule, new_rule_id, new_webhook_secret, publi
 from infra.cli.read import keys_table
 from infra.clickhouse import make_client
 from infra.http.auth import hash_secret
-from infra.http.routes.usage import KeyOut
+from infra.http.routes.keys import KeyOut
 from infra.kafka.admin import ensure_topics
-from infra.kafka.broker import LocalKafka
-from infra.kafka.probe import broker_ready
+from infra.kafka.broker import broker_running
 from infra.settings import ManagementKey, Settings
 from infra.tools.receivers import Receivers, free_port
 from infra.wiring import running_worker
@@ -322,16 +321,8 @@ async def _run(settings: Settings, console: Console, duration_s: float) -> None:
 
 
 def run_demo(settings: Settings, console: Console, duration_s: float) -> None:
-    broker = LocalKafka(settings.kafka, settings.kafka_dir)
-    started = False
-    if broker.status().pid is None and broker_ready(settings.kafka.bootstrap_servers):
-        console.print(f"kafka: using the broker at {settings.kafka.bootstrap_servers}")
-    else:
-        started, seconds = broker.start()
-        console.print(f"kafka {'started' if started else 'already running'} ({seconds:.1f} s)")
-    try:
+    with broker_running(settings.kafka, settings.kafka_dir) as lease:
+        console.print(lease.describe())
         asyncio.run(_run(settings, console, duration_s))
-    finally:
-        if started:
-            broker.stop()
-            console.print("kafka stopped")
+    if lease.started:
+        console.print("kafka stopped")

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.kafka.broker import BrokerError, LocalKafka
+from infra.kafka.broker import BrokerError, LocalKafka, broker_running
 from infra.kafka.probe import broker_ready
 from infra.settings import KafkaSettings
 
@@ -45,20 +45,31 @@ def _java_pids(properties: Path) -> list[int]:
 def test_start_twice_is_safe_and_stop_leaves_no_process(tmp_path: Path) -> None:
     settings = KafkaSettings(bootstrap_servers="127.0.0.1:29192", controller_port=29193)
     broker = LocalKafka(settings, tmp_path)
-    try:
-        started, seconds = broker.start()
-        assert started and seconds < 60
+    with broker_running(settings, tmp_path) as lease:
+        assert lease.origin == "started" and lease.started
+        assert "kafka started" in lease.describe()  # what the Makefile looks for
         assert broker_ready(settings.bootstrap_servers)
         first_pid = broker.status().pid
-        again, _ = broker.start()
-        assert not again
-        assert broker.status().pid == first_pid
-        assert len(_java_pids(broker.properties)) == 1
-    finally:
-        assert broker.stop()
+        assert first_pid is not None
+        with broker_running(settings, tmp_path) as again:
+            assert again.origin == "ours" and not again.started
+        assert broker.status().pid == first_pid, "the inner exit must not stop the broker"
+        assert _java_pids(broker.properties) == [first_pid]
     assert _java_pids(broker.properties) == []
     assert broker.status().pid is None
     assert not broker.stop()
+
+
+def test_a_broker_that_answers_is_used_and_left_running(
+    tmp_path: Path, kafka_bootstrap: str
+) -> None:
+    port = int(kafka_bootstrap.rpartition(":")[2])
+    settings = KafkaSettings(bootstrap_servers=kafka_bootstrap, controller_port=port + 1)
+    with broker_running(settings, tmp_path) as lease:
+        assert lease.origin == "external" and not lease.started
+        assert "not ours" in lease.describe()
+    assert not (tmp_path / "kafka.pid").exists(), "no broker of ours was started"
+    assert broker_ready(kafka_bootstrap)
 
 
 def test_port_in_use_is_one_clear_error(tmp_path: Path) -> None:
