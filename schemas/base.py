@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 from uuid import UUID
 
 from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
+from schemas.utc import to_utc_ms, utc_now
 from schemas.uuid7 import uuid7
 
-
-def _to_utc_ms(value: datetime) -> datetime:
-    value = value.astimezone(UTC)
-    return value.replace(microsecond=value.microsecond // 1000 * 1000)
-
-
-UtcMillis = Annotated[AwareDatetime, AfterValidator(_to_utc_ms)]
+UtcMillis = Annotated[AwareDatetime, AfterValidator(to_utc_ms)]
 """A timezone-aware instant, normalised to UTC with millisecond precision."""
 
 
-def utc_now() -> datetime:
-    return _to_utc_ms(datetime.now(UTC))
+def now_utc_ms() -> datetime:
+    """The current instant as a `UtcMillis` (the default `occurred_at`)."""
+    return to_utc_ms(utc_now())
 
 
 class Event(BaseModel):
@@ -31,4 +27,4 @@ class Event(BaseModel):
 
     schema_version: Annotated[int, Field(ge=1)] = 1
     event_id: UUID = Field(default_factory=uuid7)
-    occurred_at: UtcMillis = Field(default_factory=utc_now)
+    occurred_at: UtcMillis = Field(default_factory=now_utc_ms)

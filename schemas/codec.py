@@ -28,6 +28,7 @@ from schemas.keys import (
 )
 from schemas.request_columns import Columns, validate_columns
 from schemas.requests import RequestBatch, RequestCompleted
+from schemas.utc import to_epoch_ms
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
@@ -108,7 +109,7 @@ class DecodedRequests:
 def single_event_columns(event: RequestCompleted) -> Columns:
     return {
         "event_id": [str(event.event_id)],
-        "occurred_at_ms": [int(event.occurred_at.timestamp() * 1000)],
+        "occurred_at_ms": [to_epoch_ms(event.occurred_at)],
         "key_id": [event.key_id],
         "account_id": [event.account_id],
         "method": [event.method],

@@ -1,24 +1,49 @@
-"""Request events: one `RequestCompleted` per API call, packed into `RequestBatch` records."""
+"""Request events: one `RequestCompleted` per API call, packed into `RequestBatch` records.
+
+Every bound comes from `schemas.request_bounds`.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer, model_validator
 
-from schemas.base import Event
+from schemas.base import Event, UtcMillis, now_utc_ms
 from schemas.ids import AccountId, KeyId
+from schemas.request_bounds import (
+    EVENT_ID_PATTERN,
+    MAX_BATCH_EVENTS,
+    MAX_BYTES_OUT,
+    MAX_LATENCY_MS,
+    MAX_OCCURRED_MS,
+    MAX_ROUTE_LENGTH,
+    MAX_STATUS,
+    MIN_BYTES_OUT,
+    MIN_LATENCY_MS,
+    MIN_OCCURRED_MS,
+    MIN_ROUTE_LENGTH,
+    MIN_STATUS,
+    HttpMethod,
+)
+from schemas.utc import from_epoch_ms, to_epoch_ms
 from schemas.uuid7 import uuid7
 
-HttpMethod = Literal["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"]
-HTTP_METHODS: frozenset[str] = frozenset(
-    ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS")
-)
-MAX_ROUTE_LENGTH = 512
-MAX_BATCH_EVENTS = 100_000
+Route = Annotated[str, Field(min_length=MIN_ROUTE_LENGTH, max_length=MAX_ROUTE_LENGTH)]
+Status = Annotated[int, Field(ge=MIN_STATUS, le=MAX_STATUS)]
+LatencyMs = Annotated[float, Field(ge=MIN_LATENCY_MS, le=MAX_LATENCY_MS)]
+BytesOut = Annotated[int, Field(ge=MIN_BYTES_OUT, le=MAX_BYTES_OUT)]
+ClientIp = IPv4Address | IPv6Address
+OccurredAtMs = Annotated[int, Field(ge=MIN_OCCURRED_MS, le=MAX_OCCURRED_MS)]
+CanonicalUuid = Annotated[str, Field(pattern=EVENT_ID_PATTERN)]
+
+
+def _in_event_range(value: UtcMillis) -> UtcMillis:
+    if not MIN_OCCURRED_MS <= to_epoch_ms(value) <= MAX_OCCURRED_MS:
+        raise ValueError("expected an instant from 2000-01-01 to 2100-01-01 (UTC)")
+    return value
 
 
 class RequestCompleted(Event):
@@ -27,24 +52,21 @@ class RequestCompleted(Event):
     type: Literal["request.completed"] = "request.completed"
     key_id: KeyId
     account_id: AccountId
+    occurred_at: Annotated[UtcMillis, AfterValidator(_in_event_range)] = Field(
+        default_factory=now_utc_ms
+    )
     method: HttpMethod
-    route: Annotated[str, Field(min_length=1, max_length=MAX_ROUTE_LENGTH)]
-    status: Annotated[int, Field(ge=100, le=599)]
-    latency_ms: Annotated[float, Field(ge=0, le=3_600_000)]
-    client_ip: IPv4Address | IPv6Address
-    bytes_out: Annotated[int, Field(ge=0)] = 0
+    route: Route
+    status: Status
+    latency_ms: LatencyMs
+    client_ip: ClientIp
+    bytes_out: BytesOut = 0
     is_render: bool = False
     watermarked: bool = False
 
     @field_serializer("client_ip")
-    def _ip(self, value: IPv4Address | IPv6Address) -> str:
+    def _ip(self, value: ClientIp) -> str:
         return str(value)
-
-
-CanonicalUuid = Annotated[
-    str, Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-]
-"""A UUID in its canonical lowercase, hyphenated text form (as batches carry it)."""
 
 
 class RequestColumns(BaseModel):
@@ -53,15 +75,15 @@ class RequestColumns(BaseModel):
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_id: Annotated[list[CanonicalUuid], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
-    occurred_at_ms: list[Annotated[int, Field(ge=946_684_800_000, le=4_102_444_800_000)]]
+    occurred_at_ms: list[OccurredAtMs]
     key_id: list[KeyId]
     account_id: list[AccountId]
     method: list[HttpMethod]
-    route: list[Annotated[str, Field(min_length=1, max_length=MAX_ROUTE_LENGTH)]]
-    status: list[Annotated[int, Field(ge=100, le=599)]]
-    latency_ms: list[Annotated[float, Field(ge=0, le=3_600_000)]]
-    client_ip: list[IPv4Address | IPv6Address]
-    bytes_out: list[Annotated[int, Field(ge=0, le=2**63 - 1)]]
+    route: list[Route]
+    status: list[Status]
+    latency_ms: list[LatencyMs]
+    client_ip: list[ClientIp]
+    bytes_out: list[BytesOut]
     is_render: list[bool]
     watermarked: list[bool]
 
@@ -90,7 +112,7 @@ class RequestBatch(Event):
             raise ValueError(f"a batch holds 1..{MAX_BATCH_EVENTS} events, got {len(events)}")
         cols = RequestColumns(
             event_id=[str(e.event_id) for e in events],
-            occurred_at_ms=[int(e.occurred_at.timestamp() * 1000) for e in events],
+            occurred_at_ms=[to_epoch_ms(e.occurred_at) for e in events],
             key_id=[e.key_id for e in events],
             account_id=[e.account_id for e in events],
             method=[e.method for e in events],
@@ -109,7 +131,7 @@ class RequestBatch(Event):
         return [
             RequestCompleted(
                 event_id=UUID(c.event_id[i]),
-                occurred_at=datetime.fromtimestamp(c.occurred_at_ms[i] / 1000, UTC),
+                occurred_at=from_epoch_ms(c.occurred_at_ms[i]),
                 key_id=c.key_id[i],
                 account_id=c.account_id[i],
                 method=c.method[i],

@@ -11,8 +11,9 @@ within one millisecond.
 from __future__ import annotations
 
 import os
-import time
 from uuid import UUID
+
+from schemas.utc import now_ms
 
 _COUNTER_SPAN = 1 << 32
 _MAX_BLOCK = 1 << 24
@@ -34,7 +35,7 @@ def uuid7_block(n: int, unix_ms: int) -> list[str]:
 
 def uuid7(unix_ms: int | None = None) -> UUID:
     """A UUIDv7 (RFC 9562): 48-bit millisecond timestamp, then random bits; sorts by time."""
-    ms = time.time_ns() // 1_000_000 if unix_ms is None else unix_ms
+    ms = now_ms() if unix_ms is None else unix_ms
     rand = int.from_bytes(os.urandom(10), "big")
     value = (ms & 0xFFFF_FFFF_FFFF) << 80
     value |= 0x7 << 76  # version

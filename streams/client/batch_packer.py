@@ -10,11 +10,11 @@ validate as a `RequestBatch`; ids are fixed here, so a resent record carries the
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 import orjson
 
 from schemas.request_columns import COLUMNS
+from schemas.utc import from_epoch_ms
 from schemas.uuid7 import uuid7_block
 
 Row = tuple[int, str, str, str, str, int, float | int, str, int, bool, bool]
@@ -32,7 +32,7 @@ class PackedBatch:
 
 
 def _iso_ms(unix_ms: int) -> str:
-    stamp = datetime.fromtimestamp(unix_ms // 1000, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    stamp = from_epoch_ms(unix_ms).strftime("%Y-%m-%dT%H:%M:%S")
     return f"{stamp}.{unix_ms % 1000:03d}Z"
 
 

@@ -33,6 +33,7 @@ from typing import Any
 
 from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
+from schemas.utc import now_ms
 from streams.client.batch_packer import PackedBatch, Row, pack_rows, split_packed
 from streams.client.kafka_client import build_producer, close_producer
 from streams.client.recorder_config import RecorderConfig, RecorderStats
@@ -331,7 +332,7 @@ class RecorderWorker:
             popleft = buf.popleft
             rows = [popleft() for _ in range(n)]
             self.popped += n
-            batch = pack_rows(rows, time.time_ns() // 1_000_000)
+            batch = pack_rows(rows, now_ms())
             self._bytes_per_event = 0.5 * self._bytes_per_event + 0.5 * (len(batch.value) / n)
             self._dispatch(batch, state)
             self._first_seen = now if buf else None
@@ -463,7 +464,7 @@ class RecorderWorker:
         while self._buf:
             rows = [self._buf.popleft() for _ in range(min(len(self._buf), self._target_events()))]
             self.popped += len(rows)
-            self._park(pack_rows(rows, time.time_ns() // 1_000_000))
+            self._park(pack_rows(rows, now_ms()))
         if self._producer is not None:
             deadline = self._close_deadline or time.monotonic()
             close_producer(self._producer, max(0.5, min(2.0, deadline - time.monotonic())))

@@ -17,24 +17,27 @@ from __future__ import annotations
 
 import atexit
 import threading
-import time
 import weakref
 from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-from schemas.requests import HTTP_METHODS, MAX_ROUTE_LENGTH
+from schemas.request_bounds import (
+    HTTP_METHODS,
+    MAX_BYTES_OUT,
+    MAX_LATENCY_MS,
+    MAX_ROUTE_LENGTH,
+    MAX_STATUS,
+    MIN_BYTES_OUT,
+    MIN_LATENCY_MS,
+    MIN_ROUTE_LENGTH,
+    MIN_STATUS,
+)
+from schemas.utc import now_ms
 from streams.client.batch_packer import Row
 from streams.client.recorder_config import RecorderConfig, RecorderStats
 from streams.client.recorder_worker import DropCounter, RecorderWorker
-from streams.client.usage_validation import (
-    MAX_BYTES_OUT,
-    MAX_LATENCY_MS,
-    RowValidator,
-    occurred_at_ms,
-)
-
-_time_ns = time.time_ns
+from streams.client.usage_validation import RowValidator, occurred_at_ms
 
 
 def _exit_hook(ref: weakref.ref[UsageRecorder]) -> Callable[[], None]:
@@ -97,13 +100,14 @@ class UsageRecorder:
                 and method in HTTP_METHODS
                 and client_ip in self._ips
                 and type(route) is str
-                and 0 < len(route) <= MAX_ROUTE_LENGTH
+                and MIN_ROUTE_LENGTH <= len(route) <= MAX_ROUTE_LENGTH
+                and route.isascii()  # other text is checked for lone surrogates
                 and type(status) is int
-                and 100 <= status <= 599
+                and MIN_STATUS <= status <= MAX_STATUS
                 and (type(latency_ms) is float or type(latency_ms) is int)
-                and 0 <= latency_ms <= MAX_LATENCY_MS
+                and MIN_LATENCY_MS <= latency_ms <= MAX_LATENCY_MS
                 and type(bytes_out) is int
-                and 0 <= bytes_out <= MAX_BYTES_OUT
+                and MIN_BYTES_OUT <= bytes_out <= MAX_BYTES_OUT
                 and type(is_render) is bool
                 and type(watermarked) is bool
             )
@@ -133,7 +137,7 @@ class UsageRecorder:
                 is_render,
                 watermarked,
             )
-        ms = _time_ns() // 1_000_000 if occurred_at is None else occurred_at_ms(occurred_at)
+        ms = now_ms() if occurred_at is None else occurred_at_ms(occurred_at)
         buf = self._buf
         if len(buf) < self._bound:
             buf.append(

@@ -3,63 +3,63 @@
 `record()` first runs a branch-free fast check (cache hits and inline type/range tests).
 Only when that fails does it call `RowValidator.normalize`, which checks every field in
 order, raises `ValueError` naming the first bad field, remembers good ids and addresses in
-bounded caches, and returns the values as they must be queued (an `IntEnum` status becomes
-a plain `int`). The rules are those of `schemas.request_columns.validate_columns`, so a
-row accepted here always passes the consumer's validator.
+bounded caches, and returns the values as they must be queued (an `IntEnum` status such as
+`http.HTTPStatus.OK` becomes a plain `int`, an `http.HTTPMethod` a plain `str`). The rules
+are those of `schemas.request_bounds`, the same as the worker's
+`schemas.request_columns.validate_columns`, so a row accepted here passes the consumer's
+validator.
 """
 
 from __future__ import annotations
 
-import ipaddress
-import math
 import re
-import socket
-import time
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 from schemas.ids import ACCOUNT_ID_PATTERN, KEY_ID_PATTERN
-from schemas.requests import HTTP_METHODS, MAX_ROUTE_LENGTH
+from schemas.request_bounds import (
+    HTTP_METHODS,
+    MAX_BYTES_OUT,
+    MAX_LATENCY_MS,
+    MAX_OCCURRED_MS,
+    MAX_ROUTE_LENGTH,
+    MAX_STATUS,
+    MIN_BYTES_OUT,
+    MIN_LATENCY_MS,
+    MIN_OCCURRED_MS,
+    MIN_ROUTE_LENGTH,
+    MIN_STATUS,
+    valid_ip,
+    valid_route,
+)
+from schemas.utc import now_ms, to_epoch_ms
 
-MAX_LATENCY_MS = 3_600_000
-MAX_BYTES_OUT = 2**63 - 1
-MIN_OCCURRED_MS = 946_684_800_000  # 2000-01-01
-MAX_OCCURRED_MS = 4_102_444_800_000  # 2100-01-01
 CACHE_LIMIT = 100_000
 
 _KEY = re.compile(KEY_ID_PATTERN)
 _ACCOUNT = re.compile(ACCOUNT_ID_PATTERN)
+_METHODS = {m: m for m in HTTP_METHODS}  # a str subclass (http.HTTPMethod) -> plain str
 
 Fields = tuple[str, str, str, str, int, float | int, str, int, bool, bool]
-
-
-def valid_ip(value: str) -> bool:
-    """What `ipaddress.ip_address` accepts; canonical IPv4 takes a C fast path."""
-    try:
-        if socket.inet_ntop(socket.AF_INET, socket.inet_pton(socket.AF_INET, value)) == value:
-            return True
-    except (OSError, ValueError):
-        pass
-    try:
-        ipaddress.ip_address(value)
-    except ValueError:
-        return False
-    return True
 
 
 def _bad(field: str, detail: str, value: object) -> ValueError:
     return ValueError(f"{field}: {detail}, got {value!r}"[:300])
 
 
+def _is_int(value: object) -> TypeGuard[int]:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def occurred_at_ms(value: object) -> int:
     """Epoch milliseconds from `None` (now), an aware `datetime` or an int of epoch ms."""
     if value is None:
-        return time.time_ns() // 1_000_000
+        return now_ms()
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise _bad("occurred_at", "expected a timezone-aware datetime", value)
-        ms = math.floor(value.timestamp() * 1000)
-    elif isinstance(value, int) and not isinstance(value, bool):
+        ms = to_epoch_ms(value)
+    elif _is_int(value):
         ms = int(value)
     else:
         raise _bad("occurred_at", "expected None, an aware datetime or epoch milliseconds", value)
@@ -109,27 +109,32 @@ class RowValidator:
         """Return the fields as they are queued, or raise `ValueError` naming the bad one."""
         key_id = self._id("key_id", key_id, _KEY, self.keys)
         account_id = self._id("account_id", account_id, _ACCOUNT, self.accounts)
-        if type(method) is not str or method not in HTTP_METHODS:
+        if not isinstance(method, str) or method not in _METHODS:
             raise _bad("method", f"expected one of {sorted(HTTP_METHODS)}", method)
-        if type(route) is not str or not 1 <= len(route) <= MAX_ROUTE_LENGTH:
-            raise _bad("route", f"expected a string of 1..{MAX_ROUTE_LENGTH} characters", route)
-        if not isinstance(status, int) or isinstance(status, bool) or not 100 <= status <= 599:
-            raise _bad("status", "expected an integer in [100, 599]", status)
+        if type(route) is not str or not valid_route(route):
+            raise _bad(
+                "route",
+                f"expected a string of {MIN_ROUTE_LENGTH}..{MAX_ROUTE_LENGTH} characters "
+                "(no lone surrogates)",
+                route,
+            )
+        if not _is_int(status) or not MIN_STATUS <= status <= MAX_STATUS:
+            raise _bad("status", f"expected an integer in [{MIN_STATUS}, {MAX_STATUS}]", status)
         if (
             not isinstance(latency_ms, int | float)
             or isinstance(latency_ms, bool)
-            or not 0 <= latency_ms <= MAX_LATENCY_MS
+            or not MIN_LATENCY_MS <= latency_ms <= MAX_LATENCY_MS
         ):
-            raise _bad("latency_ms", f"expected a number in [0, {MAX_LATENCY_MS}]", latency_ms)
+            raise _bad(
+                "latency_ms",
+                f"expected a number in [{MIN_LATENCY_MS}, {MAX_LATENCY_MS}]",
+                latency_ms,
+            )
         if type(client_ip) is not str or not valid_ip(client_ip):
             raise _bad("client_ip", "expected an IPv4 or IPv6 address string", client_ip)
         self._remember(self.ips, client_ip)
-        if (
-            not isinstance(bytes_out, int)
-            or isinstance(bytes_out, bool)
-            or not 0 <= bytes_out <= MAX_BYTES_OUT
-        ):
-            raise _bad("bytes_out", "expected a non-negative integer", bytes_out)
+        if not _is_int(bytes_out) or not MIN_BYTES_OUT <= bytes_out <= MAX_BYTES_OUT:
+            raise _bad("bytes_out", f"expected an integer in [0, {MAX_BYTES_OUT}]", bytes_out)
         if type(is_render) is not bool:
             raise _bad("is_render", "expected a bool", is_render)
         if type(watermarked) is not bool:
@@ -138,7 +143,7 @@ class RowValidator:
         return (
             key_id,
             account_id,
-            method,
+            _METHODS[method],
             route,
             int(status),
             latency,

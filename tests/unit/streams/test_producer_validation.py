@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from schemas.request_bounds import valid_ip
 from streams.client import RecorderConfig, UsageRecorder
-from streams.client.usage_validation import RowValidator, occurred_at_ms, valid_ip
+from streams.client.usage_validation import RowValidator, occurred_at_ms
 
 GOOD: dict[str, Any] = {
     "key_id": "key_abc123",
