@@ -25,7 +25,7 @@ EXPECTED_TABLES = {
 
 
 def test_migrations_apply_once_and_are_idempotent(tmp_path: Path) -> None:
-    settings = load_settings(data_dir=tmp_path)
+    settings = load_settings(_env_file=None, data_dir=tmp_path)
     client = make_client(settings)
     try:
         first = migrate(client, migration_context(settings))
@@ -46,7 +46,7 @@ def test_migrations_apply_once_and_are_idempotent(tmp_path: Path) -> None:
 
 def test_every_materialized_view_target_deduplicates(tmp_path: Path) -> None:
     """The exactly-once rule: every MV target keeps insert deduplication."""
-    settings = load_settings(data_dir=tmp_path)
+    settings = load_settings(_env_file=None, data_dir=tmp_path)
     client = make_client(settings)
     try:
         migrate(client, migration_context(settings))
@@ -64,5 +64,27 @@ def test_every_materialized_view_target_deduplicates(tmp_path: Path) -> None:
             if "ENGINE = `Null`" in ddl[target]:
                 continue  # keeps nothing; the views it triggers write the real targets
             assert "non_replicated_deduplication_window" in ddl[target], target
+    finally:
+        client.close()
+
+
+def test_migrations_use_the_configured_database_and_ttl(tmp_path: Path) -> None:
+    """`KEYPULSE_CLICKHOUSE_DATABASE` and `_RAW_TTL_DAYS` reach the real DDL."""
+    settings = load_settings(
+        _env_file=None, data_dir=tmp_path, clickhouse={"database": "kp_custom", "raw_ttl_days": 41}
+    )
+    client = make_client(settings)
+    try:
+        migrate(client, migration_context(settings))
+        homes = client.query(
+            "SELECT DISTINCT database FROM system.tables WHERE name IN ('requests_raw', "
+            "'usage_rollup', 'schema_migrations')"
+        ).result_rows
+        assert homes == [("kp_custom",)]
+        ddl = client.command(
+            "SELECT create_table_query FROM system.tables "
+            "WHERE database = 'kp_custom' AND name = 'requests_raw'"
+        )
+        assert "TTL toDateTime(occurred_at) + toIntervalDay(41)" in str(ddl), ddl
     finally:
         client.close()
