@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
+from projections.counters import GrowingCounter
 from projections.ingest_log import partition_watermarks
 from schemas.request_columns import COLUMNS
 from streams.worker.ports import AnomalyRecord, InsertBlock, KeyState, KeyStatus, OffsetRange
@@ -24,11 +24,30 @@ INSERT_SETTINGS: dict[str, Any] = {
 """Synchronous, deduplicated inserts; MV targets deduplicate on their own too."""
 
 
+_LOG_COLUMNS = (
+    "topic",
+    "seq",
+    "token",
+    "partitions",
+    "start_offsets",
+    "end_offsets",
+    "events",
+    "max_occurred_at",
+    "checkpoint",
+)
+
+
 class ClickHouseIngestStore:
-    """`IngestStore` over clickhouse-connect. Not thread-safe: one writer per client."""
+    """`IngestStore` over clickhouse-connect. Not thread-safe: one writer per client, and
+    one writing process per database (the worker, or a replay into its scratch database).
+
+    `ingest_batches.seq` orders the log: a `GrowingCounter`, never the wall clock, so a
+    clock stepped back across a restart cannot make an older row look newer.
+    """
 
     def __init__(self, client: Client) -> None:
         self._client = client
+        self._seq = GrowingCounter(client, ("ingest_batches", "seq"))
 
     def watermarks(self, topic: str) -> dict[int, int]:
         return partition_watermarks(self._client, topic)
@@ -46,6 +65,30 @@ class ClickHouseIngestStore:
             OffsetRange(int(p), int(s), int(e)) for p, s, e in zip(parts, starts, ends, strict=True)
         ]
 
+    def _log(
+        self,
+        topic: str,
+        token: str,
+        ranges: list[OffsetRange],
+        events: int = 0,
+        max_occurred_at_ms: int = 0,
+        checkpoint: bool = False,
+    ) -> None:
+        row = [
+            topic,
+            self._seq.next(),
+            token,
+            [r.partition for r in ranges],
+            [r.start for r in ranges],
+            [r.end for r in ranges],
+            events,
+            max_occurred_at_ms,
+            checkpoint,
+        ]
+        self._client.insert(
+            "ingest_batches", [row], column_names=_LOG_COLUMNS, settings={"async_insert": 0}
+        )
+
     def checkpoint(self, topic: str) -> None:
         """Record that everything up to the current watermarks is complete.
 
@@ -54,65 +97,12 @@ class ClickHouseIngestStore:
         the live views would count it twice.
         """
         marks = self.watermarks(topic)
-        if not marks:
-            return
-        parts = sorted(marks)
-        self._client.insert(
-            "ingest_batches",
-            [
-                [
-                    topic,
-                    time.time_ns(),
-                    "checkpoint",
-                    parts,
-                    [marks[p] for p in parts],
-                    [marks[p] for p in parts],
-                    0,
-                    0,
-                    True,
-                ]
-            ],
-            column_names=[
-                "topic",
-                "seq",
-                "token",
-                "partitions",
-                "start_offsets",
-                "end_offsets",
-                "events",
-                "max_occurred_at",
-                "checkpoint",
-            ],
-            settings={"async_insert": 0},
-        )
+        if marks:
+            ranges = [OffsetRange(p, marks[p], marks[p]) for p in sorted(marks)]
+            self._log(topic, "checkpoint", ranges, checkpoint=True)
 
     def write(self, block: InsertBlock) -> None:
-        self._client.insert(
-            "ingest_batches",
-            [
-                [
-                    block.topic,
-                    time.time_ns(),
-                    block.token,
-                    [r.partition for r in block.ranges],
-                    [r.start for r in block.ranges],
-                    [r.end for r in block.ranges],
-                    block.count,
-                    block.max_occurred_at_ms,
-                ]
-            ],
-            column_names=[
-                "topic",
-                "seq",
-                "token",
-                "partitions",
-                "start_offsets",
-                "end_offsets",
-                "events",
-                "max_occurred_at",
-            ],
-            settings={"async_insert": 0},
-        )
+        self._log(block.topic, block.token, block.ranges, block.count, block.max_occurred_at_ms)
         if block.count == 0:
             return
         self._client.insert(

@@ -10,9 +10,11 @@ history, deliveries) are not touched. Run it with no worker running.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
+from clickhouse_connect.driver.client import Client
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
@@ -24,6 +26,7 @@ from schemas.codec import KeyEventModel, decode_key_event
 from schemas.errors import InvalidMessage
 from schemas.topics import TopicNames
 from streams.worker.ingest_plan import SourceRecord, plan_ingest
+from streams.worker.kafka_ranges import iter_ranges, topic_ranges
 from streams.worker.keys_agent import apply_key_events
 
 REBUILT_TABLES = (
@@ -37,111 +40,113 @@ REBUILT_TABLES = (
 )
 
 
-@dataclass(frozen=True)
+@dataclass
 class ReplayResult:
-    request_records: int
-    events: int
-    rejected: int
-    key_events: int
+    request_records: int = 0
+    events: int = 0
+    rejected: int = 0
+    key_events: int = 0
 
 
-def _read_topic(
-    bootstrap: str, topic: str, on_total: Callable[[int], None]
+def _topic_chunks(
+    bootstrap: str, topic: str, progress: Progress, label: str
 ) -> Iterator[list[SourceRecord]]:
-    """Chunks of records of `topic` from its beginning to the end offsets seen now."""
-    from kafka import KafkaConsumer, TopicPartition
+    """Chunks of `topic` from its beginning to the end offsets seen now, with a bar."""
+    ranges = topic_ranges(bootstrap, topic)
+    task = progress.add_task(label, total=sum(r.end - r.start + 1 for r in ranges))
+    for chunk in iter_ranges(bootstrap, topic, ranges, client_id="keypulse-replay"):
+        yield chunk
+        progress.advance(task, len(chunk))
 
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        client_id="keypulse-replay",
-        max_poll_records=2000,
-        max_partition_fetch_bytes=64 << 20,
-        fetch_max_bytes=64 << 20,
+
+def _replay_requests(
+    chunks: Iterator[list[SourceRecord]],
+    topic: str,
+    store: ClickHouseIngestStore,
+    settings: Settings,
+    result: ReplayResult,
+) -> None:
+    """Plan and write the request records as the worker does (same limits)."""
+    limits = settings.worker
+    for chunk in chunks:
+        plan = plan_ingest(topic, chunk, {}, limits.batch_max_events, limits.max_message_bytes)
+        for block in plan.blocks:
+            store.write(block)
+            result.events += block.count
+        result.rejected += len(plan.rejected)
+        result.request_records += len(chunk)
+
+
+def _decodable_key_events(chunk: list[SourceRecord]) -> list[tuple[int, KeyEventModel]]:
+    """(offset, event) of each record that decodes; the others were dead-lettered live."""
+    decoded: list[tuple[int, KeyEventModel]] = []
+    for rec in chunk:
+        try:
+            decoded.append((rec.offset, decode_key_event(rec.value)))
+        except InvalidMessage:
+            continue
+    return decoded
+
+
+def _replay_key_events(
+    chunks: Iterator[list[SourceRecord]], store: ClickHouseKeyStore, result: ReplayResult
+) -> None:
+    for chunk in chunks:
+        decoded = _decodable_key_events(chunk)
+        loaded = store.load([e.key_id for _, e in decoded])
+        states, anomalies = apply_key_events(loaded, decoded)
+        store.save(states, anomalies)
+        result.key_events += len(decoded)
+
+
+def _progress(console: Console) -> Progress:
+    return Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
     )
-    try:
-        partitions = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(partitions)]
-        consumer.assign(tps)
-        begin = consumer.beginning_offsets(tps)
-        end = consumer.end_offsets(tps)
-        on_total(sum(end[tp] - begin[tp] for tp in tps))
-        remaining = {tp for tp in tps if end[tp] > begin[tp]}
-        consumer.seek_to_beginning(*tps)
-        while remaining:
-            polled = consumer.poll(timeout_ms=1000)
-            chunk: list[SourceRecord] = []
-            for tp, messages in polled.items():
-                for m in messages:
-                    if m.offset >= end[tp]:
-                        break
-                    chunk.append(SourceRecord(tp.partition, m.offset, m.key, m.value or b""))
-                if consumer.position(tp) >= end[tp]:
-                    remaining.discard(tp)
-                    consumer.pause(tp)
-            if chunk:
-                yield chunk
-    finally:
-        consumer.close()
 
 
-def run_replay(settings: Settings, console: Console) -> ReplayResult:
-    live_db = settings.clickhouse.database
-    scratch_db = f"{live_db}_replay"
-    names = TopicNames.with_prefix(settings.kafka.topic_prefix)
-    bootstrap = settings.kafka.bootstrap_servers
+@contextmanager
+def _scratch_database(settings: Settings, scratch_db: str) -> Iterator[Client]:
+    """A client on a fresh, migrated `scratch_db` (closed on exit)."""
     client = make_client(settings, database=scratch_db)
     try:
         client.command(f"DROP DATABASE IF EXISTS {scratch_db}")
         client.command(f"CREATE DATABASE {scratch_db}")
         migrate(client, migration_context(settings))
-        ingest_store = ClickHouseIngestStore(client)
-        key_store = ClickHouseKeyStore(client)
-        records = events = rejected = key_count = 0
-        with Progress(
-            "[progress.description]{task.description}",
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            console=console,
-        ) as progress:
-            task = progress.add_task("requests", total=None)
-            for chunk in _read_topic(
-                bootstrap, names.requests, lambda n: progress.update(task, total=n)
-            ):
-                plan = plan_ingest(
-                    names.requests, chunk, {}, settings.worker.batch_max_events, 8 << 20
-                )
-                for block in plan.blocks:
-                    ingest_store.write(block)
-                    events += block.count
-                rejected += len(plan.rejected)
-                records += len(chunk)
-                progress.advance(task, len(chunk))
-            keys_task = progress.add_task("key events", total=None)
-            for chunk in _read_topic(
-                bootstrap, names.key_events, lambda n: progress.update(keys_task, total=n)
-            ):
-                decoded: list[tuple[int, KeyEventModel]] = []
-                for rec in chunk:
-                    try:
-                        decoded.append((rec.offset, decode_key_event(rec.value)))
-                    except InvalidMessage:
-                        continue
-                loaded = key_store.load([e.key_id for _, e in decoded])
-                states, anomalies = apply_key_events(loaded, decoded)
-                key_store.save(states, anomalies)
-                key_count += len(decoded)
-                progress.advance(keys_task, len(chunk))
-        ingest_store.checkpoint(names.requests)
-        for table in REBUILT_TABLES:
-            client.command(f"EXCHANGE TABLES {live_db}.{table} AND {scratch_db}.{table}")
-        client.command(f"DROP DATABASE {scratch_db}")
+        yield client
     finally:
         client.close()
+
+
+def _swap_in(client: Client, live_db: str, scratch_db: str) -> None:
+    for table in REBUILT_TABLES:
+        client.command(f"EXCHANGE TABLES {live_db}.{table} AND {scratch_db}.{table}")
+    client.command(f"DROP DATABASE {scratch_db}")
+
+
+def run_replay(settings: Settings, console: Console) -> ReplayResult:
+    """Rebuild the projections from Kafka into a scratch database, then swap them in."""
+    live_db = settings.clickhouse.database
+    scratch_db = f"{live_db}_replay"
+    names = TopicNames.with_prefix(settings.kafka.topic_prefix)
+    bootstrap = settings.kafka.bootstrap_servers
+    result = ReplayResult()
+    with _scratch_database(settings, scratch_db) as client:
+        ingest_store = ClickHouseIngestStore(client)
+        with _progress(console) as progress:
+            requests = _topic_chunks(bootstrap, names.requests, progress, "requests")
+            _replay_requests(requests, names.requests, ingest_store, settings, result)
+            key_events = _topic_chunks(bootstrap, names.key_events, progress, "key events")
+            _replay_key_events(key_events, ClickHouseKeyStore(client), result)
+        ingest_store.checkpoint(names.requests)
+        _swap_in(client, live_db, scratch_db)
     console.print(
-        f"replay done: {records} request records, {events} events, {rejected} rejected, "
-        f"{key_count} key events; {len(REBUILT_TABLES)} tables swapped in"
+        f"replay done: {result.request_records} request records, {result.events} events, "
+        f"{result.rejected} rejected, {result.key_events} key events; "
+        f"{len(REBUILT_TABLES)} tables swapped in"
     )
-    return ReplayResult(records, events, rejected, key_count)
+    return result

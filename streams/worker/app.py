@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 from collections.abc import Callable
@@ -10,7 +11,9 @@ from typing import Any
 
 import faust
 
+from schemas.runtime.retry import IsTransient, io_failure, until_done
 from streams.worker.config import StreamsConfig
+from streams.worker.failures import kafka_transient
 from streams.worker.ingest_agent import IngestAgent
 from streams.worker.keys_agent import KeysAgent
 from streams.worker.ports import IngestStore, InsertBlock, KeyStore
@@ -30,23 +33,39 @@ def kill_after(blocks: int) -> Callable[[InsertBlock], None]:
     return listener
 
 
+log = logging.getLogger(__name__)
+
+
 class FaustDeadLetters:
-    """Dead-letter sink on a faust topic; returns once the broker acknowledged."""
+    """Dead-letter sink on a faust topic; returns once the broker acknowledged, retrying
+    transient Kafka failures with backoff (at most `retry_max_s` apart)."""
 
-    def __init__(self, topic: Any) -> None:
+    def __init__(self, topic: Any, retry_max_s: float = 10.0) -> None:
         self._topic = topic
+        self._retry_max_s = retry_max_s
 
-    async def send(self, key: bytes | None, value: bytes, headers: dict[str, bytes]) -> None:
+    async def _send_once(self, key: bytes | None, value: bytes, headers: dict[str, bytes]) -> None:
         pending = await self._topic.send(key=key, value=value, headers=headers, force=True)
         await pending
+
+    async def send(self, key: bytes | None, value: bytes, headers: dict[str, bytes]) -> None:
+        await until_done(
+            lambda: self._send_once(key, value, headers),
+            "dead-letter send",
+            log,
+            self._retry_max_s,
+            transient=kafka_transient,
+        )
 
 
 @dataclass
 class WorkerServices:
-    """Adapters the agents use, built by the composition root."""
+    """Adapters the agents use, built by the composition root; `store_transient` says
+    which of the stores' failures are worth retrying."""
 
     ingest_store: IngestStore | None = None
     key_store: KeyStore | None = None
+    store_transient: IsTransient = io_failure
     extra_agents: list[Any] = field(default_factory=list)
 
 
@@ -90,6 +109,7 @@ def build_app(config: StreamsConfig, services: WorkerServices) -> KeypulseApp:
             dead_letters=dead_letters,
             max_events=config.batch_max_events,
             max_message_bytes=config.max_message_bytes,
+            store_transient=services.store_transient,
         )
         ingest.configure_take(config.batch_max_messages, config.batch_max_ms / 1000)
         if config.fault_kill_after_blocks:
@@ -104,7 +124,12 @@ def build_app(config: StreamsConfig, services: WorkerServices) -> KeypulseApp:
 
     keys: KeysAgent | None = None
     if services.key_store is not None:
-        keys = KeysAgent(names.key_events, services.key_store, dead_letters)
+        keys = KeysAgent(
+            names.key_events,
+            services.key_store,
+            dead_letters,
+            store_transient=services.store_transient,
+        )
         key_topic = app.topic(names.key_events, key_type=bytes, value_type=bytes)
         app.agent(key_topic, name="keypulse.keys", concurrency=1)(keys.run)
 

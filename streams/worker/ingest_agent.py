@@ -5,12 +5,15 @@ the broker), write each block through the `IngestStore` off the event loop, then
 faust acknowledge. Offsets are committed only after the write. On start and after a
 partition assignment the newest recorded insert is re-applied with its token (a no-op
 if it had landed) and records at or below the watermark are skipped.
+
+Transient failures (ClickHouse per `store_transient`, Kafka per `kafka_transient`) are
+retried with backoff; any other error ends the agent through `on_bug` (by default
+`stop_on_bug`: the process exits before any offset past the failed batch is committed).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
 from collections import deque
@@ -20,15 +23,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.runtime.dead_letters import DeadLetterSink, dead_letter_headers
-from schemas.runtime.retry import off_loop_until_done, until_done
+from schemas.runtime.retry import IsTransient, io_failure, off_loop_until_done
+from streams.worker.failures import kafka_transient, stop_on_bug
 from streams.worker.ingest_plan import (
     Rejected,
     SourceRecord,
     advance_watermarks,
     plan_ingest,
 )
-from streams.worker.ports import IngestStore, InsertBlock
-from streams.worker.recovery import read_ranges
+from streams.worker.kafka_ranges import RangeGone, read_ranges
+from streams.worker.ports import IngestStore, InsertBlock, OffsetRange
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +51,7 @@ class IngestStats:
 
 
 BlockListener = Callable[[InsertBlock], None]
+BugHandler = Callable[[str, BaseException], None]
 
 
 class IngestAgent:
@@ -61,6 +66,8 @@ class IngestAgent:
         max_events: int,
         max_message_bytes: int,
         retry_max_s: float = 10.0,
+        store_transient: IsTransient = io_failure,
+        on_bug: BugHandler = stop_on_bug,
     ) -> None:
         self._topic = topic
         self._bootstrap = bootstrap_servers
@@ -69,6 +76,8 @@ class IngestAgent:
         self._max_events = max_events
         self._max_bytes = max_message_bytes
         self._retry_max_s = retry_max_s
+        self._store_transient = store_transient
+        self._on_bug = on_bug
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ch-ingest")
         self._decode_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
         self._watermarks: dict[int, int] = {}
@@ -80,31 +89,61 @@ class IngestAgent:
         """Partitions were (re)assigned: reload watermarks before the next batch."""
         self._stale = True
 
-    async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run a ClickHouse/Kafka call off the loop, retrying with backoff until it works."""
+    @property
+    def watermarks(self) -> dict[int, int]:
+        """A copy of the highest offset ClickHouse holds per request partition."""
+        return dict(self._watermarks)
+
+    async def _blocking(
+        self, fn: Callable[..., Any], *args: Any, transient: IsTransient | None = None
+    ) -> Any:
+        """Run a store call (or, with `transient`, another call) off the loop, retrying
+        transient failures with backoff."""
         return await off_loop_until_done(
-            self._executor, fn, *args, logger=log, max_delay_s=self._retry_max_s
+            self._executor,
+            fn,
+            *args,
+            logger=log,
+            max_delay_s=self._retry_max_s,
+            transient=transient or self._store_transient,
         )
 
     async def recover(self) -> None:
         """Re-apply the newest recorded insert and load the watermarks."""
         ranges = await self._blocking(self._store.last_ranges, self._topic)
         if ranges:
-            records = await self._blocking(read_ranges, self._bootstrap, self._topic, ranges)
-            plan = plan_ingest(self._topic, records, {}, 1 << 62, self._max_bytes)
-            for block in plan.blocks:
-                block.ranges = ranges  # same ranges, same token as the original insert
-                await self._blocking(self._store.write, block)
-                self.stats.recovered_blocks += 1
+            await self._reapply(ranges)
         self._watermarks = await self._blocking(self._store.watermarks, self._topic)
         self._stale = False
         log.info("ingest: watermarks %s", self._watermarks)
 
+    async def _reapply(self, ranges: list[OffsetRange]) -> None:
+        try:
+            records = await self._blocking(
+                read_ranges, self._bootstrap, self._topic, ranges, transient=kafka_transient
+            )
+        except RangeGone as exc:
+            log.error(
+                "ingest: the newest recorded insert cannot be re-applied (%s); if it had "
+                "not landed, its events are missing from ClickHouse",
+                exc,
+            )
+            return
+        plan = plan_ingest(self._topic, records, {}, 1 << 62, self._max_bytes)
+        for block in plan.blocks:
+            block.ranges = ranges  # same ranges, same token as the original insert
+            await self._blocking(self._store.write, block)
+            self.stats.recovered_blocks += 1
+
     async def run(self, stream: Any) -> None:
-        """The faust agent body (concurrency 1)."""
-        await self.recover()
-        async for events in stream.take_events(self._take_max, self._take_within):
-            await self.process_events(events)
+        """The faust agent body (concurrency 1); a non-transient error goes to `on_bug`."""
+        try:
+            await self.recover()
+            async for events in stream.take_events(self._take_max, self._take_within):
+                await self.process_events(events)
+        except Exception as exc:
+            self._on_bug("ingest agent", exc)
+            raise
 
     _take_max = 256
     _take_within = 0.5
@@ -161,12 +200,7 @@ class IngestAgent:
         for item in rejected:
             rec = item.record
             headers = dead_letter_headers(item.error, self._topic, rec.partition, rec.offset)
-            await until_done(
-                functools.partial(self._dlq.send, rec.key, rec.value, headers),
-                "ingest: dead-letter send",
-                log,
-                self._retry_max_s,
-            )
+            await self._dlq.send(rec.key, rec.value, headers)
             self.stats.dead_letters += 1
 
     def close(self) -> None:

@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from schemas.codec import KeyEventModel
-from schemas.keys import KeyCreated, KeyRenamed, KeyRevoked
+from schemas.keys import KeyCreated, KeyDeleted, KeyRenamed, KeyRevoked
 from streams.worker.ports import Anomaly, KeyState, KeyStatus
 
 
@@ -31,23 +31,7 @@ class Outcome:
 def reduce_key(state: KeyState | None, event: KeyEventModel, version: int) -> Outcome:
     """The key's state after `event` (at source position `version`)."""
     if isinstance(event, KeyCreated):
-        if state is not None:
-            return Outcome(state, changed=False)
-        created = KeyState(
-            account_id=event.account_id,
-            key_id=event.key_id,
-            name=event.name,
-            key_type=event.key_type.value,
-            access=event.access.value,
-            status=KeyStatus.ACTIVE,
-            plan=event.plan.value,
-            created_at=event.occurred_at,
-            revoked_at=None,
-            deleted_at=None,
-            updated_at=event.occurred_at,
-            version=version,
-        )
-        return Outcome(created, changed=True)
+        return _create(state, event, version)
     if state is None:
         return Outcome(None, False, Anomaly.UNKNOWN_KEY, f"{event.type} before key.created")
     if state.account_id != event.account_id:
@@ -55,22 +39,53 @@ def reduce_key(state: KeyState | None, event: KeyEventModel, version: int) -> Ou
     if state.status is KeyStatus.DELETED:
         return Outcome(state, False, Anomaly.EVENT_AFTER_DELETE, f"{event.type} after delete")
     if isinstance(event, KeyRenamed):
-        if event.name == state.name:
-            return Outcome(state, changed=False)
-        return Outcome(
-            replace(state, name=event.name, updated_at=event.occurred_at, version=version), True
-        )
+        return _rename(state, event, version)
     if isinstance(event, KeyRevoked):
-        if state.status is KeyStatus.REVOKED:
-            return Outcome(state, changed=False)
-        revoked = replace(
-            state,
-            status=KeyStatus.REVOKED,
-            revoked_at=event.occurred_at,
-            updated_at=event.occurred_at,
-            version=version,
-        )
-        return Outcome(revoked, True)
+        return _revoke(state, event, version)
+    return _delete(state, event, version)
+
+
+def _create(state: KeyState | None, event: KeyCreated, version: int) -> Outcome:
+    if state is not None:
+        return Outcome(state, changed=False)
+    created = KeyState(
+        account_id=event.account_id,
+        key_id=event.key_id,
+        name=event.name,
+        key_type=event.key_type.value,
+        access=event.access.value,
+        status=KeyStatus.ACTIVE,
+        plan=event.plan.value,
+        created_at=event.occurred_at,
+        revoked_at=None,
+        deleted_at=None,
+        updated_at=event.occurred_at,
+        version=version,
+    )
+    return Outcome(created, changed=True)
+
+
+def _rename(state: KeyState, event: KeyRenamed, version: int) -> Outcome:
+    if event.name == state.name:
+        return Outcome(state, changed=False)
+    renamed = replace(state, name=event.name, updated_at=event.occurred_at, version=version)
+    return Outcome(renamed, changed=True)
+
+
+def _revoke(state: KeyState, event: KeyRevoked, version: int) -> Outcome:
+    if state.status is KeyStatus.REVOKED:
+        return Outcome(state, changed=False)
+    revoked = replace(
+        state,
+        status=KeyStatus.REVOKED,
+        revoked_at=event.occurred_at,
+        updated_at=event.occurred_at,
+        version=version,
+    )
+    return Outcome(revoked, changed=True)
+
+
+def _delete(state: KeyState, event: KeyDeleted, version: int) -> Outcome:
     if state.status is not KeyStatus.REVOKED:
         return Outcome(state, False, Anomaly.DELETE_WITHOUT_REVOKE, "key is still active")
     deleted = replace(
@@ -80,4 +95,4 @@ def reduce_key(state: KeyState | None, event: KeyEventModel, version: int) -> Ou
         updated_at=event.occurred_at,
         version=version,
     )
-    return Outcome(deleted, True)
+    return Outcome(deleted, changed=True)

@@ -2,6 +2,8 @@
 
 Versions are source offsets (an account's events share one partition, so a key's
 events are ordered), which makes re-delivery and replay write identical rows.
+Transient store failures (per `store_transient`) are retried with backoff; any other
+error ends the agent through `on_bug` (by default `stop_on_bug`).
 """
 
 from __future__ import annotations
@@ -13,7 +15,8 @@ from typing import Any
 
 from schemas.codec import KeyEventModel, decode_key_event
 from schemas.runtime.dead_letters import DeadLetterSink, decode_or_dead_letter
-from schemas.runtime.retry import off_loop_until_done
+from schemas.runtime.retry import IsTransient, io_failure, off_loop_until_done
+from streams.worker.failures import stop_on_bug
 from streams.worker.key_registry import reduce_key
 from streams.worker.ports import AnomalyRecord, KeyState, KeyStore
 
@@ -48,21 +51,37 @@ def apply_key_events(
 
 
 class KeysAgent:
-    def __init__(self, topic: str, store: KeyStore, dead_letters: DeadLetterSink) -> None:
+    def __init__(
+        self,
+        topic: str,
+        store: KeyStore,
+        dead_letters: DeadLetterSink,
+        store_transient: IsTransient = io_failure,
+        on_bug: Callable[[str, BaseException], None] = stop_on_bug,
+    ) -> None:
         self._topic = topic
         self._store = store
         self._dlq = dead_letters
+        self._store_transient = store_transient
+        self._on_bug = on_bug
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ch-keys")
         self.processed = 0  # lifecycle events decoded and folded into the registry
         self.written = 0  # key rows written
         self.anomalies = 0
 
     async def _blocking(self, fn: Callable[..., Any], *args: Any) -> Any:
-        return await off_loop_until_done(self._executor, fn, *args, logger=log)
+        return await off_loop_until_done(
+            self._executor, fn, *args, logger=log, transient=self._store_transient
+        )
 
     async def run(self, stream: Any) -> None:
-        async for events in stream.take_events(500, 0.2):
-            await self.process_events(events)
+        """The faust agent body (concurrency 1); a non-transient error goes to `on_bug`."""
+        try:
+            async for events in stream.take_events(500, 0.2):
+                await self.process_events(events)
+        except Exception as exc:
+            self._on_bug("key registry agent", exc)
+            raise
 
     async def process_events(self, events: Sequence[Any]) -> None:
         decoded: list[tuple[int, KeyEventModel]] = []
