@@ -1,5 +1,5 @@
-"""Helpers for the alerting integration tests: TLS material, a recording HTTP server,
-notification builders. Fixtures wrapping them live in conftest.py."""
+"""Helpers for the alerting integration tests: TLS material and a recording HTTP server.
+Fixtures wrapping them live in conftest.py."""
 
 from __future__ import annotations
 
@@ -9,18 +9,11 @@ import ssl
 import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp import web
-
-from alerting.fingerprint import fingerprint, idempotency_key
-from schemas.alerts import Notification, NotificationKind
-
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
-T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -50,35 +43,6 @@ def make_tls_files(directory: Path) -> TlsFiles:
         capture_output=True,
     )  # fmt: skip
     return TlsFiles(cert, key)
-
-
-def make_notification(
-    state: NotificationKind = NotificationKind.FIRING,
-    *,
-    episode: int = 1,
-    repeat_n: int = 0,
-    key_name: str = "Production server",
-) -> Notification:
-    fp = fingerprint("rule_1", "key_abc123")
-    return Notification(
-        idempotency_key=idempotency_key(fp, episode, state, repeat_n),
-        fingerprint=fp,
-        rule={"rule_id": "rule_1", "name": "Error spike", "kind": "error_rate"},
-        account_id="acc_main",
-        key_id="key_abc123",
-        key_name=key_name,
-        state=state,
-        value=12.5,
-        threshold=5.0,
-        comparator="gt",
-        window_s=300,
-        started_at=T0,
-        ended_at=T0.replace(minute=7) if state is NotificationKind.RESOLVED else None,
-        episode=episode,
-        repeat_n=repeat_n,
-        occurred_at=datetime.now(UTC),
-        channels=[],
-    )
 
 
 # --------------------------------------------------------------------------- HTTP

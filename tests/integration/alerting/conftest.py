@@ -10,10 +10,10 @@ from schemas.alerts import Notification
 from tests.integration.alerting.alert_servers import (
     HttpServer,
     TlsFiles,
-    make_notification,
     make_tls_files,
     start_http_server,
 )
+from tests.samples.alerting import make_notification
 
 
 @pytest.fixture(scope="session")

@@ -26,7 +26,8 @@ from schemas.alerts import Notification, NotificationKind, WebhookChannel
 from schemas.codec import encode
 from schemas.topics import TopicNames
 from tests.integration.alerting.alert_e2e_support import alert_settings, wait_until
-from tests.integration.alerting.alert_servers import SECRET, HttpServer, start_http_server
+from tests.integration.alerting.alert_servers import HttpServer, start_http_server
+from tests.samples.alerting import SECRET
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

@@ -30,8 +30,9 @@ from tests.integration.alerting.alert_e2e_support import (
     start_smtp,
     wait_until,
 )
-from tests.integration.alerting.alert_servers import SECRET, HttpServer, start_http_server
+from tests.integration.alerting.alert_servers import HttpServer, start_http_server
 from tests.integration.ingest_helpers import produce
+from tests.samples.alerting import SECRET
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 

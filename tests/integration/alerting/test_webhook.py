@@ -14,7 +14,8 @@ from standardwebhooks import Webhook
 from alerting.channels.webhook import WebhookConfig, WebhookNotifier, encode_body
 from alerting.ssrf import check_url
 from schemas.alerts import DeliveryOutcome, Notification, NotificationKind, WebhookChannel
-from tests.integration.alerting.alert_servers import SECRET, HttpServer, TlsFiles
+from tests.integration.alerting.alert_servers import HttpServer, TlsFiles
+from tests.samples.alerting import SECRET
 
 LOCAL = WebhookConfig(allow_loopback=True)
 

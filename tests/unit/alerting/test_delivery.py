@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from alerting.delivery import DeliveryScheduler, expand, job_from_record, select_jobs
 from alerting.notifier import SendResult
-from alerting.ports import DeliveryLookup, DeliveryRecord, DisabledEndpoint
+from alerting.ports import DeliveryLookup, DeliveryRecord
 from alerting.retry import RetryPolicy
 from schemas.alerts import Channel, Notification
-from tests.integration.alerting.alert_servers import SECRET, make_notification
+from tests.eventually import eventually
+from tests.fakes.alerting import MemoryLog
+from tests.samples.alerting import SECRET, make_notification
 
 FAST = RetryPolicy(fast_delays_s=(0.01, 0.01, 0.01), give_up_after_s=60)
 
@@ -26,34 +28,6 @@ def notification() -> Notification:
     return Notification.model_validate(base.model_dump() | {"channels": channels})
 
 
-class MemoryLog:
-    def __init__(self) -> None:
-        self.rows: list[DeliveryRecord] = []
-        self.endpoints: dict[str, bool] = {}
-
-    def append(self, records: Sequence[DeliveryRecord]) -> None:
-        self.rows.extend(records)
-
-    def _latest(self) -> dict[str, DeliveryRecord]:
-        return {r.delivery_id: r for r in self.rows}
-
-    def latest(self, delivery_ids: Sequence[str]) -> DeliveryLookup:
-        out = DeliveryLookup()
-        for did, r in self._latest().items():
-            if did in delivery_ids:
-                out.status[did], out.attempts[did] = r.status, r.attempt
-        return out
-
-    def open_deliveries(self) -> list[DeliveryRecord]:
-        return [r for r in self._latest().values() if r.status in ("pending", "retrying")]
-
-    def disabled_endpoints(self) -> set[str]:
-        return {c for c, off in self.endpoints.items() if off}
-
-    def set_endpoint(self, endpoint: DisabledEndpoint) -> None:
-        self.endpoints[endpoint.channel_id] = endpoint.disabled
-
-
 class Scripted:
     def __init__(self, *results: SendResult) -> None:
         self.results = list(results)
@@ -64,12 +38,13 @@ class Scripted:
         return self.results.pop(0) if self.results else SendResult.delivered("ok")
 
 
-async def run_until(scheduler: DeliveryScheduler, done: object, timeout: float = 5) -> None:
+async def run_until(
+    scheduler: DeliveryScheduler, done: Callable[[], bool], what: str, timeout_s: float = 5
+) -> None:
+    """Run the scheduler until `done()` holds, then stop it."""
     task = asyncio.create_task(scheduler.run())
     try:
-        async with asyncio.timeout(timeout):
-            while not done():  # type: ignore[operator]
-                await asyncio.sleep(0.005)
+        await eventually(done, timeout_s, what, interval_s=0.005)
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
@@ -100,7 +75,7 @@ async def test_retries_then_delivers_dead_letters_and_disables() -> None:
     await scheduler.start()
     webhook, mail = expand(notification())
     await scheduler.accept([webhook, mail])
-    await run_until(scheduler, lambda: not scheduler.queued)
+    await run_until(scheduler, lambda: not scheduler.queued, "an empty queue")
     statuses = [(r.delivery_id == webhook.delivery_id, r.attempt, r.status) for r in log.rows]
     assert statuses == [
         (True, 0, "pending"),
@@ -117,7 +92,7 @@ async def test_retries_then_delivers_dead_letters_and_disables() -> None:
     await scheduler.start()
     first, _ = expand(notification())
     await scheduler.accept([first])
-    await run_until(scheduler, lambda: not scheduler.queued)
+    await run_until(scheduler, lambda: not scheduler.queued, "an empty queue")
     assert gone.rows[-1].status == "disabled"
     assert gone.disabled_endpoints() == {first.channel_id}
 
@@ -146,6 +121,6 @@ async def test_open_deliveries_resume_after_a_restart() -> None:
     scheduler = DeliveryScheduler(notifier, log, FAST)
     await scheduler.start()
     assert scheduler.stats.resumed == 1
-    await run_until(scheduler, lambda: not scheduler.queued)
+    await run_until(scheduler, lambda: not scheduler.queued, "an empty queue")
     assert log.rows[-1].attempt == 3 and log.rows[-1].status == "delivered"
     assert notifier.calls == [(webhook.notification.idempotency_key, "webhook")]

@@ -5,8 +5,8 @@ from __future__ import annotations
 import itertools
 from collections import defaultdict
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -26,26 +26,13 @@ from schemas.alerts import (
     NotificationKind,
     TransitionReason,
 )
+from tests.samples.alerting import make_rule
 
 T0 = datetime(2025, 6, 1, 12, 0, tzinfo=UTC)
 BREACH = Observation(150.0, sample_count=150)
 CLEAR = Observation(50.0, sample_count=50)
 NODATA = Observation(None)
 ERROR = Observation(None, error="query failed")
-
-
-def make_rule(**overrides: Any) -> AlertRule:
-    data: dict[str, Any] = {
-        "rule_id": "rule_1",
-        "account_id": "acc_main",
-        "name": "Too many requests",
-        "scope": {"type": "key", "key_id": "key_abc123"},
-        "kind": "request_count",
-        "window_s": "5m",
-        "threshold": 100,
-    }
-    data.update(overrides)
-    return AlertRule.model_validate(data)
 
 
 class Run:
@@ -256,19 +243,12 @@ def test_restart_from_last_history_entry_does_not_notify_again() -> None:
 def test_rejects_time_going_backwards_and_wrong_rule() -> None:
     run = Run(make_rule())
     run.step(BREACH, 10)
-    try:
+    with pytest.raises(ValueError, match="precedes"):
         transition(run.inst, CLEAR, run.rule, T0)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("expected ValueError")
-    other = make_rule(rule_id="rule_2")
-    try:
-        transition(run.inst, CLEAR, other, run.now)
-    except ValueError:
-        pass
-    else:
-        raise AssertionError("expected ValueError")
+    with pytest.raises(ValueError, match="rule_2"):
+        transition(run.inst, CLEAR, make_rule(rule_id="rule_2"), run.now)
+    with pytest.raises(ValueError, match="timezone-aware"):
+        transition(run.inst, CLEAR, run.rule, run.now.replace(tzinfo=None))
 
 
 def test_build_notification_from_decision() -> None:
@@ -305,6 +285,45 @@ rules = st.builds(
 )
 
 
+def _check_step(
+    rule: AlertRule,
+    name: str,
+    before: AlertState,
+    after: AlertState,
+    now: datetime,
+    breach_since: datetime | None,
+    decisions: list[NotifyDecision],
+) -> None:
+    if name in ("nodata", "error"):
+        assert decisions == [], "nodata and error never notify"
+    if before is AlertState.PENDING and after is AlertState.NORMAL:
+        assert decisions == [], "a pending instance that clears notifies nobody"
+    for d in decisions:
+        if d.kind is NotificationKind.FIRING:
+            assert breach_since is not None
+            assert (now - breach_since).total_seconds() >= rule.for_s
+            assert now - d.started_at >= timedelta(seconds=rule.for_s)
+
+
+def _check_episode(rule: AlertRule, episode: int, ds: list[NotifyDecision]) -> None:
+    kinds = [d.kind for d in ds]
+    assert kinds[0] is NotificationKind.FIRING, "an episode opens with its firing"
+    assert kinds.count(NotificationKind.FIRING) == 1, "at most one firing per episode"
+    if NotificationKind.RESOLVED in kinds:
+        assert rule.send_resolved
+        assert kinds[-1] is NotificationKind.RESOLVED, "nothing after resolved"
+        assert kinds.count(NotificationKind.RESOLVED) == 1
+    repeats = [d for d in ds if d.kind is NotificationKind.REPEAT]
+    if rule.repeat_interval_s == 0:
+        assert not repeats
+    assert [d.repeat_n for d in repeats] == list(range(1, len(repeats) + 1))
+    sent = [d for d in ds if d.kind is not NotificationKind.RESOLVED]
+    for a, b in itertools.pairwise(sent):
+        assert (b.at - a.at).total_seconds() >= rule.repeat_interval_s
+    for d in ds:
+        assert d.idempotency_key == idempotency_key(d.fingerprint, episode, d.kind, d.repeat_n)
+
+
 @settings(max_examples=300, deadline=None)
 @given(rule=rules, trace=steps)
 def test_properties_over_evaluation_sequences(
@@ -314,18 +333,10 @@ def test_properties_over_evaluation_sequences(
     breach_since: datetime | None = None
     for dt, name in trace:
         now = run.now + timedelta(seconds=dt)
-        breach_since = breach_since or now if name == "breach" else None
+        breach_since = (breach_since or now) if name == "breach" else None
         before = run.inst.state
         decisions = run.step(OBS[name], dt)
-        if name in ("nodata", "error"):
-            assert decisions == [], "nodata and error never notify"
-        if before is AlertState.PENDING and run.inst.state is AlertState.NORMAL:
-            assert decisions == [], "a pending instance that clears notifies nobody"
-        for d in decisions:
-            if d.kind is NotificationKind.FIRING:
-                assert breach_since is not None
-                assert (now - breach_since).total_seconds() >= rule.for_s
-                assert now - d.started_at >= timedelta(seconds=rule.for_s)
+        _check_step(rule, name, before, run.inst.state, now, breach_since, decisions)
 
     keys = [d.idempotency_key for d in run.decisions]
     assert len(keys) == len(set(keys)), "idempotency keys are unique"
@@ -335,21 +346,6 @@ def test_properties_over_evaluation_sequences(
         by_episode[d.episode].append(d)
     assert sorted(by_episode) == list(range(1, len(by_episode) + 1))
     for episode, ds in by_episode.items():
-        kinds = [d.kind for d in ds]
-        assert kinds[0] is NotificationKind.FIRING, "an episode opens with its firing"
-        assert kinds.count(NotificationKind.FIRING) == 1, "at most one firing per episode"
-        if NotificationKind.RESOLVED in kinds:
-            assert rule.send_resolved
-            assert kinds[-1] is NotificationKind.RESOLVED, "nothing after resolved"
-            assert kinds.count(NotificationKind.RESOLVED) == 1
-        repeats = [d for d in ds if d.kind is NotificationKind.REPEAT]
-        if rule.repeat_interval_s == 0:
-            assert not repeats
-        assert [d.repeat_n for d in repeats] == list(range(1, len(repeats) + 1))
-        sent = [d for d in ds if d.kind is not NotificationKind.RESOLVED]
-        for a, b in itertools.pairwise(sent):
-            assert (b.at - a.at).total_seconds() >= rule.repeat_interval_s
-        for d in ds:
-            assert d.idempotency_key == idempotency_key(d.fingerprint, episode, d.kind, d.repeat_n)
+        _check_episode(rule, episode, ds)
     # Firing notifications are exactly the episodes entered.
     assert len(by_episode) == run.inst.episode

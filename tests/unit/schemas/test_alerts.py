@@ -22,28 +22,20 @@ from schemas.alerts import (
     WebhookChannel,
     parse_duration,
 )
+from tests.samples.alerting import SECRET
+from tests.samples.alerting import rule_data as sample_rule_data
 
-SECRET = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+CHANNELS = [
+    {"type": "email", "to": ["Ops@Example.COM"]},
+    {"type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/x"},
+    {"type": "slack", "bot_token": "xoxb-123-abc", "channel": "#alerts"},
+    {"type": "webhook", "url": "https://hooks.example.com/k", "secret": SECRET},
+]
 
 
 def rule_data(**overrides: Any) -> dict[str, Any]:
-    data: dict[str, Any] = {
-        "rule_id": "rule_1",
-        "account_id": "acc_main",
-        "name": "Too many requests",
-        "scope": {"type": "key", "key_id": "key_abc123"},
-        "kind": "request_count",
-        "window_s": "5m",
-        "threshold": 100,
-        "channels": [
-            {"type": "email", "to": ["Ops@Example.COM"]},
-            {"type": "slack", "webhook_url": "https://hooks.slack.com/services/T/B/x"},
-            {"type": "slack", "bot_token": "xoxb-123-abc", "channel": "#alerts"},
-            {"type": "webhook", "url": "https://hooks.example.com/k", "secret": SECRET},
-        ],
-    }
-    data.update(overrides)
-    return data
+    """The sample rule over 5 minutes, with one channel of each kind."""
+    return sample_rule_data(window_s="5m", channels=CHANNELS) | overrides
 
 
 def error_locs(data: dict[str, Any]) -> list[tuple[str | int, ...]]:
