@@ -131,7 +131,8 @@ _KEY_COLUMNS = (
 
 
 class ClickHouseKeyStore:
-    """`KeyStore` over the `keys` ReplacingMergeTree (read with FINAL)."""
+    """`KeyStore` over the `keys` ReplacingMergeTree (read with FINAL: the highest
+    version of a key wins); times load as aware UTC datetimes, as they were saved."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
@@ -143,6 +144,7 @@ class ClickHouseKeyStore:
             f"SELECT {', '.join(_KEY_COLUMNS)} FROM keys FINAL "
             "WHERE key_id IN {ids:Array(String)}",
             parameters={"ids": sorted(set(key_ids))},
+            tz_mode="aware",
         ).named_results()
         states: dict[str, KeyState] = {}
         for row in rows:
