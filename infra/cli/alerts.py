@@ -1,35 +1,30 @@
 """`keypulse rules …` and `keypulse deliveries …` (typer sub-apps mounted by `infra.cli`).
 
-Writes (`rules add|delete`, `deliveries replay`) are events on Kafka, confirmed by the
-broker, and work whether or not a worker runs. Reads open ClickHouse directly, which in
-embedded mode (chDB) is only possible while no worker runs; with a worker running, use
-its HTTP API.
+Writes (`rules add|delete`) are events on Kafka, confirmed by the broker, and work
+whether or not a worker runs. Reads (`rules list|show`, `deliveries list`, the lookups of
+`rules delete` and `deliveries replay`) take the one read path: the worker's HTTP API
+while a worker runs, else ClickHouse directly.
 """
 
 from __future__ import annotations
 
-import functools
 import json
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, ParamSpec, TypeVar
+from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from infra import alert_admin
-from infra.clickhouse import ClickHouseUnavailable, make_client
-from infra.kafka.admin import KafkaUnreachable
-from infra.settings import ConfigError, Settings, load_settings
+from infra.cli.console import out, print_json
+from infra.cli.errors import clean_errors
+from infra.cli.read_backend import reading
+from infra.http.context import MAX_LIMIT
+from infra.settings import load_settings
+from schemas.alerts import Comparator
 
-P = ParamSpec("P")
-R = TypeVar("R")
-
-READ_NOTE = (
-    " Reads ClickHouse directly: in embedded mode only while no worker runs "
-    "(with a worker running, use its HTTP API)."
-)
+READ_NOTE = " Reads through the worker's HTTP API while one runs, else ClickHouse directly."
+STATUSES = ("pending", "delivered", "retrying", "dead", "disabled")
 
 rules_app = typer.Typer(
     help="Alert rules (published to the alert-rules topic).", no_args_is_help=True
@@ -38,44 +33,37 @@ deliveries_app = typer.Typer(
     help="Notification deliveries: attempts, dead letters, replays.", no_args_is_help=True
 )
 
-out = Console()
-err = Console(stderr=True)
-
-EXPECTED = (
-    alert_admin.AlertAdminError,
-    ConfigError,
-    ClickHouseUnavailable,
-    KafkaUnreachable,
-)
+AccountOpt = Annotated[
+    str | None, typer.Option("--account", help="Only this account (all when reading directly).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
 
-def clean_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Known failures become one red line on stderr and exit status 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except EXPECTED as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
+# --------------------------------------------------------------------------- rules add
 
 
-def _settings() -> Settings:
-    return load_settings()
-
-
-def _with_client(settings: Settings, fn: Callable[[Any], R]) -> R:
-    client = make_client(settings)
+def _rule_file(file: Path | None) -> dict[str, Any]:
+    if file is None:
+        return {}
     try:
-        return fn(client)
-    finally:
-        client.close()
+        data = json.loads(file.read_text())
+    except (OSError, ValueError) as exc:
+        raise alert_admin.AlertAdminError(f"--file: {exc}") from None
+    if not isinstance(data, dict):
+        raise alert_admin.AlertAdminError("--file: expected a JSON object")
+    return data
 
 
-# --------------------------------------------------------------------------- rules
+def _scope(key: str | None, all_keys: bool) -> dict[str, str] | None:
+    if key and all_keys:
+        raise alert_admin.AlertAdminError("scope: give --key KEY_ID or --all-keys, not both")
+    if key:
+        return {"type": "key", "key_id": key}
+    return {"type": "account"} if all_keys else None
+
+
+def _durations(for_: str | None, keep: str | None, repeat: str | None) -> dict[str, str | None]:
+    return {"for_s": for_, "keep_firing_for_s": keep, "repeat_interval_s": repeat}
 
 
 @rules_app.command("add")
@@ -117,42 +105,26 @@ def rules_add(
     ] = False,
 ) -> None:
     """Validate a rule, check its URLs, and publish it (created, or updated with --replace)."""
-    settings = _settings()
-    data: dict[str, Any] = {}
-    if file is not None:
-        try:
-            data = json.loads(file.read_text())
-        except (OSError, ValueError) as exc:
-            raise alert_admin.AlertAdminError(f"--file: {exc}") from None
-        if not isinstance(data, dict):
-            raise alert_admin.AlertAdminError("--file: expected a JSON object")
+    settings = load_settings()
+    data = _rule_file(file)
     generated_secret = None
     if webhook_url and not webhook_secret:
         webhook_secret = generated_secret = alert_admin.new_webhook_secret()
     channels = alert_admin.channels_from_options(
         email or [], slack_webhook, slack_token, slack_channel, webhook_url, webhook_secret
     )
-    scope = None
-    if key and all_keys:
-        raise alert_admin.AlertAdminError("scope: give --key KEY_ID or --all-keys, not both")
-    if key:
-        scope = {"type": "key", "key_id": key}
-    elif all_keys:
-        scope = {"type": "account"}
     options = {
         "rule_id": rule_id,
         "account_id": account,
         "name": name,
-        "scope": scope,
+        "scope": _scope(key, all_keys),
         "kind": kind,
         "percentile": percentile,
         "window_s": window,
         "comparator": comparator,
         "threshold": threshold,
         "min_requests": min_requests,
-        "for_s": for_,
-        "keep_firing_for_s": keep_firing_for,
-        "repeat_interval_s": repeat_interval,
+        **_durations(for_, keep_firing_for, repeat_interval),
         "send_resolved": None if send_resolved else False,
         "enabled": False if disabled else None,
         "channels": channels or None,
@@ -170,42 +142,45 @@ def rules_add(
         out.print(f"webhook signing secret (shown once): {generated_secret}")
 
 
+# --------------------------------------------------------------------------- rules reads
+
+
+def rules_table(rules: list[dict[str, Any]]) -> Table:
+    """Rules in the API's JSON shape (`StoredRuleOut`) as a table."""
+    table = Table("rule", "account", "name", "kind", "window", "scope", "when", "on", "channels")
+    for r in rules:
+        kind = r["kind"] + (f" {r['percentile']}" if r.get("percentile") else "")
+        table.add_row(
+            r["rule_id"],
+            r["account_id"],
+            r["name"],
+            kind,
+            f"{r['window_s']}s",
+            r["scope"].get("key_id") or "all keys",
+            f"{Comparator(r['comparator']).symbol} {r['threshold']:g}",
+            "yes" if r["enabled"] else "no",
+            ",".join(c["type"] for c in r["channels"]) or "-",
+        )
+    return table
+
+
 @rules_app.command("list", help="List the current rules." + READ_NOTE)
 @clean_errors
-def rules_list(account: Annotated[str | None, typer.Option()] = None) -> None:
-    from projections.alert_store import ClickHouseRuleStore
-
-    settings = _settings()
-    rules = _with_client(settings, lambda c: ClickHouseRuleStore(c).list_rules(account))
-    table = Table("rule", "account", "name", "kind", "window", "scope", "when", "on", "channels")
-    for stored in rules:
-        r = stored.rule
-        kind = r.kind.value + (f" {r.percentile.value}" if r.percentile else "")
-        table.add_row(
-            r.rule_id,
-            r.account_id,
-            r.name,
-            kind,
-            f"{r.window_s}s",
-            r.key_id or "all keys",
-            f"{r.comparator.symbol} {r.threshold:g}",
-            "yes" if r.enabled else "no",
-            ",".join(c.type for c in r.channels) or "-",
-        )
-    out.print(table)
+def rules_list(account: AccountOpt = None, as_json: JsonOpt = False) -> None:
+    with reading(load_settings()) as backend:
+        rules = backend.list_rules(account)
+    if as_json:
+        print_json(rules)
+        return
+    out.print(rules_table(rules))
     out.print(f"{len(rules)} rule(s)")
 
 
 @rules_app.command("show", help="Show one rule as JSON (secrets masked)." + READ_NOTE)
 @clean_errors
 def rules_show(rule_id: str) -> None:
-    from projections.alert_store import ClickHouseRuleStore
-
-    stored = _with_client(_settings(), lambda c: ClickHouseRuleStore(c).get_rule(rule_id))
-    if stored is None:
-        raise alert_admin.AlertAdminError(f"rule_id: no rule {rule_id!r}")
-    doc = {"rule": alert_admin.masked_rule(stored.rule), "version": stored.version}
-    out.print_json(json.dumps(doc, default=str))
+    with reading(load_settings()) as backend:
+        print_json(backend.get_rule(rule_id))
 
 
 @rules_app.command("delete")
@@ -213,18 +188,14 @@ def rules_show(rule_id: str) -> None:
 def rules_delete(
     rule_id: str,
     account: Annotated[
-        str | None, typer.Option(help="The rule's account (looked up in ClickHouse if omitted).")
+        str | None, typer.Option(help="The rule's account (looked up if omitted).")
     ] = None,
 ) -> None:
     """Publish the rule's deletion; its instances stop without notifying."""
-    from projections.alert_store import ClickHouseRuleStore
-
-    settings = _settings()
+    settings = load_settings()
     if account is None:
-        stored = _with_client(settings, lambda c: ClickHouseRuleStore(c).get_rule(rule_id))
-        if stored is None:
-            raise alert_admin.AlertAdminError(f"rule_id: no rule {rule_id!r} (or pass --account)")
-        account = stored.rule.account_id
+        with reading(settings) as backend:
+            account = str(backend.get_rule(rule_id)["account_id"])
     done = alert_admin.publish_rule_deletion(settings, rule_id, account)
     out.print(f"rule {rule_id} deleted (alert-rules offset {done.offset})")
 
@@ -232,40 +203,42 @@ def rules_delete(
 # --------------------------------------------------------------------------- deliveries
 
 
-@deliveries_app.command("list", help="Deliveries by their latest status, newest first." + READ_NOTE)
-@clean_errors
-def deliveries_list(
-    status: Annotated[
-        str | None, typer.Option(help="pending, delivered, retrying, dead or disabled.")
-    ] = None,
-    limit: Annotated[int, typer.Option(min=1, max=10_000)] = 50,
-) -> None:
-    from projections.alert_store import ClickHouseDeliveryLog
-
-    allowed = ("pending", "delivered", "retrying", "dead", "disabled")
-    if status is not None and status not in allowed:
-        raise alert_admin.AlertAdminError(f"--status: expected one of {', '.join(allowed)}")
-    statuses = [status] if status else None
-    rows = _with_client(
-        _settings(), lambda c: ClickHouseDeliveryLog(c).list_latest(statuses, limit)
-    )
+def deliveries_table(rows: list[dict[str, Any]]) -> Table:
+    """Deliveries in the API's JSON shape (`DeliveryOut`) as a table."""
     table = Table(
         "delivery", "status", "attempt", "at", "channel", "state", "rule", "key", "detail"
     )
     for r in rows:
-        n = r.notification
         table.add_row(
-            r.delivery_id,
-            r.status,
-            str(r.attempt),
-            r.at.isoformat(timespec="seconds"),
-            n.channels[r.channel_index].type,
-            n.state.value,
-            n.rule.rule_id,
-            n.key_id,
-            r.detail[:80],
+            r["delivery_id"],
+            r["status"],
+            str(r["attempt"]),
+            r["at"][:19],
+            r["channel_id"],
+            r["state"],
+            r["rule"],
+            r["key_id"],
+            r["detail"][:80],
         )
-    out.print(table)
+    return table
+
+
+@deliveries_app.command("list", help="Deliveries by their latest status, newest first." + READ_NOTE)
+@clean_errors
+def deliveries_list(
+    status: Annotated[str | None, typer.Option(help=", ".join(STATUSES) + ".")] = None,
+    account: AccountOpt = None,
+    limit: Annotated[int, typer.Option(min=1, max=MAX_LIMIT)] = 50,
+    as_json: JsonOpt = False,
+) -> None:
+    if status is not None and status not in STATUSES:
+        raise alert_admin.AlertAdminError(f"--status: expected one of {', '.join(STATUSES)}")
+    with reading(load_settings()) as backend:
+        rows = backend.list_deliveries(account, status, limit)
+    if as_json:
+        print_json(rows)
+        return
+    out.print(deliveries_table(rows))
     out.print(f"{len(rows)} deliver{'y' if len(rows) == 1 else 'ies'}")
 
 
@@ -274,18 +247,8 @@ def deliveries_list(
 def deliveries_replay(delivery_id: str) -> None:
     """Publish the delivery's notification again, marked for this delivery only.
 
-    Reads the delivery from ClickHouse (embedded mode: no worker running), then produces
-    to Kafka; the notifier delivers it when a worker runs (a new retry round, a disabled
-    endpoint is re-enabled).
+    The notifier delivers it when a worker runs (a new retry round; a disabled endpoint
+    is re-enabled). The delivery is read through the worker's HTTP API while one runs.
     """
-    from projections.alert_store import ClickHouseDeliveryLog
-
-    settings = _settings()
-    record = _with_client(settings, lambda c: ClickHouseDeliveryLog(c).get(delivery_id))
-    if record is None:
-        raise alert_admin.AlertAdminError(f"delivery_id: no delivery {delivery_id!r}")
-    done = alert_admin.publish_replay(settings, record.notification, delivery_id)
-    out.print(
-        f"replay of {delivery_id} ({record.status}) queued on {done.topic} "
-        f"partition {done.partition} offset {done.offset}"
-    )
+    with reading(load_settings()) as backend:
+        out.print(backend.replay_delivery(delivery_id))

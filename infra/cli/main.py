@@ -3,24 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import signal
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, ParamSpec, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 
+from infra.cli import api as cli_api
+from infra.cli import read as cli_read
 from infra.cli.alerts import deliveries_app, rules_app
-from infra.clickhouse import ClickHouseUnavailable, make_client, migration_context
-from infra.kafka.admin import KafkaUnreachable, ensure_topics
-from infra.kafka.broker import BrokerError, LocalKafka, broker_running, ensure_broker
+from infra.cli.console import out
+from infra.cli.errors import clean_errors
+from infra.clickhouse import make_client, migration_context
+from infra.kafka.admin import ensure_topics
+from infra.kafka.broker import LocalKafka, broker_running, ensure_broker
 from infra.kafka.probe import broker_ready
-from infra.settings import ConfigError, Settings, load_settings
-
-P = ParamSpec("P")
-R = TypeVar("R")
+from infra.settings import Settings, load_settings
 
 app = typer.Typer(help="keypulse: usage and alerting pipeline for API keys.", no_args_is_help=True)
 kafka_app = typer.Typer(help="The local single-node Kafka broker.", no_args_is_help=True)
@@ -32,39 +30,12 @@ app.add_typer(schemas_app, name="schemas")
 app.add_typer(rules_app, name="rules")
 app.add_typer(deliveries_app, name="deliveries")
 
-out = Console()
-err = Console(stderr=True)
-
-EXPECTED_ERRORS = (ConfigError, BrokerError, KafkaUnreachable, ClickHouseUnavailable)
-
-
-def clean_errors(fn: Callable[P, R]) -> Callable[P, R]:
-    """Known failures become one red line on stderr and exit status 1, not a traceback."""
-
-    @functools.wraps(fn)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return fn(*args, **kwargs)
-        except EXPECTED_ERRORS as exc:
-            err.print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def _settings() -> Settings:
-    return load_settings()
-
-
-def _broker(settings: Settings) -> LocalKafka:
-    return LocalKafka(settings.kafka, settings.kafka_dir)
-
 
 @kafka_app.command("start")
 @clean_errors
 def kafka_start() -> None:
     """Start the local broker unless one answers (formats storage on first start)."""
-    settings = _settings()
+    settings = load_settings()
     out.print(ensure_broker(settings.kafka, settings.kafka_dir).describe())
 
 
@@ -72,7 +43,8 @@ def kafka_start() -> None:
 @clean_errors
 def kafka_stop() -> None:
     """Stop the broker that `kafka start` recorded (and only that process)."""
-    stopped = _broker(_settings()).stop()
+    settings = load_settings()
+    stopped = LocalKafka(settings.kafka, settings.kafka_dir).stop()
     out.print("kafka stopped" if stopped else "kafka was not running")
 
 
@@ -80,8 +52,8 @@ def kafka_stop() -> None:
 @clean_errors
 def kafka_status() -> None:
     """Report whether the local broker runs and answers metadata requests."""
-    settings = _settings()
-    status = _broker(settings).status()
+    settings = load_settings()
+    status = LocalKafka(settings.kafka, settings.kafka_dir).status()
     if status.pid is None:
         reachable = broker_ready(settings.kafka.bootstrap_servers)
         note = " (another broker answers there)" if reachable else ""
@@ -95,7 +67,7 @@ def kafka_status() -> None:
 @clean_errors
 def topics_ensure() -> None:
     """Create the registry's topics that are missing (idempotent)."""
-    settings = _settings()
+    settings = load_settings()
     result = ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
     for name in result.created:
         out.print(f"created  {name}")
@@ -109,7 +81,7 @@ def migrate_cmd() -> None:
     """Apply pending ClickHouse migrations (idempotent)."""
     from projections.migrate import migrate
 
-    settings = _settings()
+    settings = load_settings()
     client = make_client(settings)
     try:
         applied = migrate(
@@ -151,7 +123,7 @@ def _run_worker(settings: Settings) -> None:
 @clean_errors
 def worker_cmd() -> None:
     """Run the faust worker (agents, and in embedded mode everything touching ClickHouse)."""
-    settings = _settings()
+    settings = load_settings()
     ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
     out.print("worker starting (Ctrl-C stops it)")
     _run_worker(settings)
@@ -164,7 +136,7 @@ def up_cmd(
     check: Annotated[bool, typer.Option(help="Print a self-check, then stop.")] = False,
 ) -> None:
     """Local all-in-one: Kafka, topics, migrations, worker in the foreground."""
-    settings = _settings()
+    settings = load_settings()
     with broker_running(settings.kafka, settings.kafka_dir) as lease:
         out.print(lease.describe())
         result = ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
@@ -191,7 +163,7 @@ def replay_cmd(
 
     if not yes:
         typer.confirm("Rebuild all projections from Kafka now?", abort=True)
-    run_replay(_settings(), out)
+    run_replay(load_settings(), out)
 
 
 @app.command("demo")
@@ -202,13 +174,9 @@ def demo_cmd(
     ] = 60,
 ) -> None:
     """Run the product end to end: keys, traffic, a misbehaving key, a delivered alert."""
-    from infra.tools.demo import DemoFailed, run_demo
+    from infra.tools.demo import run_demo
 
-    try:
-        run_demo(_settings(), out, duration)
-    except DemoFailed as exc:
-        err.print(f"[red]demo failed:[/red] {exc}")
-        raise typer.Exit(1) from None
+    run_demo(load_settings(), out, duration)
 
 
 @schemas_app.command("export")
@@ -221,13 +189,8 @@ def schemas_export(directory: Path) -> None:
         out.print(f"wrote {path}")
 
 
-def _register_read_commands() -> None:
-    from infra.cli import read as cli_read
-
-    cli_read.register(app)
-
-
-_register_read_commands()
+cli_read.register(app)
+cli_api.register(app)
 
 
 def main() -> None:

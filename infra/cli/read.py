@@ -1,37 +1,24 @@
-"""CLI read commands over the read layer: `keypulse keys`, `keypulse usage`, and `api`."""
+"""`keypulse keys` and `keypulse usage`, answered through the one read path
+(`infra.cli.read_backend`): the worker's HTTP API while one runs, else ClickHouse."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-import orjson
 import typer
-from rich.console import Console
 from rich.table import Table
 
-from infra.cli.read_backend import ReadBackend, ReadError, open_backend
-from infra.clickhouse import ClickHouseUnavailable
-from infra.http.auth import hash_secret
-from infra.settings import ConfigError, Settings, load_settings
+from infra.cli.console import out, print_json
+from infra.cli.errors import clean_errors
+from infra.cli.read_backend import reading
+from infra.settings import load_settings
 from projections.windows import Window
-
-out = Console()
-err = Console(stderr=True)
 
 AccountOpt = Annotated[
     str | None,
     typer.Option("--account", help="Account id (needed when no worker is running)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
-
-def _fail(message: str) -> typer.Exit:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    return typer.Exit(1)
-
-
-def _print_json(data: Any) -> None:
-    typer.echo(orjson.dumps(data, option=orjson.OPT_INDENT_2).decode())
 
 
 def _when(value: str | None) -> str:
@@ -83,35 +70,18 @@ def usage_table(usage: dict[str, Any]) -> Table:
     return table
 
 
-def _settings() -> Settings:
-    try:
-        return load_settings()
-    except ConfigError as exc:
-        raise _fail(str(exc)) from None
-
-
-def _backend() -> ReadBackend:
-    try:
-        return open_backend(_settings())
-    except (ReadError, ClickHouseUnavailable) as exc:
-        raise _fail(str(exc)) from None
-
-
+@clean_errors
 def keys_cmd(account: AccountOpt = None, as_json: JsonOpt = False) -> None:
     """The keys page: Name, Key ID, Type, Created, Last Used, Status, requests 24h/7d/30d."""
-    backend = _backend()
-    try:
+    with reading(load_settings()) as backend:
         rows = backend.list_keys(account)
-    except ReadError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        backend.close()
     if as_json:
-        _print_json(rows)
+        print_json(rows)
     else:
         out.print(keys_table(rows))
 
 
+@clean_errors
 def usage_cmd(
     key_id: str,
     account: AccountOpt = None,
@@ -119,46 +89,14 @@ def usage_cmd(
     as_json: JsonOpt = False,
 ) -> None:
     """Requests, errors, error rate, latency percentiles and renders of one key."""
-    backend = _backend()
-    try:
+    with reading(load_settings()) as backend:
         usage = backend.key_usage(account, key_id, window)
-    except ReadError as exc:
-        raise _fail(str(exc)) from None
-    finally:
-        backend.close()
     if as_json:
-        _print_json(usage)
+        print_json(usage)
     else:
         out.print(usage_table(usage))
-
-
-def api_cmd() -> None:
-    """Server mode: run the HTTP API on its own (ClickHouse over HTTP, not chDB)."""
-    import uvicorn
-
-    from infra.clickhouse import make_client
-    from infra.http.client_pool import ClientPool
-    from infra.wiring import build_api
-
-    settings = _settings()
-    if settings.clickhouse_dsn.startswith("chdb:"):
-        raise _fail(
-            "`keypulse api` is for server mode (KEYPULSE_CLICKHOUSE_DSN=http(s)://...); "
-            "in embedded mode the worker serves the API"
-        )
-    api, _ = build_api(settings, ClientPool(lambda: make_client(settings), size=8))
-    uvicorn.run(api, host=settings.api.host, port=settings.api.port)
-
-
-def hash_cmd(secret: str) -> None:
-    """Print the hash to configure for a management key (KEYPULSE_API_MANAGEMENT_KEYS)."""
-    typer.echo(hash_secret(secret))
 
 
 def register(app: typer.Typer) -> None:
     app.command("keys")(keys_cmd)
     app.command("usage")(usage_cmd)
-    app.command("api")(api_cmd)
-    api_keys = typer.Typer(help="Management keys for the HTTP API.", no_args_is_help=True)
-    api_keys.command("hash")(hash_cmd)
-    app.add_typer(api_keys, name="api-keys")

@@ -23,6 +23,7 @@ from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from infra.alert_admin import build_rule, new_rule_id, new_webhook_secret, publish_rule
+from infra.cli.errors import CommandFailed
 from infra.cli.read import keys_table
 from infra.clickhouse import make_client
 from infra.http.auth import hash_secret
@@ -61,7 +62,7 @@ KEYS = (
 ROUTES = ("/v1/render", "/v1/render", "/v1/templates", "/v1/assets", "/v1/usage")
 
 
-class DemoFailed(Exception):
+class DemoFailed(CommandFailed):
     """The demo did not see its alert delivered in time."""
 
 
@@ -238,7 +239,7 @@ async def _wait_for_alert(receivers: Receivers, timeout_s: float) -> None:
             return
         await asyncio.sleep(0.25)
     raise DemoFailed(
-        f"no alert delivered within {timeout_s:.0f} s "
+        f"demo failed: no alert delivered within {timeout_s:.0f} s "
         f"({len(receivers.webhooks)} webhooks, {len(receivers.mail.messages)} mails)"
     )
 
@@ -304,10 +305,14 @@ async def _run(settings: Settings, console: Console, duration_s: float) -> None:
             rules = await asyncio.to_thread(_install_rules, demo, receivers)
             console.print(f"account {ACCOUNT}: {len(KEYS)} keys, rules: {', '.join(rules)}")
             rng = random.Random(42)
-            recorder = UsageRecorder(RecorderConfig(demo.kafka.bootstrap_servers, topics.requests))
+            config = RecorderConfig(demo.kafka.bootstrap_servers, topics.requests)
+            recorder = UsageRecorder(config)
             try:
                 backfilled = await asyncio.to_thread(_backfill, recorder, rng, datetime.now(UTC))
-                console.print(f"backfilled {backfilled:,} events over 30 days")
+                console.print(
+                    f"backfilled {backfilled:,} events over 30 days "
+                    f"({config.compression or 'no'} compression)"
+                )
                 await _stream_live(recorder, rng, duration_s, console)
                 await asyncio.to_thread(recorder.flush, 30)
             finally:

@@ -53,7 +53,7 @@ def test_every_materialized_view_target_deduplicates(tmp_path: Path) -> None:
         rows = client.query(
             "SELECT name, create_table_query FROM system.tables WHERE database = currentDatabase()"
         ).result_rows
-        ddl = dict(rows)
+        ddl = {str(name): str(query) for name, query in rows}
         targets = [
             q.split(" TO ", 1)[1].split()[0].split(".")[-1]
             for q in ddl.values()
