@@ -1,51 +1,70 @@
-"""The rules projection on chDB: current rules, and deleted rules' last definitions."""
+"""The ClickHouse alert store's reads beyond the ports (the CLI's and the HTTP API's).
+
+What the evaluator and the scheduler read through the ports is in tests/contract/.
+"""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from clickhouse_connect.driver.client import Client
 
-from alerting.ports import RuleChange
-from projections.alert_store import ClickHouseRuleStore
-from schemas.alerts import AlertRule
+from alerting.fingerprint import channel_id
+from alerting.ports import DeliveryRecord, RuleChange
+from projections.alert_store import ClickHouseDeliveryLog, ClickHouseRuleStore
+from schemas.alerts import AlertRule, Notification, WebhookChannel
+from tests.samples.alerting import SECRET, make_notification, make_rule
 
 pytestmark = pytest.mark.clickhouse
 
 AT = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
 
-def _rule(rule_id: str, **overrides: Any) -> AlertRule:
-    data: dict[str, Any] = {
-        "rule_id": rule_id,
-        "account_id": "acc_main",
-        "name": f"Rule {rule_id}",
-        "scope": {"type": "account"},
-        "kind": "request_count",
-        "window_s": "1m",
-        "threshold": 100,
-    }
-    return AlertRule.model_validate(data | overrides)
+def _change(rule: AlertRule | None, rule_id: str, account: str, version: int) -> RuleChange:
+    return RuleChange(rule_id, account, rule, version, AT + timedelta(seconds=version))
 
 
-def _change(rule_id: str, rule: AlertRule | None, version: int) -> RuleChange:
-    return RuleChange(rule_id, "acc_main", rule, version, AT)
-
-
-def test_a_deleted_rule_keeps_its_last_definition_for_the_evaluator(
-    migrated_client: Client,
-) -> None:
+def test_rules_listed_per_account_and_read_one_by_one(migrated_client: Client) -> None:
     store = ClickHouseRuleStore(migrated_client)
-    first, second = _rule("r1", threshold=100), _rule("r1", threshold=250)
-    store.apply([_change("r1", first, 1), _change("r1", second, 2)])
-    store.apply([_change("r1", None, 3)])
-    # Created and deleted within one batch; deleted without ever existing.
-    store.apply([_change("r2", _rule("r2"), 4), _change("r2", None, 5), _change("r3", None, 6)])
-    store.apply([_change("r4", _rule("r4"), 7)])
+    main = make_rule(rule_id="r1")
+    other = make_rule(rule_id="r2", account_id="acc_other")
+    gone = make_rule(rule_id="r3")
+    store.apply(
+        [
+            _change(main, "r1", "acc_main", 1),
+            _change(other, "r2", "acc_other", 2),
+            _change(gone, "r3", "acc_main", 3),
+            _change(None, "r3", "acc_main", 4),
+        ]
+    )
+    assert [s.rule for s in store.list_rules("acc_main")] == [main]
+    assert [s.rule.rule_id for s in store.list_rules()] == ["r1", "r2"]
+    stored = store.get_rule("r2")
+    assert stored is not None
+    assert (stored.rule, stored.version, stored.updated_at) == (other, 2, AT + timedelta(seconds=2))
+    assert store.get_rule("r3") is None
+    assert store.get_rule("r9") is None
 
-    assert store.load_rules() == [(_rule("r4"), 7)]
-    assert [s.rule.rule_id for s in store.list_rules("acc_main")] == ["r4"]
-    assert store.get_rule("r1") is None
-    assert store.load_deleted_rules() == [(second, 3), (_rule("r2"), 5)]
+
+def test_deliveries_listed_newest_first_with_every_attempt(migrated_client: Client) -> None:
+    hook = WebhookChannel(url="https://hooks.example.com/k", secret=SECRET)
+    n = Notification.model_validate(make_notification().model_dump() | {"channels": [hook]})
+
+    def row(did: str, attempt: int, status: str) -> DeliveryRecord:
+        at = AT + timedelta(seconds=10 * attempt + (1 if did == "dlv_b" else 0))
+        return DeliveryRecord(did, n, 0, channel_id(hook), attempt, at, status)
+
+    log = ClickHouseDeliveryLog(migrated_client)
+    log.append([row("dlv_a", 0, "pending"), row("dlv_b", 0, "pending")])
+    log.append([row("dlv_a", 1, "retrying"), row("dlv_a", 2, "dead")])
+
+    assert [(r.delivery_id, r.status) for r in log.list_latest()] == [
+        ("dlv_a", "dead"),
+        ("dlv_b", "pending"),
+    ]
+    assert [r.delivery_id for r in log.list_latest(statuses=["pending"])] == ["dlv_b"]
+    assert [r.delivery_id for r in log.list_latest(limit=1)] == ["dlv_a"]
+    assert log.get("dlv_a") == row("dlv_a", 2, "dead")
+    assert log.get("dlv_unknown") is None
+    assert [r.attempt for r in log.attempts("dlv_a")] == [0, 1, 2]
