@@ -44,6 +44,7 @@ from projections.alert_store import (
     ClickHouseRuleStore,
 )
 from projections.migrate import migrate
+from projections.transient import clickhouse_transient
 from projections.writers import ClickHouseIngestStore, ClickHouseKeyStore
 from schemas.alerts import Notification
 from schemas.codec import encode
@@ -269,6 +270,7 @@ def assemble_worker(settings: Settings) -> Worker:
     services = WorkerServices(
         ingest_store=ClickHouseIngestStore(ingest_client),
         key_store=ClickHouseKeyStore(keys_client),
+        store_transient=clickhouse_transient,
         extra_agents=[alerting.register],
     )
     app = build_app(config, services)

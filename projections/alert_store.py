@@ -7,7 +7,6 @@ which does not depend on background merges. Inserts are synchronous (`async_inse
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +21,7 @@ from alerting.ports import (
     DisabledEndpoint,
     RuleChange,
 )
+from projections.counters import GrowingCounter
 from schemas.alerts import AlertHistoryEntry, AlertInstance, AlertRule, Notification
 
 SYNC = {"async_insert": 0}
@@ -169,10 +169,17 @@ _INSTANCE_COLS = (
 
 
 class ClickHouseAlertStateStore:
-    """`AlertStateStore` over `alert_history` (append) and `alert_instances` (latest)."""
+    """`AlertStateStore` over `alert_history` (append) and `alert_instances` (latest).
+
+    `alert_history.seq` and `alert_instances.version` come from one `GrowingCounter`
+    (never the wall clock), so the newest saved state wins after a clock step back.
+    """
 
     def __init__(self, client: Client) -> None:
         self._client = client
+        self._order = GrowingCounter(
+            client, ("alert_instances", "version"), ("alert_history", "seq")
+        )
 
     def load_instances(self) -> list[AlertInstance]:
         rows = self._client.query(
@@ -183,15 +190,14 @@ class ClickHouseAlertStateStore:
     def save(
         self, history: Sequence[AlertHistoryEntry], instances: Sequence[AlertInstance], token: str
     ) -> None:
-        base = time.time_ns()
         if history:
             rows = []
-            for i, h in enumerate(history):
+            for h in history:
                 inst = h.instance
                 rows.append(
                     [
                         h.at,
-                        base + i,
+                        self._order.next(),
                         inst.fingerprint,
                         inst.rule_id,
                         inst.account_id,
@@ -215,6 +221,7 @@ class ClickHouseAlertStateStore:
             )
         if instances:
             now = datetime.now(UTC)
+            version = self._order.next()
             self._client.insert(
                 "alert_instances",
                 [
@@ -226,7 +233,7 @@ class ClickHouseAlertStateStore:
                         i.state.value,
                         i.model_dump_json(),
                         now,
-                        base,
+                        version,
                     ]
                     for i in instances
                 ],
@@ -311,15 +318,20 @@ def _record(row: Sequence[Any]) -> DeliveryRecord:
 
 
 class ClickHouseDeliveryLog:
-    """`DeliveryLog` over `deliveries` and `disabled_endpoints`, plus the CLI's reads."""
+    """`DeliveryLog` over `deliveries` and `disabled_endpoints`, plus the CLI's reads.
+
+    `deliveries.seq` and `disabled_endpoints.version` come from one `GrowingCounter`
+    (never the wall clock), so a delivery's newest row wins after a clock step back.
+    """
 
     def __init__(self, client: Client) -> None:
         self._client = client
-        self._last_seq = 0
+        self._order = GrowingCounter(
+            client, ("deliveries", "seq"), ("disabled_endpoints", "version")
+        )
 
     def _seq(self) -> int:
-        self._last_seq = max(self._last_seq + 1, time.time_ns())
-        return self._last_seq
+        return self._order.next()
 
     def append(self, records: Sequence[DeliveryRecord]) -> None:
         rows = []
