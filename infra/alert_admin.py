@@ -1,5 +1,8 @@
-"""What the `rules` and `deliveries` commands do, without typer: build and check rules,
-publish rule events and replays to Kafka (confirmed), read rules and deliveries.
+"""What the `rules` and `deliveries` commands and routes do, without typer or FastAPI:
+build and check rules, publish rule events and replays to Kafka (confirmed).
+
+`Publisher` keeps one producer for a long-lived process (the HTTP API); the module-level
+`publish*` functions open one for a single call (the CLI).
 
 Errors a user can fix are `AlertAdminError`s whose message is one line naming the field.
 """
@@ -9,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import os
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from alerting.ssrf import UnsafeUrlError, check_url, parse_url
+from alerting.ssrf import UnsafeUrlError, check_url
 from infra.settings import Settings
 from schemas.alerts import (
     AlertRule,
@@ -24,7 +28,9 @@ from schemas.alerts import (
     AlertRuleUpdated,
     Notification,
     SlackChannel,
+    UrlError,
     WebhookChannel,
+    parse_http_url,
 )
 from schemas.codec import REPLAY_HEADER, encode
 from schemas.topics import TopicNames
@@ -100,8 +106,8 @@ def check_rule_urls(rule: AlertRule, settings: Settings) -> None:
                 raise AlertAdminError(f"invalid rule: channels.{i}.url: {exc}") from None
         elif isinstance(chan, SlackChannel) and chan.webhook_url is not None:
             try:
-                host = parse_url(chan.webhook_url).host.lower()
-            except UnsafeUrlError as exc:
+                host = parse_http_url(chan.webhook_url).host
+            except UrlError as exc:
                 raise AlertAdminError(f"invalid rule: channels.{i}.webhook_url: {exc}") from None
             if host not in allowed:
                 raise AlertAdminError(
@@ -117,70 +123,128 @@ class Published:
     offset: int
 
 
+Record = tuple[bytes, bytes, list[tuple[str, bytes]]]
+"""One Kafka record to send: (key, value, headers)."""
+
+
+class Publisher:
+    """One Kafka producer for rule events and replays, built on first use and then reused.
+
+    Thread-safe (kafka-python's producer is); every send waits until the broker confirmed
+    each record. A producer that cannot be built raises `KafkaUnreachable` and the next
+    send tries again. `close()` releases the producer; a later send builds a new one.
+    """
+
+    def __init__(self, settings: Settings, timeout_s: float = 15.0) -> None:
+        self._settings = settings
+        self._timeout_s = timeout_s
+        self._lock = threading.Lock()
+        self._producer: Any = None
+        self.producers_built = 0
+        self.topics = TopicNames.with_prefix(settings.kafka.topic_prefix)
+
+    def __enter__(self) -> Publisher:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+    @property
+    def connected(self) -> bool:
+        """True while a producer is open (between the first send and `close()`)."""
+        return self._producer is not None
+
+    def _producer_or_build(self) -> Any:
+        from kafka.errors import KafkaError
+
+        from infra.kafka.admin import KafkaUnreachable
+
+        with self._lock:
+            if self._producer is None:
+                kafka = self._settings.kafka
+                try:
+                    self._producer = build_producer(
+                        kafka.bootstrap_servers,
+                        f"{kafka.client_id}-admin",
+                        None,
+                        {"bootstrap_timeout_ms": 5_000},
+                    )
+                except (KafkaError, OSError) as exc:
+                    raise KafkaUnreachable(
+                        f"no Kafka broker reachable at {kafka.bootstrap_servers}"
+                    ) from exc
+                self.producers_built += 1
+            return self._producer
+
+    def send(self, topic: str, records: Sequence[Record]) -> list[Published]:
+        """Send the records and wait until the broker confirmed each."""
+        from kafka.errors import KafkaError
+
+        from infra.kafka.admin import KafkaUnreachable
+
+        producer = self._producer_or_build()
+        try:
+            futures = [producer.send(topic, value=v, key=k, headers=h) for k, v, h in records]
+            out = []
+            for future in futures:
+                meta = future.get(timeout=self._timeout_s)
+                out.append(Published(meta.topic, meta.partition, meta.offset))
+            return out
+        except KafkaError as exc:
+            raise KafkaUnreachable(f"publishing to {topic} failed: {exc!r}") from exc
+
+    def rule(self, rule: AlertRule, replace: bool = False) -> Published:
+        """Publish a rule's creation (or, with `replace`, its new definition)."""
+        event: BaseModel = AlertRuleUpdated(rule=rule) if replace else AlertRuleCreated(rule=rule)
+        [done] = self.send(self.topics.alert_rules, [(rule.rule_id.encode(), encode(event), [])])
+        return done
+
+    def rule_deletion(self, rule_id: str, account_id: str) -> Published:
+        try:
+            event = AlertRuleDeleted(rule_id=rule_id, account_id=account_id)
+        except ValidationError as exc:
+            raise AlertAdminError(describe_validation_error(exc)) from None
+        [done] = self.send(self.topics.alert_rules, [(rule_id.encode(), encode(event), [])])
+        return done
+
+    def replay(self, notification: Notification, delivery_id: str) -> Published:
+        """Put the original notification back on the topic, marked for one delivery."""
+        headers = [(REPLAY_HEADER, delivery_id.encode())]
+        record = (notification.fingerprint.encode(), encode(notification), headers)
+        [done] = self.send(self.topics.notifications, [record])
+        return done
+
+    def close(self) -> None:
+        with self._lock:
+            producer, self._producer = self._producer, None
+        if producer is not None:
+            close_producer(producer, 5.0)
+
+
 def publish(
-    settings: Settings,
-    topic: str,
-    records: Sequence[tuple[bytes, bytes, list[tuple[str, bytes]]]],
-    timeout_s: float = 15.0,
+    settings: Settings, topic: str, records: Sequence[Record], timeout_s: float = 15.0
 ) -> list[Published]:
-    """Send (key, value, headers) records and wait until the broker confirmed each."""
-    from kafka.errors import KafkaError
-
-    from infra.kafka.admin import KafkaUnreachable
-
-    try:
-        producer = build_producer(
-            settings.kafka.bootstrap_servers,
-            f"{settings.kafka.client_id}-admin",
-            None,
-            {"bootstrap_timeout_ms": 5_000},
-        )
-    except (KafkaError, OSError) as exc:
-        raise KafkaUnreachable(
-            f"no Kafka broker reachable at {settings.kafka.bootstrap_servers}"
-        ) from exc
-    try:
-        futures = [producer.send(topic, value=v, key=k, headers=h) for k, v, h in records]
-        out = []
-        for future in futures:
-            meta = future.get(timeout=timeout_s)
-            out.append(Published(meta.topic, meta.partition, meta.offset))
-        return out
-    except KafkaError as exc:
-        raise KafkaUnreachable(f"publishing to {topic} failed: {exc!r}") from exc
-    finally:
-        close_producer(producer, 5.0)
-
-
-def topics(settings: Settings) -> TopicNames:
-    return TopicNames.with_prefix(settings.kafka.topic_prefix)
+    """One-shot `Publisher.send` (a producer for this call only)."""
+    with Publisher(settings, timeout_s) as publisher:
+        return publisher.send(topic, records)
 
 
 def publish_rule(settings: Settings, rule: AlertRule, replace: bool = False) -> Published:
-    event: BaseModel = AlertRuleUpdated(rule=rule) if replace else AlertRuleCreated(rule=rule)
-    [done] = publish(
-        settings, topics(settings).alert_rules, [(rule.rule_id.encode(), encode(event), [])]
-    )
-    return done
+    """One-shot `Publisher.rule`."""
+    with Publisher(settings) as publisher:
+        return publisher.rule(rule, replace)
 
 
 def publish_rule_deletion(settings: Settings, rule_id: str, account_id: str) -> Published:
-    try:
-        event = AlertRuleDeleted(rule_id=rule_id, account_id=account_id)
-    except ValidationError as exc:
-        raise AlertAdminError(describe_validation_error(exc)) from None
-    [done] = publish(
-        settings, topics(settings).alert_rules, [(rule_id.encode(), encode(event), [])]
-    )
-    return done
+    """One-shot `Publisher.rule_deletion`."""
+    with Publisher(settings) as publisher:
+        return publisher.rule_deletion(rule_id, account_id)
 
 
 def publish_replay(settings: Settings, notification: Notification, delivery_id: str) -> Published:
-    """Put the original notification back on the topic, marked for one delivery."""
-    headers = [(REPLAY_HEADER, delivery_id.encode())]
-    record = (notification.fingerprint.encode(), encode(notification), headers)
-    [done] = publish(settings, topics(settings).notifications, [record])
-    return done
+    """One-shot `Publisher.replay`."""
+    with Publisher(settings) as publisher:
+        return publisher.replay(notification, delivery_id)
 
 
 def masked_rule(rule: AlertRule) -> dict[str, Any]:

@@ -5,7 +5,7 @@ the HTTP API, assembled once for both ways to run.
   key-registry agents and every alerting part into one faust app.
 - `serve_http_in_worker(worker, settings)`: embedded mode, the worker serves the API.
 - `build_api(settings, pool, snapshot)`: the FastAPI app of both modes (`keypulse api` is
-  server mode).
+  server mode); `worker_snapshot(worker)` feeds its `/metrics` and `/readyz`.
 - `running_worker(settings)`: the worker inside the current event loop (demo, tools, tests).
 
 One evaluator per deployment: set `KEYPULSE_ALERTING_EVALUATOR_ENABLED=false` on all but
@@ -15,12 +15,14 @@ one worker when running several.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
+from fastapi import FastAPI
 from faust.contrib.asgi import serve_asgi
 
 from alerting.agents import NotifierAgent, RulesAgent
@@ -31,11 +33,12 @@ from alerting.delivery import DeliveryScheduler
 from alerting.evaluator import Evaluator, EvaluatorConfig
 from alerting.notifier import ChannelRouter, Notifier
 from alerting.retry import RetryPolicy
+from infra.alert_admin import Publisher
 from infra.clickhouse import make_client, migration_context
-from infra.http.app import ApiRuntime, RouterFactory, build_http_app
+from infra.http.app import build_http_app
 from infra.http.client_pool import ClientPool
-from infra.http.metrics import MetricsSnapshot
-from infra.http.routes.alerts import alert_router_factory
+from infra.http.context import ApiRuntime, Snapshot, no_worker
+from infra.http.metrics import MetricsSnapshot, consumer_lag
 from infra.settings import AlertingSettings, Settings
 from projections.alert_queries import ClickHouseEvaluationQueries
 from projections.alert_store import (
@@ -51,6 +54,8 @@ from schemas.codec import encode
 from schemas.topics import TopicNames
 from streams.worker.app import KeypulseApp, WorkerServices, build_app
 from streams.worker.config import StreamsConfig
+
+log = logging.getLogger(__name__)
 
 
 class BoundTopic:
@@ -247,6 +252,8 @@ class Worker:
     app: KeypulseApp
     clients: list[Client]
     alerting: AlertingParts | None = None
+    api: ApiRuntime | None = None
+    """The HTTP API's runtime when this worker serves it (embedded mode)."""
 
     def close(self) -> None:
         if self.app.ingest:
@@ -280,9 +287,12 @@ def assemble_worker(settings: Settings) -> Worker:
     return Worker(app=app, clients=clients, alerting=alerting)
 
 
-def worker_snapshot(worker: Worker) -> MetricsSnapshot:
-    ingest = worker.app.ingest
+async def worker_snapshot(worker: Worker) -> MetricsSnapshot:
+    """The worker's counters: ingest, evaluator and delivery stats, and the consumer lag
+    (the broker's end offsets of this worker's request partitions vs the ingest
+    watermarks; None when they cannot be read)."""
     snap = MetricsSnapshot()
+    ingest = worker.app.ingest
     if ingest is not None:
         stats = ingest.stats
         snap.events_ingested = stats.events
@@ -290,33 +300,53 @@ def worker_snapshot(worker: Worker) -> MetricsSnapshot:
         snap.blocks_written = stats.blocks
         snap.last_batch_events = stats.last_block_events
         snap.insert_seconds = list(stats.insert_seconds)
+    if worker.alerting is not None:
+        _alerting_counts(snap, worker.alerting)
+        if ingest is not None:
+            snap.consumer_lag = await _consumer_lag(worker.alerting, ingest.watermarks)
     return snap
 
 
+def _alerting_counts(snap: MetricsSnapshot, alerting: AlertingParts) -> None:
+    if alerting.evaluator is not None:
+        stats = alerting.evaluator.stats
+        snap.eval_cycles = stats.cycles
+        snap.eval_failed_cycles = stats.failed_cycles
+        snap.eval_cycle_seconds = [ms / 1000 for ms in stats.cycle_ms]
+    if alerting.scheduler is not None:
+        snap.deliveries_by_outcome = dict(alerting.scheduler.stats.by_outcome)
+
+
+async def _consumer_lag(alerting: AlertingParts, watermarks: dict[int, int]) -> int | None:
+    try:
+        ends = await alerting.requests_end_offsets()
+    except Exception as exc:  # the consumer is not started or the broker did not answer
+        log.debug("consumer lag unknown: %s", exc)
+        return None
+    return None if ends is None else consumer_lag(ends, watermarks)
+
+
 def build_api(
-    settings: Settings,
-    pool: ClientPool,
-    snapshot: Callable[[], MetricsSnapshot] | None = None,
-    routers: Sequence[RouterFactory] = (),
-) -> tuple[Any, ApiRuntime]:
-    """The FastAPI app of both modes, reading through `pool`, and its runtime."""
+    settings: Settings, pool: ClientPool, snapshot: Snapshot = no_worker
+) -> tuple[FastAPI, ApiRuntime]:
+    """The FastAPI app of both modes, reading through `pool`, and its runtime (whose
+    publisher the app closes at shutdown)."""
     runtime = ApiRuntime(
         pool=pool,
         topics=TopicNames.with_prefix(settings.kafka.topic_prefix),
         bootstrap_servers=settings.kafka.bootstrap_servers,
-        snapshot=snapshot or MetricsSnapshot,
-        extra_routers=[alert_router_factory(settings, pool), *routers],
+        snapshot=snapshot,
+        publisher=Publisher(settings),
     )
     return build_http_app(settings, runtime), runtime
 
 
-def serve_http_in_worker(
-    worker: Worker, settings: Settings, routers: Sequence[RouterFactory] = ()
-) -> ApiRuntime:
-    """Embedded mode: the API on a pool of clients owned by the worker, served by faust."""
+def serve_http_in_worker(worker: Worker, settings: Settings) -> ApiRuntime:
+    """Embedded mode: the API on a pool of clients owned by the worker, served by faust
+    (uvicorn runs the app's lifespan, so the publisher closes when the worker stops)."""
     pool = ClientPool(lambda: make_client(settings), size=4)
     worker.clients.extend(pool.clients)
-    api, runtime = build_api(settings, pool, lambda: worker_snapshot(worker), routers)
+    api, runtime = build_api(settings, pool, lambda: worker_snapshot(worker))
     serve_asgi(
         worker.app.app,
         api,
@@ -325,6 +355,7 @@ def serve_http_in_worker(
         log_level="warning",
         access_log=False,
     )
+    worker.api = runtime
     return runtime
 
 

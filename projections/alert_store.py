@@ -187,6 +187,17 @@ class ClickHouseAlertStateStore:
         ).result_rows
         return [AlertInstance.model_validate_json(r[0]) for r in rows]
 
+    def list_instances(self, account_id: str, limit: int) -> list[AlertInstance]:
+        """The latest state of one account's instances, most recently changed first,
+        at most `limit` of them."""
+        rows = self._client.query(
+            "SELECT argMax(instance, version) AS i FROM alert_instances "
+            "WHERE account_id = {account:String} GROUP BY fingerprint "
+            "ORDER BY max(updated_at) DESC, fingerprint LIMIT {limit:UInt32}",
+            parameters={"account": account_id, "limit": limit},
+        ).result_rows
+        return [AlertInstance.model_validate_json(r[0]) for r in rows]
+
     def save(
         self, history: Sequence[AlertHistoryEntry], instances: Sequence[AlertInstance], token: str
     ) -> None:
@@ -294,7 +305,8 @@ _READ_COLS = (
     "next_attempt_at, first_attempt_at, round_offset, replay, notification"
 )
 _LATEST = (
-    "(delivery_id, seq) IN (SELECT delivery_id, max(seq) FROM deliveries GROUP BY delivery_id)"
+    "(delivery_id, seq) IN "
+    "(SELECT delivery_id, max(seq) FROM deliveries {where} GROUP BY delivery_id)"
 )
 
 
@@ -383,17 +395,26 @@ class ClickHouseDeliveryLog:
         return self.list_latest(statuses=sorted(DeliveryStatus.OPEN), limit=None)
 
     def list_latest(
-        self, statuses: Sequence[str] | None = None, limit: int | None = 100
+        self,
+        statuses: Sequence[str] | None = None,
+        limit: int | None = 100,
+        account_id: str | None = None,
     ) -> list[DeliveryRecord]:
-        """The newest row of each delivery, newest first, optionally only some statuses."""
+        """The newest row of each delivery, newest first, optionally only some statuses
+        and only one account's deliveries."""
         params: dict[str, Any] = {}
+        latest = _LATEST.format(where="")
         where = ""
+        if account_id is not None:
+            params["account"] = account_id
+            latest = _LATEST.format(where="WHERE account_id = {account:String}")
+            where += " AND account_id = {account:String}"
         if statuses:
             params["statuses"] = list(statuses)
-            where = " AND status IN {statuses:Array(String)}"
+            where += " AND status IN {statuses:Array(String)}"
         tail = f" LIMIT {int(limit)}" if limit is not None else ""
         rows = self._client.query(
-            f"SELECT {_READ_COLS} FROM deliveries WHERE {_LATEST}{where} "
+            f"SELECT {_READ_COLS} FROM deliveries WHERE {latest}{where} "
             f"ORDER BY at DESC, delivery_id{tail}",
             parameters=params,
         ).result_rows

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar
+from typing import Any, TypeVar, overload
 
 T = TypeVar("T")
 
@@ -36,12 +36,30 @@ class _Wait:
             )
 
 
+@overload
 async def eventually(
-    condition: Callable[[], T | Awaitable[T]],
+    condition: Callable[[], Awaitable[T]],
+    timeout_s: float = ...,
+    what: str = ...,
+    interval_s: float = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    condition: Callable[[], T],
+    timeout_s: float = ...,
+    what: str = ...,
+    interval_s: float = ...,
+) -> T: ...
+
+
+async def eventually(
+    condition: Callable[[], Any],
     timeout_s: float = 30.0,
     what: str = "condition",
     interval_s: float = 0.05,
-) -> T:
+) -> Any:
     """Await until `condition()` (sync or async) is truthy; return its value."""
     wait = _Wait(timeout_s, what)
     while True:

@@ -1,0 +1,81 @@
+"""What the HTTP app and its routes modules are built from.
+
+`ApiRuntime` is what the composition root hands the app (clients, topics, the worker's
+metrics); `RouteContext` is what every routes module receives from the app factory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Annotated
+
+from fastapi import Query
+from pydantic import BaseModel
+
+from infra.alert_admin import Publisher
+from infra.http.client_pool import ClientPool
+from infra.http.metrics import MetricsSnapshot
+from infra.settings import Settings
+from schemas.topics import TopicNames
+
+Snapshot = Callable[[], Awaitable[MetricsSnapshot]]
+"""Reads the serving worker's counters (the metrics and readiness probes await it)."""
+
+
+async def no_worker() -> MetricsSnapshot:
+    """The snapshot of a server that runs no worker (server mode): nothing counted."""
+    return MetricsSnapshot()
+
+
+def utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass
+class ApiRuntime:
+    """The app's I/O: a client pool, the topics, the broker, the worker's snapshot.
+
+    `publisher` sends rule events and replays; when None, `build_http_app` creates one.
+    The app closes it at shutdown either way.
+    """
+
+    pool: ClientPool
+    topics: TopicNames
+    bootstrap_servers: str
+    snapshot: Snapshot = no_worker
+    clock: Callable[[], datetime] = utc_now
+    publisher: Publisher | None = None
+
+
+@dataclass(frozen=True)
+class RouteContext:
+    """What each routes module is built from; `account` is the FastAPI dependency that
+    authenticates the request and yields the caller's account id."""
+
+    settings: Settings
+    pool: ClientPool
+    clock: Callable[[], datetime]
+    publisher: Publisher
+    account: Callable[..., str]
+
+
+DEFAULT_LIMIT = 100
+MAX_LIMIT = 1000
+
+Limit = Annotated[
+    int,
+    Query(
+        ge=1,
+        le=MAX_LIMIT,
+        description=f"At most this many items, newest first (default {DEFAULT_LIMIT}, "
+        f"at most {MAX_LIMIT}); `has_more` says whether more exist.",
+    ),
+]
+
+
+class Page(BaseModel):
+    """A list answer: `has_more` is true when the `limit` cut further items off."""
+
+    has_more: bool
