@@ -1,10 +1,11 @@
 """Guard against server-side request forgery through user-supplied webhook URLs.
 
-`check_url` accepts only http(s) URLs without credentials, resolves the host once through
-an injectable resolver, and rejects the URL if any resolved address (or the literal
-address) is loopback, private, link-local, a cloud metadata address, unspecified,
-multicast, reserved or otherwise not globally routable, or an IPv6 form that embeds an IPv4
-address (mapped, compatible, NAT64, 6to4, Teredo). Non-canonical IPv4 literals that C
+`check_url` accepts only http(s) URLs without credentials (`schemas.alerts.parse_http_url`,
+the one parser of webhook URLs), resolves the host once through an injectable resolver,
+and rejects the URL if any resolved address (or the literal address) is loopback, private,
+link-local, a cloud metadata address, unspecified, multicast, reserved or otherwise not
+globally routable, or an IPv6 form that embeds an IPv4 address (mapped, compatible,
+NAT64, 6to4, Teredo). Non-canonical IPv4 literals that C
 resolvers accept (``2130706433``, ``0177.0.0.1``, ``0x7f.1``, ``127.1``) are rejected outright.
 The caller must connect to `CheckedTarget.ip`, never re-resolve the host (DNS rebinding).
 `allow_loopback` admits 127.0.0.0/8 and ::1 only, for tests.
@@ -19,7 +20,8 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
-from urllib.parse import urlsplit
+
+from schemas.alerts import HttpUrl, UrlError, parse_http_url
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Awaitable[list[str]]]
@@ -164,57 +166,30 @@ def _literal_ip(host: str) -> IPAddress | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
-class ParsedUrl:
-    url: str
-    scheme: str
-    host: str
-    port: int
-    path: str
-    literal: IPAddress | None
-
-
-def parse_url(url: str) -> ParsedUrl:
-    """Syntactic checks (no DNS): scheme, host, credentials and IP literal forms."""
+def _parse(url: str) -> tuple[HttpUrl, IPAddress | None]:
+    """`schemas.alerts.parse_http_url`, plus the IP literal forms; no DNS."""
     try:
-        parts = urlsplit(url.strip())
-        port = parts.port
-    except ValueError as exc:
-        raise UnsafeUrlError(BlockReason.MALFORMED, str(exc)) from None
-    scheme = parts.scheme.lower()
-    if scheme not in ("http", "https"):
-        raise UnsafeUrlError(BlockReason.SCHEME, f"scheme {parts.scheme!r} is not http(s)")
-    if parts.username is not None or parts.password is not None:
-        raise UnsafeUrlError(BlockReason.CREDENTIALS, "credentials in the URL are not allowed")
-    host = parts.hostname
-    if not host:
-        raise UnsafeUrlError(BlockReason.MALFORMED, "URL has no host")
-    if any(c in host for c in "\\@ \t"):
-        raise UnsafeUrlError(BlockReason.MALFORMED, f"invalid host {host!r}")
-    path = parts.path or "/"
-    if parts.query:
-        path = f"{path}?{parts.query}"
-    literal = _literal_ip(host)
-    if literal is None and "%" in host:
-        raise UnsafeUrlError(BlockReason.MALFORMED, f"invalid host {host!r}")
-    return ParsedUrl(
-        url=url,
-        scheme=scheme,
-        host=host,
-        port=port if port is not None else (443 if scheme == "https" else 80),
-        path=path,
-        literal=literal,
-    )
+        parts = parse_http_url(url)
+    except UrlError as exc:
+        raise UnsafeUrlError(BlockReason(exc.reason), str(exc)) from None
+    literal = _literal_ip(parts.host)
+    if literal is None and "%" in parts.host:
+        raise UnsafeUrlError(BlockReason.MALFORMED, f"invalid host {parts.host!r}")
+    return parts, literal
 
 
-def check_literal(url: str, *, allow_loopback: bool = False) -> ParsedUrl:
-    """`parse_url` plus the address check when the host is an IP literal (no DNS)."""
-    parsed = parse_url(url)
-    if parsed.literal is not None:
-        reason = block_reason(parsed.literal, allow_loopback=allow_loopback)
-        if reason is not None:
-            raise UnsafeUrlError(reason, f"{parsed.literal} is not a public address")
-    return parsed
+def _check_address(ip: IPAddress, shown: str, allow_loopback: bool) -> None:
+    reason = block_reason(ip, allow_loopback=allow_loopback)
+    if reason is not None:
+        raise UnsafeUrlError(reason, f"{shown} is not a public address")
+
+
+def check_literal(url: str, *, allow_loopback: bool = False) -> HttpUrl:
+    """The syntactic checks plus the address check when the host is an IP literal (no DNS)."""
+    parts, literal = _parse(url)
+    if literal is not None:
+        _check_address(literal, str(literal), allow_loopback)
+    return parts
 
 
 async def check_url(
@@ -225,24 +200,10 @@ async def check_url(
     Raises `UnsafeUrlError` if the URL is malformed, unresolvable, or any of its addresses
     is blocked.
     """
-    parsed = check_literal(url, allow_loopback=allow_loopback)
-    if parsed.literal is not None:
-        addresses: list[IPAddress] = [parsed.literal]
-    else:
-        try:
-            answers = await resolver(parsed.host, parsed.port)
-        except (OSError, UnicodeError) as exc:
-            raise UnsafeUrlError(BlockReason.RESOLUTION_FAILED, f"{parsed.host}: {exc}") from None
-        try:
-            addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in answers]
-        except ValueError as exc:
-            raise UnsafeUrlError(BlockReason.RESOLUTION_FAILED, str(exc)) from None
-        if not addresses:
-            raise UnsafeUrlError(BlockReason.RESOLUTION_FAILED, f"{parsed.host}: no address")
+    parsed, literal = _parse(url)
+    addresses = [literal] if literal is not None else await _resolve(parsed, resolver)
     for ip in addresses:
-        reason = block_reason(ip, allow_loopback=allow_loopback)
-        if reason is not None:
-            raise UnsafeUrlError(reason, f"{parsed.host} resolves to {ip}")
+        _check_address(ip, f"{parsed.host} resolves to {ip}, which", allow_loopback)
     return CheckedTarget(
         url=parsed.url,
         scheme=parsed.scheme,
@@ -251,3 +212,17 @@ async def check_url(
         ip=addresses[0],
         path=parsed.path,
     )
+
+
+async def _resolve(parsed: HttpUrl, resolver: Resolver) -> list[IPAddress]:
+    try:
+        answers = await resolver(parsed.host, parsed.port)
+    except (OSError, UnicodeError) as exc:
+        raise UnsafeUrlError(BlockReason.RESOLUTION_FAILED, f"{parsed.host}: {exc}") from None
+    try:
+        addresses = [ipaddress.ip_address(a.split("%", 1)[0]) for a in answers]
+    except ValueError as exc:
+        raise UnsafeUrlError(BlockReason.RESOLUTION_FAILED, str(exc)) from None
+    if not addresses:
+        raise UnsafeUrlError(BlockReason.RESOLUTION_FAILED, f"{parsed.host}: no address")
+    return addresses

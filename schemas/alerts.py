@@ -23,6 +23,7 @@ import base64
 import binascii
 import math
 import re
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
@@ -88,22 +89,62 @@ DisplayText = Annotated[
 ]
 
 
+class UrlError(ValueError):
+    """Not an http(s) URL a notifier may call; `reason` is "scheme", "credentials" or
+    "malformed" (the names `alerting.ssrf.BlockReason` gives them)."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class HttpUrl:
+    """An http(s) URL split for connecting: `host` lower-case without brackets, `port`
+    explicit or the scheme's default, `path` at least "/" followed by any "?query"."""
+
+    url: str
+    scheme: str
+    host: str
+    port: int
+    path: str
+
+
+def parse_http_url(url: str) -> HttpUrl:
+    """The one parser of webhook URLs (webhook and Slack channels, the SSRF guard).
+
+    Syntax only, no DNS: the scheme must be http or https, with a host, without
+    credentials, with a valid port; a host with a backslash, "@" or white space is
+    malformed. Raises `UrlError`.
+    """
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise UrlError("malformed", f"URL is malformed ({exc}); check the host and port") from None
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https"):
+        raise UrlError("scheme", f"URL scheme must be http or https, not {parts.scheme!r}")
+    if parts.username is not None or parts.password is not None:
+        raise UrlError("credentials", "URL must not contain credentials (user:password@)")
+    host = parts.hostname
+    if not host:
+        raise UrlError("malformed", "URL has no host; expected http(s)://host/path")
+    if any(c in host for c in "\\@ \t"):
+        raise UrlError("malformed", f"URL host {host!r} is not a valid host name")
+    path = parts.path or "/"
+    if parts.query:
+        path = f"{path}?{parts.query}"
+    default = 443 if scheme == "https" else 80
+    return HttpUrl(url, scheme, host, default if port is None else port, path)
+
+
 def _check_http_url(value: str) -> str:
     if len(value) > 2048:
         raise ValueError("URL longer than 2048 characters")
     if _CONTROL_RE.search(value) or " " in value:
         raise ValueError("URL must not contain spaces or control characters")
-    parts = urlsplit(value)
-    if parts.scheme not in ("http", "https"):
-        raise ValueError("URL scheme must be http or https")
-    if not parts.hostname:
-        raise ValueError("URL must have a host")
-    if parts.username is not None or parts.password is not None:
-        raise ValueError("URL must not contain credentials")
-    try:
-        _ = parts.port
-    except ValueError as exc:
-        raise ValueError(f"invalid port: {exc}") from None
+    parse_http_url(value)
     return value
 
 

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
@@ -24,7 +23,14 @@ from slack_sdk.webhook.async_client import AsyncWebhookClient
 from alerting import render
 from alerting.notifier import SendResult
 from alerting.retry import classify_http_status, parse_retry_after
-from schemas.alerts import Channel, Notification, NotificationKind, SlackChannel
+from schemas.alerts import (
+    Channel,
+    Notification,
+    NotificationKind,
+    SlackChannel,
+    UrlError,
+    parse_http_url,
+)
 
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -122,7 +128,10 @@ class SlackNotifier:
         return await self._post_message(notification, channel.bot_token, channel.channel)
 
     async def _send_webhook(self, n: Notification, url: str) -> SendResult:
-        host = (urlsplit(url).hostname or "").lower()
+        try:
+            host = parse_http_url(url).host
+        except UrlError as exc:
+            return SendResult.permanent(f"Slack webhook URL: {exc}")
         if host not in self._config.allowed_webhook_hosts:
             return SendResult.permanent(f"Slack webhook host {host!r} is not allowed")
         client = AsyncWebhookClient(url, timeout=self._config.timeout_s, retry_handlers=[])

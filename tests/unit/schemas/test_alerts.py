@@ -19,8 +19,10 @@ from schemas.alerts import (
     EmailChannel,
     Notification,
     SlackChannel,
+    UrlError,
     WebhookChannel,
     parse_duration,
+    parse_http_url,
 )
 from tests.samples.alerting import SECRET
 from tests.samples.alerting import rule_data as sample_rule_data
@@ -222,3 +224,40 @@ def test_notification_idempotency_key_charset() -> None:
                 "channels": [],
             }
         )
+
+
+@pytest.mark.parametrize(
+    ("url", "parts"),
+    [
+        ("https://Hooks.Example.com/k?x=1", ("https", "hooks.example.com", 443, "/k?x=1")),
+        ("HTTP://hooks.example.com", ("http", "hooks.example.com", 80, "/")),
+        ("http://[2606:4700::1]:8080/a", ("http", "2606:4700::1", 8080, "/a")),
+        (" http://10.0.0.1:81/ ", ("http", "10.0.0.1", 81, "/")),
+    ],
+)
+def test_parse_http_url_splits_for_connecting(url: str, parts: tuple[str, str, int, str]) -> None:
+    parsed = parse_http_url(url)
+    assert (parsed.scheme, parsed.host, parsed.port, parsed.path) == parts
+    assert parsed.url == url
+
+
+@pytest.mark.parametrize(
+    ("url", "reason"),
+    [
+        ("ftp://x.example/", "scheme"),
+        ("x.example/path", "scheme"),
+        ("https://u:p@x.example/", "credentials"),
+        ("https://@x.example/", "credentials"),
+        ("http:///path", "malformed"),
+        ("http://x.example:99999/", "malformed"),
+        ("http://x.example:port/", "malformed"),
+        ("http://a\\b.example/", "malformed"),
+    ],
+)
+def test_parse_http_url_names_the_problem(url: str, reason: str) -> None:
+    with pytest.raises(UrlError) as info:
+        parse_http_url(url)
+    assert info.value.reason == reason
+    assert error_locs(rule_data(channels=[{"type": "webhook", "url": url, "secret": SECRET}])) == [
+        ("channels", 0, "webhook", "url")
+    ]
