@@ -30,7 +30,11 @@ KEYS = [f"key_kill{i:05d}" for i in range(20)]
 def _produce_stream(bootstrap: str, topic: str, total: int, seconds: float, seed: int) -> None:
     rng = random.Random(seed)
     producer = KafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=5
+        bootstrap_servers=bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=5,
+        compression_type="lz4",
     )
     try:
         sent = 0

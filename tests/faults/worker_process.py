@@ -6,10 +6,11 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 from kafka import KafkaConsumer, TopicPartition
+
+from tests.eventually import eventually_sync
 
 
 def worker_env(data_dir: Path, bootstrap: str, prefix: str, **extra: object) -> dict[str, str]:
@@ -75,13 +76,13 @@ def group_lag(bootstrap: str, group: str, topic: str) -> int:
 def wait_caught_up(
     bootstrap: str, group: str, topic: str, proc: subprocess.Popen[bytes], timeout_s: float
 ) -> None:
-    deadline = time.monotonic() + timeout_s
-    while True:
+    """Wait until `group` committed every record of `topic`; fail at once if `proc` exits."""
+
+    def caught_up() -> bool:
         if proc.poll() is not None:
-            raise AssertionError(f"worker exited with {proc.returncode}")
+            raise RuntimeError(f"worker exited with {proc.returncode}")
         lag = group_lag(bootstrap, group, topic)
-        if lag == 0:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"worker did not catch up: lag {lag}")
-        time.sleep(0.5)
+        assert lag == 0, f"lag {lag}"
+        return True
+
+    eventually_sync(caught_up, timeout_s, "the worker to commit every record", interval_s=0.5)

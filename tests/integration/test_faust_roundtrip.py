@@ -2,32 +2,20 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 from pathlib import Path
 
 import pytest
 from kafka import KafkaConsumer, KafkaProducer
 
 from infra.clickhouse import make_client
-from infra.settings import Settings, load_settings
 from infra.wiring import running_worker
 from schemas.codec import encode
 from schemas.requests import RequestBatch, RequestCompleted
 from schemas.topics import TopicNames
+from tests.eventually import eventually
+from tests.integration.ingest_helpers import worker_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
-
-
-def _settings(tmp_path: Path, bootstrap: str, prefix: str) -> Settings:
-    return load_settings(
-        data_dir=tmp_path,
-        kafka={
-            "bootstrap_servers": bootstrap,
-            "topic_prefix": prefix,
-            "consumer_group": f"{prefix}worker",
-        },
-    )
 
 
 def _event(i: int) -> RequestCompleted:
@@ -45,8 +33,8 @@ def _event(i: int) -> RequestCompleted:
 async def test_kafka_python_to_faust_agent_to_clickhouse(
     tmp_path: Path, kafka_bootstrap: str, topics: TopicNames, topic_prefix: str
 ) -> None:
-    settings = _settings(tmp_path, kafka_bootstrap, topic_prefix)
-    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    settings = worker_settings(tmp_path, kafka_bootstrap, topic_prefix)
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all", compression_type="lz4")
     try:
         batch = RequestBatch.from_events([_event(i) for i in range(100)])
         producer.send(topics.requests, encode(batch)).get(timeout=30)
@@ -58,10 +46,11 @@ async def test_kafka_python_to_faust_agent_to_clickhouse(
     async with running_worker(settings) as worker:
         ingest = worker.app.ingest
         assert ingest is not None
-        deadline = time.monotonic() + 60
-        while ingest.stats.events < 101 or ingest.stats.dead_letters < 1:
-            assert time.monotonic() < deadline, ingest.stats
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: ingest.stats.events >= 101 and ingest.stats.dead_letters >= 1,
+            timeout_s=60,
+            what="101 events and 1 dead letter",
+        )
         assert ingest.stats.events == 101
         assert ingest.stats.dead_letters == 1
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -18,6 +17,7 @@ from schemas.keys import KeyCreated, KeyRevoked, KeyType
 from schemas.plans import Plan
 from schemas.requests import RequestCompleted
 from schemas.topics import TopicNames
+from tests.eventually import eventually
 from tests.integration.ingest_helpers import batches, produce, wait_for_events, worker_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -99,10 +99,11 @@ async def test_exact_counts_per_key_and_window(
         await wait_for_events(worker, len(events))
         keys_agent = worker.app.keys
         assert keys_agent is not None
-        deadline = asyncio.get_running_loop().time() + 60
-        while keys_agent.processed < len(key_events):
-            assert asyncio.get_running_loop().time() < deadline, keys_agent.processed
-            await asyncio.sleep(0.05)
+        await eventually(
+            lambda: keys_agent.processed >= len(key_events),
+            timeout_s=60,
+            what="every key event folded into the registry",
+        )
 
     client = make_client(settings)
     try:

@@ -21,6 +21,7 @@ from schemas.keys import KeyCreated, KeyRenamed, KeyRevoked, KeyType
 from schemas.plans import Plan
 from schemas.requests import RequestCompleted
 from schemas.topics import TopicNames
+from tests.eventually import eventually
 from tests.integration.ingest_helpers import batches, produce, wait_for_events, worker_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -103,11 +104,13 @@ async def test_replay_matches_live_projections(
     settings = worker_settings(tmp_path, kafka_bootstrap, topic_prefix)
     async with running_worker(settings) as worker:
         await wait_for_events(worker, len(events), dead=1)
-        assert worker.app.keys is not None
-        while worker.app.keys.processed < len(lifecycle):
-            import asyncio
-
-            await asyncio.sleep(0.05)
+        keys_agent = worker.app.keys
+        assert keys_agent is not None
+        await eventually(
+            lambda: keys_agent.processed >= len(lifecycle),
+            timeout_s=60,
+            what="every key event folded into the registry",
+        )
     live = _snapshot(settings, now)
     live_percentiles = _percentiles(settings, now)
 
