@@ -193,7 +193,7 @@ class ClickHouseAlertStateStore:
         rows = self._client.query(
             "SELECT argMax(instance, version) AS i FROM alert_instances "
             "WHERE account_id = {account:String} GROUP BY fingerprint "
-            "ORDER BY max(updated_at) DESC, fingerprint LIMIT {limit:UInt32}",
+            "ORDER BY max(version) DESC, fingerprint LIMIT {limit:UInt32}",
             parameters={"account": account_id, "limit": limit},
         ).result_rows
         return [AlertInstance.model_validate_json(r[0]) for r in rows]
