@@ -40,18 +40,23 @@ fmt: setup
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
-# Start Kafka unless one runs, run lint + tests, stop the Kafka this target started.
-test: setup
-	@out=$$($(BIN)/keypulse kafka start) || exit 1; echo "$$out"; \
+# The broker the tests use (tests/conftest.py reads KEYPULSE_TEST_BOOTSTRAP).
+TEST_BOOTSTRAP ?= 127.0.0.1:9092
+TEST_KAFKA := KEYPULSE_KAFKA_BOOTSTRAP_SERVERS=$(TEST_BOOTSTRAP)
+PYTEST := KEYPULSE_TEST_BOOTSTRAP=$(TEST_BOOTSTRAP) $(BIN)/pytest
+
+# $(call with_test_kafka,COMMAND): `keypulse kafka start` (starts a broker unless one
+# answers), run COMMAND, stop the broker only if it was started here; COMMAND's status.
+with_test_kafka = out=$$($(TEST_KAFKA) $(BIN)/keypulse kafka start) || exit 1; echo "$$out"; \
 	started=0; case "$$out" in *"kafka started"*) started=1;; esac; \
-	$(MAKE) --no-print-directory lint && $(BIN)/pytest -m "not slow" $(PYTEST_ARGS); rc=$$?; \
-	if [ $$started = 1 ]; then $(BIN)/keypulse kafka stop; fi; exit $$rc
+	$(1); rc=$$?; \
+	if [ $$started = 1 ]; then $(TEST_KAFKA) $(BIN)/keypulse kafka stop; fi; exit $$rc
+
+test: setup
+	@$(call with_test_kafka,$(MAKE) --no-print-directory lint && $(PYTEST) -m "not slow" $(PYTEST_ARGS))
 
 test-faults: setup
-	@out=$$($(BIN)/keypulse kafka start) || exit 1; echo "$$out"; \
-	started=0; case "$$out" in *"kafka started"*) started=1;; esac; \
-	$(BIN)/pytest -m slow $(PYTEST_ARGS); rc=$$?; \
-	if [ $$started = 1 ]; then $(BIN)/keypulse kafka stop; fi; exit $$rc
+	@$(call with_test_kafka,$(PYTEST) -m slow $(PYTEST_ARGS))
 
 kafka-start: setup
 	$(BIN)/keypulse kafka start
