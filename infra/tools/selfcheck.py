@@ -22,7 +22,7 @@ SELFCHECK_KEY = "key_selfcheck"
 def _produce(settings: Settings, events: int) -> None:
     from kafka import KafkaProducer
 
-    topic = TopicNames.with_prefix(settings.kafka.topic_prefix).requests
+    names = TopicNames.with_prefix(settings.kafka.topic_prefix)
     batch = RequestBatch.from_events(
         [
             RequestCompleted(
@@ -37,7 +37,6 @@ def _produce(settings: Settings, events: int) -> None:
             for i in range(events)
         ]
     )
-    names = TopicNames.with_prefix(settings.kafka.topic_prefix)
     created = KeyCreated(
         key_id=SELFCHECK_KEY,
         account_id=SELFCHECK_ACCOUNT,
@@ -50,7 +49,7 @@ def _produce(settings: Settings, events: int) -> None:
     producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
     try:
         producer.send(names.key_events, encode(created), key=SELFCHECK_ACCOUNT.encode()).get(30)
-        producer.send(topic, encode(batch)).get(timeout=30)
+        producer.send(names.requests, encode(batch)).get(timeout=30)
     finally:
         producer.close()
 
