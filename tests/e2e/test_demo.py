@@ -1,4 +1,7 @@
-"""A shortened `keypulse demo` runs headless to completion and shows a delivered alert."""
+"""A shortened `keypulse demo` runs headless to completion and shows a delivered alert.
+
+The demo records through the library with its default compression (lz4), so the worker
+consumes lz4 batches here as it does in production."""
 
 from __future__ import annotations
 
@@ -34,4 +37,5 @@ def test_demo_runs_headless_and_delivers_an_alert(tmp_path: Path, kafka_bootstra
     assert "[FIRING]" in output
     assert "webhook-id" in output
     assert "Batch exporter" in output
+    assert "(lz4 compression)" in output
     assert "demo finished cleanly" in output
