@@ -37,15 +37,37 @@ GOOD: dict[str, list[Any]] = {
 }
 # Values the two validators once judged differently; the tests at the end pin them.
 BAD: dict[str, list[Any]] = {
-    "event_id": ["not-a-uuid", "", "0194b5a3-1f25-7abc-8def-0123456789a5\n", 5, None],
+    "event_id": [
+        "not-a-uuid",
+        "",
+        "0194b5a3-1f25-7abc-8def-0123456789a5\n",
+        "0194b5a3-1f25-7abc-8def-0123456789a-",  # a fifth hyphen
+        "0194b5a3x1f25-7abc-8def-0123456789a5",  # a hyphen missing
+        "0194b5a3-1f25-7abc-8def-0123456789ag",  # not hex
+        "0194b5a3-1f25-7abc-8def-0123456789a\u00e9",  # not ASCII
+        ["0194b5a3-1f25-7abc-8def-0123456789a5"],
+        5,
+        None,
+    ],
     "occurred_at_ms": [946_684_799_999, 4_102_444_800_001, -1, 1.5e12, "1768469400123", True],
     "key_id": ["key_abc12", "key_abc-123", "abc123456", "key_" + "Z" * 65, "", 7],
     "account_id": ["acc_ab", "acc_a b c", "ACC_abc", 3, None],
     "method": ["get", "TRACE", "", None],
     "route": ["", "r" * 513, 1, None],
     "status": [99, 600, 200.5, "200", None, True],
-    "latency_ms": [-0.001, 3_600_000.5, "12", None, False],
-    "client_ip": ["256.1.1.1", "1.2.3", "01.2.3.4", " 1.2.3.4", "1.2.3.4/32", "", 1234, "::g"],
+    "latency_ms": [-0.001, 3_600_000.5, 1e400, "12", None, False],
+    "client_ip": [
+        "256.1.1.1",
+        "1.2.3",
+        "01.2.3.4",
+        " 1.2.3.4",
+        "1.2.3.4/32",
+        "",
+        1234,
+        "::g",
+        "1.2.3.4\u0000",
+        ["1.2.3.4"],
+    ],
     "bytes_out": [-1, 1.5, "10", None, False],
     "is_render": [0, 1, "true", None],
     "watermarked": [0, "false", None],
@@ -127,3 +149,23 @@ def test_former_divergence(name: str, value: Any) -> None:
 def test_former_divergence_empty_batch() -> None:
     body: dict[str, list[Any]] = {name: [] for name in COLUMNS}
     assert _fast_accepts(body) == _model_accepts(body)
+
+
+def test_the_first_bad_row_is_named() -> None:
+    """Every column check names the first bad row, wherever its fast pass failed."""
+    n = 6
+    body = {name: GOOD[name][:1] * n for name in COLUMNS}
+    body["event_id"] = [f"0194b5a3-1f25-7abc-8def-{i:012x}" for i in range(n)]
+    for name in COLUMNS:
+        for bad in BAD[name][:3]:
+            column = list(body[name])
+            column[2] = column[4] = bad
+            with pytest.raises(InvalidMessage, match=rf"^schema_violation: events\[2\]\.{name}: "):
+                validate_columns(orjson.loads(orjson.dumps({**body, name: column})))
+
+
+def test_a_nul_in_an_address_is_a_schema_violation() -> None:
+    """Not a `ValueError` from `socket.inet_pton`: the worker dead-letters the record."""
+    body = _single_row_with("client_ip", "1.2.3.4\u0000")
+    with pytest.raises(InvalidMessage, match=r"client_ip"):
+        validate_columns(body)
