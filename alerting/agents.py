@@ -96,7 +96,10 @@ class NotifierAgent:
             await self._scheduler.stop()
 
     async def process_events(self, events: Sequence[Any]) -> None:
+        """Hand a batch's deliveries to the scheduler; then count its notifications in
+        `received` (so a test that waits on it knows they were selected and accepted)."""
         jobs: list[DeliveryJob] = []
+        decoded = 0
         for e in events:
             msg = e.message
             notification = await decode_or_dead_letter(
@@ -104,9 +107,10 @@ class NotifierAgent:
             )
             if notification is None:
                 continue
-            self.received += 1
+            decoded += 1
             jobs.extend(expand(notification, header_value(msg.headers, REPLAY_HEADER)))
         await self.deliver(jobs)
+        self.received += decoded
 
     async def deliver(self, jobs: Iterable[DeliveryJob]) -> None:
         jobs = list(jobs)

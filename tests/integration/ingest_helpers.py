@@ -16,9 +16,14 @@ from schemas.requests import RequestBatch, RequestCompleted
 
 
 def worker_settings(
-    tmp_path: Path, bootstrap: str, prefix: str, api: dict[str, Any] | None = None, **worker: int
+    tmp_path: Path,
+    bootstrap: str,
+    prefix: str,
+    api: dict[str, Any] | None = None,
+    alerting: dict[str, Any] | None = None,
+    **worker: int,
 ) -> Settings:
-    """Settings for a test worker (`api` overrides the HTTP API settings)."""
+    """Settings for a test worker (`api` and `alerting` override those sections)."""
     return load_settings(
         data_dir=tmp_path,
         kafka={
@@ -28,6 +33,7 @@ def worker_settings(
         },
         worker=worker,
         api=api or {},
+        alerting=alerting or {},
     )
 
 

@@ -6,13 +6,9 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
+from infra.tools.receivers import HttpReceiver, start_http
 from schemas.alerts import Notification
-from tests.integration.alerting.alert_servers import (
-    HttpServer,
-    TlsFiles,
-    make_tls_files,
-    start_http_server,
-)
+from tests.integration.alerting.tls import TlsFiles, make_tls_files
 from tests.samples.alerting import make_notification
 
 
@@ -27,18 +23,18 @@ def notification() -> Callable[..., Notification]:
 
 
 @pytest.fixture
-async def http_server() -> AsyncIterator[HttpServer]:
-    server, runner = await start_http_server()
+async def http_server() -> AsyncIterator[HttpReceiver]:
+    server = await start_http()
     try:
         yield server
     finally:
-        await runner.cleanup()
+        await server.stop()
 
 
 @pytest.fixture
-async def https_server(tls_files: TlsFiles) -> AsyncIterator[HttpServer]:
-    server, runner = await start_http_server(tls_files.server_context())
+async def https_server(tls_files: TlsFiles) -> AsyncIterator[HttpReceiver]:
+    server = await start_http(tls_files.server_context())
     try:
         yield server
     finally:
-        await runner.cleanup()
+        await server.stop()

@@ -15,18 +15,20 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from alerting.agents import NotifierAgent
 from alerting.delivery import DeliveryScheduler, delivery_id
 from alerting.fingerprint import channel_id, fingerprint, idempotency_key
 from infra import alert_admin
 from infra.clickhouse import make_client
 from infra.settings import Settings
+from infra.tools.receivers import HttpReceiver, start_http
 from infra.wiring import Worker, running_worker
 from projections.alert_store import ClickHouseDeliveryLog
 from schemas.alerts import Notification, NotificationKind, WebhookChannel
 from schemas.codec import encode
 from schemas.topics import TopicNames
-from tests.integration.alerting.alert_e2e_support import alert_settings, wait_until
-from tests.integration.alerting.alert_servers import HttpServer, start_http_server
+from tests.eventually import eventually
+from tests.integration.alerting.alert_e2e_support import alert_settings
 from tests.samples.alerting import SECRET
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -91,14 +93,14 @@ def statuses(worker_settings: Settings, ids: list[str]) -> dict[str, str]:
 async def test_retries_410_dead_letters_replay_and_resume(
     tmp_path: Path, kafka_bootstrap: str, topics: TopicNames, topic_prefix: str
 ) -> None:
-    server, runner = await start_http_server()
+    server = await start_http()
     try:
         await _scenario(tmp_path, kafka_bootstrap, topic_prefix, server)
     finally:
-        await runner.cleanup()
+        await server.stop()
 
 
-async def _scenario(tmp_path: Path, bootstrap: str, prefix: str, server: HttpServer) -> None:
+async def _scenario(tmp_path: Path, bootstrap: str, prefix: str, server: HttpReceiver) -> None:
     script = Script()
     server.default = script.respond
     settings = alert_settings(
@@ -116,12 +118,16 @@ async def _scenario(tmp_path: Path, bootstrap: str, prefix: str, server: HttpSer
 
     async with running_worker(settings) as worker:
         await asyncio.to_thread(publish, settings, [retried, gone, bad, resumed])
-        await wait_until(
+        await eventually(
             lambda: len(script.ids["/retry"]) == 3 and len(script.ids["/resume"]) == 1,
-            what="retries",
+            30,
+            "the retries",
         )
         await asyncio.to_thread(publish, settings, [gone_again, retried])  # + a duplicate
-        await wait_until(lambda: _scheduler(worker).stats.disabled >= 2, what="disabled")
+        await eventually(lambda: _notifier(worker).received == 6, 30, "all six handed over")
+        await eventually(lambda: _scheduler(worker).stats.disabled >= 2, 30, "two disabled")
+        # Only the retry that waits for its Retry-After is left: the duplicate was not queued.
+        assert _scheduler(worker).queued == {did(resumed)}
     # /resume is waiting for its retry (Retry-After 3 s): the restart must resume it.
     assert len(script.ids["/resume"]) == 1
 
@@ -139,15 +145,20 @@ async def _scenario(tmp_path: Path, bootstrap: str, prefix: str, server: HttpSer
     assert len(script.ids["/gone"]) == 1  # the disabled endpoint was not called again
 
     async with running_worker(settings) as worker:
-        await wait_until(lambda: len(script.ids["/resume"]) == 2, what="the resumed retry")
+        await eventually(lambda: len(script.ids["/resume"]) == 2, 30, "the resumed retry")
         assert _scheduler(worker).stats.resumed == 1
         await asyncio.to_thread(alert_admin.publish_replay, settings, bad, did(bad))
-        await wait_until(lambda: len(script.ids["/bad"]) == 2, what="the replay")
-        await wait_until(lambda: _scheduler(worker).stats.delivered >= 2, what="delivered")
+        await eventually(lambda: len(script.ids["/bad"]) == 2, 30, "the replay")
+        await eventually(lambda: _scheduler(worker).stats.delivered >= 2, 30, "two delivered")
 
     found = await asyncio.to_thread(statuses, settings, [did(bad), did(resumed)])
     assert found == {did(bad): "delivered", did(resumed): "delivered"}
     assert Counter(script.ids["/retry"]) == {retried.idempotency_key: 3}
+
+
+def _notifier(worker: Worker) -> NotifierAgent:
+    assert worker.alerting is not None and worker.alerting.notifier is not None
+    return worker.alerting.notifier
 
 
 def _scheduler(worker: Worker) -> DeliveryScheduler:

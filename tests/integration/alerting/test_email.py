@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import email
-import email.policy
-import socket
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from email.message import EmailMessage
 from typing import Any
 
 import pytest
@@ -16,21 +12,21 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from alerting.channels.email import EmailConfig, EmailNotifier, message_id
 from alerting.fingerprint import firing_key
+from infra.tools.receivers import MailSink, SmtpReceiver, start_smtp
 from schemas.alerts import DeliveryOutcome, EmailChannel, Notification, NotificationKind
-from tests.integration.alerting.alert_servers import TlsFiles
+from tests.integration.alerting.tls import TlsFiles
 
 USER, PASSWORD = "keypulse", "s3cret"
 TO = EmailChannel(to=["ops@example.com", "oncall@example.com"])
 
 
 @dataclass
-class ScriptedHandler:
-    """aiosmtpd handler: records accepted mail; replies from `script` per command."""
+class ScriptedHandler(MailSink):
+    """A mail sink that answers RCPT/DATA from `script`, can drop the connection in DATA,
+    and checks AUTH against USER/PASSWORD."""
 
     script: dict[str, str] = field(default_factory=dict)
     drop_in_data: bool = False
-    messages: list[EmailMessage] = field(default_factory=list)
-    envelopes: list[Envelope] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
 
     async def handle_RCPT(  # noqa: N802 (aiosmtpd hook name)
@@ -50,12 +46,7 @@ class ScriptedHandler:
             return "250 never seen"
         if "DATA" in self.script:
             return self.script["DATA"]
-        assert isinstance(envelope.content, bytes)
-        parsed = email.message_from_bytes(envelope.content, policy=email.policy.default)
-        assert isinstance(parsed, EmailMessage)
-        self.messages.append(parsed)
-        self.envelopes.append(envelope)
-        return "250 Message accepted"
+        return await super().handle_DATA(server, session, envelope)
 
     def authenticate(
         self, server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
@@ -72,43 +63,37 @@ class ScriptedHandler:
 @dataclass
 class SmtpServer:
     handler: ScriptedHandler
-    port: int
+    receiver: SmtpReceiver
+
+    @property
+    def port(self) -> int:
+        return self.receiver.port
 
 
-async def _serve(
-    tls_files: TlsFiles, *, implicit_tls: bool
-) -> tuple[SmtpServer, asyncio.AbstractServer]:
+async def _serve(tls_files: TlsFiles, *, implicit_tls: bool) -> SmtpServer:
     handler = ScriptedHandler()
     context = tls_files.server_context()
-
-    def factory() -> SMTP:
-        return SMTP(
-            handler,
-            hostname="localhost",
-            tls_context=None if implicit_tls else context,
-            require_starttls=not implicit_tls,
-            # aiosmtpd only recognises STARTTLS as TLS (and warns when AUTH is required
-            # without it), so the implicit-TLS server offers AUTH without requiring it.
-            auth_required=not implicit_tls,
-            auth_require_tls=not implicit_tls,
-            authenticator=handler.authenticate,
-        )
-
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    loop = asyncio.get_running_loop()
-    server = await loop.create_server(factory, sock=sock, ssl=context if implicit_tls else None)
-    return SmtpServer(handler, sock.getsockname()[1]), server
+    receiver = await start_smtp(
+        handler,
+        ssl_context=context if implicit_tls else None,
+        tls_context=None if implicit_tls else context,
+        require_starttls=not implicit_tls,
+        # aiosmtpd only recognises STARTTLS as TLS (and warns when AUTH is required
+        # without it), so the implicit-TLS server offers AUTH without requiring it.
+        auth_required=not implicit_tls,
+        auth_require_tls=not implicit_tls,
+        authenticator=handler.authenticate,
+    )
+    return SmtpServer(handler, receiver)
 
 
 @pytest.fixture
 async def smtp(tls_files: TlsFiles) -> AsyncIterator[SmtpServer]:
-    info, server = await _serve(tls_files, implicit_tls=False)
+    server = await _serve(tls_files, implicit_tls=False)
     try:
-        yield info
+        yield server
     finally:
-        server.close()
-        await server.wait_closed()
+        await server.receiver.stop()
 
 
 def config(server: SmtpServer, tls_files: TlsFiles, **overrides: Any) -> EmailConfig:
@@ -166,13 +151,12 @@ async def test_resolved_mail_threads_onto_the_firing_one(
 
 
 async def test_implicit_tls(tls_files: TlsFiles, notification: Callable[..., Notification]) -> None:
-    info, server = await _serve(tls_files, implicit_tls=True)
+    info = await _serve(tls_files, implicit_tls=True)
     try:
         cfg = config(info, tls_files, security="tls")
         result = await EmailNotifier(cfg).send(notification(), TO)
     finally:
-        server.close()
-        await server.wait_closed()
+        await info.receiver.stop()
     assert result.outcome is DeliveryOutcome.DELIVERED, result
     assert len(info.handler.messages) == 1
     assert info.handler.logins == [USER]

@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from standardwebhooks import Webhook
 
+from alerting.agents import NotifierAgent
+from alerting.delivery import DeliveryScheduler
 from alerting.evaluator import Evaluator
 from alerting.fingerprint import fingerprint
 from infra import alert_admin
 from infra.clickhouse import make_client
+from infra.settings import Settings
+from infra.tools.receivers import HttpReceiver, MailSink, SmtpReceiver, start_http, start_smtp
 from infra.wiring import Worker, running_worker
 from projections.alert_store import ClickHouseAlertStateStore, ClickHouseDeliveryLog
 from schemas.alerts import AlertState, NotificationKind
@@ -22,15 +27,12 @@ from schemas.codec import encode
 from schemas.keys import KeyCreated, KeyType
 from schemas.plans import Plan
 from schemas.topics import TopicNames
+from tests.eventually import eventually
 from tests.integration.alerting.alert_e2e_support import (
-    MailSink,
     alert_settings,
     away_from_minute_end,
     record_traffic,
-    start_smtp,
-    wait_until,
 )
-from tests.integration.alerting.alert_servers import HttpServer, start_http_server
 from tests.integration.ingest_helpers import produce
 from tests.samples.alerting import SECRET
 
@@ -39,45 +41,67 @@ pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 ACCOUNT = "acc_e2e"
 KEY = "key_e2e00001"
 RULE = "rule_e2e_errors"
+FP = fingerprint(RULE, KEY)
 
 
-def _evaluator(worker: Worker) -> Evaluator:
-    assert worker.alerting is not None and worker.alerting.evaluator is not None
-    return worker.alerting.evaluator
+@dataclass
+class Sinks:
+    """The three receivers: a webhook endpoint, a stand-in for Slack and an SMTP sink."""
+
+    hook: HttpReceiver
+    slack: HttpReceiver
+    mail: MailSink
+    smtp: SmtpReceiver
+
+    def counts(self) -> tuple[int, int, int]:
+        return len(self.hook.received), len(self.slack.received), len(self.mail.messages)
 
 
-def _counts(hook: HttpServer, slack: HttpServer, mail: MailSink) -> tuple[int, int, int]:
-    return len(hook.received), len(slack.received), len(mail.messages)
+@dataclass
+class Alerting:
+    """The worker's evaluator, notifier agent and delivery scheduler."""
+
+    evaluator: Evaluator
+    notifier: NotifierAgent
+    scheduler: DeliveryScheduler
+
+    @classmethod
+    def of(cls, worker: Worker) -> Alerting:
+        parts = worker.alerting
+        assert parts is not None and parts.evaluator is not None
+        assert parts.notifier is not None and parts.scheduler is not None
+        return cls(parts.evaluator, parts.notifier, parts.scheduler)
+
+    async def settled(self, what: str) -> None:
+        """Wait for three more evaluator cycles, then until every notification this
+        evaluator published was consumed and no delivery is queued or in flight."""
+        evaluator, notifier, scheduler = self.evaluator, self.notifier, self.scheduler
+        cycles = evaluator.stats.cycles
+        await eventually(lambda: evaluator.stats.cycles >= cycles + 3, 30, f"cycles after {what}")
+        await eventually(
+            lambda: notifier.received >= evaluator.stats.notifications and not scheduler.queued,
+            30,
+            f"the deliveries after {what}",
+        )
 
 
 async def test_breach_fires_once_per_channel_survives_restart_and_resolves_once(
     tmp_path: Path, kafka_bootstrap: str, topics: TopicNames, topic_prefix: str
 ) -> None:
-    hook, hook_runner = await start_http_server()
-    slack, slack_runner = await start_http_server()
-    mail, smtp_port, smtp_server = await start_smtp()
+    mail = MailSink()
+    sinks = Sinks(await start_http(), await start_http(), mail, await start_smtp(mail))
     try:
-        await _scenario(
-            tmp_path, kafka_bootstrap, topics, topic_prefix, hook, slack, mail, smtp_port
-        )
+        await _scenario(tmp_path, kafka_bootstrap, topics, topic_prefix, sinks)
     finally:
-        await hook_runner.cleanup()
-        await slack_runner.cleanup()
-        smtp_server.close()
-        await smtp_server.wait_closed()
+        await sinks.hook.stop()
+        await sinks.slack.stop()
+        await sinks.smtp.stop()
 
 
 async def _scenario(
-    tmp_path: Path,
-    kafka_bootstrap: str,
-    topics: TopicNames,
-    topic_prefix: str,
-    hook: HttpServer,
-    slack: HttpServer,
-    mail: MailSink,
-    smtp_port: int,
+    tmp_path: Path, kafka_bootstrap: str, topics: TopicNames, topic_prefix: str, sinks: Sinks
 ) -> None:
-    settings = alert_settings(tmp_path, kafka_bootstrap, topic_prefix, smtp_port)
+    settings = alert_settings(tmp_path, kafka_bootstrap, topic_prefix, sinks.smtp.port)
     rule = alert_admin.build_rule(
         {
             "rule_id": RULE,
@@ -89,8 +113,8 @@ async def _scenario(
             "threshold": 50,
             "min_requests": 10,
             "channels": [
-                {"type": "webhook", "url": hook.url("/hook"), "secret": SECRET},
-                {"type": "slack", "webhook_url": slack.url("/services/T0/B0/X")},
+                {"type": "webhook", "url": sinks.hook.url("/hook"), "secret": SECRET},
+                {"type": "slack", "webhook_url": sinks.slack.url("/services/T0/B0/X")},
                 {"type": "email", "to": ["ops@example.com"]},
             ],
         }
@@ -106,38 +130,46 @@ async def _scenario(
         plan=Plan.PRO,
     )
     produce(kafka_bootstrap, topics.key_events, [encode(created)], key=ACCOUNT.encode())
-    fp = fingerprint(RULE, KEY)
     await away_from_minute_end()
     async with running_worker(settings) as worker:
-        evaluator = _evaluator(worker)
-        await wait_until(lambda: RULE in evaluator.rules, what="the rule")
+        alerting = Alerting.of(worker)
+        evaluator = alerting.evaluator
+        # Before any traffic the key-scoped rule sees no data: an explicit nodata state.
+        await eventually(
+            lambda: [i.state for i in evaluator.instances()] == [AlertState.NODATA],
+            30,
+            "the rule's instance in nodata",
+        )
         await asyncio.to_thread(
             record_traffic, kafka_bootstrap, topics.requests, KEY, ACCOUNT, [500] * 20
         )
-        await wait_until(lambda: min(_counts(hook, slack, mail)) >= 1, what="a firing notification")
-        await asyncio.sleep(1.5)  # several more cycles: nothing else may arrive
-        assert _counts(hook, slack, mail) == (1, 1, 1)
+        await eventually(lambda: min(sinks.counts()) >= 1, 60, "a firing notification")
+        await alerting.settled("the firing")
+        assert evaluator.stats.notifications == 1
+        assert sinks.counts() == (1, 1, 1)
 
     # Restart: the evaluator restores the firing instance and does not notify again.
     async with running_worker(settings) as worker:
-        evaluator = _evaluator(worker)
-        await wait_until(
-            lambda: evaluator.stats.cycles >= 3,
-            what="evaluator cycles after the restart",
-        )
-        states = {i.fingerprint: i.state for i in evaluator.instances()}
-        assert states[fp] is AlertState.FIRING
-        assert _counts(hook, slack, mail) == (1, 1, 1)
+        alerting = Alerting.of(worker)
+        evaluator = alerting.evaluator
+        await alerting.settled("the restart")
+        assert {i.fingerprint: i.state for i in evaluator.instances()} == {FP: AlertState.FIRING}
+        assert evaluator.stats.notifications == 0
+        assert sinks.counts() == (1, 1, 1)
 
         await asyncio.to_thread(
             record_traffic, kafka_bootstrap, topics.requests, KEY, ACCOUNT, [200] * 60
         )
-        await wait_until(
-            lambda: min(_counts(hook, slack, mail)) >= 2, what="a resolved notification"
-        )
-        await asyncio.sleep(1.5)
-        assert _counts(hook, slack, mail) == (2, 2, 2)
+        await eventually(lambda: min(sinks.counts()) >= 2, 60, "a resolved notification")
+        await alerting.settled("the resolve")
+        assert evaluator.stats.notifications == 1
+        assert sinks.counts() == (2, 2, 2)
 
+    _check_payloads(settings, sinks)
+
+
+def _check_payloads(settings: Settings, sinks: Sinks) -> None:
+    hook, slack, mail = sinks.hook, sinks.slack, sinks.mail
     webhook = Webhook(SECRET)
     firing, resolved = (webhook.verify(r.body, r.headers) for r in hook.received)
     assert (firing["type"], resolved["type"]) == ("alert.firing", "alert.resolved")
@@ -145,8 +177,8 @@ async def _scenario(
     assert firing["data"]["value"] == 100.0
     assert firing["data"]["threshold"] == 50.0
     assert resolved["data"]["ended_at"] is not None
-    assert hook.received[0].headers["webhook-id"] == f"{fp}.1.firing"
-    assert hook.received[1].headers["webhook-id"] == f"{fp}.1.resolved"
+    assert hook.received[0].headers["webhook-id"] == f"{FP}.1.firing"
+    assert hook.received[1].headers["webhook-id"] == f"{FP}.1.resolved"
 
     slack_texts = [json.loads(r.body)["text"] for r in slack.received]
     assert slack_texts[0].startswith("[FIRING] Error spike on Production server (key_e2e00001)")
@@ -161,14 +193,17 @@ async def _scenario(
 
     client = make_client(settings)
     try:
-        history = ClickHouseAlertStateStore(client).history(fp)
+        history = ClickHouseAlertStateStore(client).history(FP)
         notified = [(h.to_state, h.notified) for h in history if h.notified]
         assert notified == [
             (AlertState.FIRING, NotificationKind.FIRING),
             (AlertState.RESOLVED, NotificationKind.RESOLVED),
         ]
         # Before any traffic the key-scoped rule saw no data: an explicit nodata state.
-        assert history[0].to_state in (AlertState.NODATA, AlertState.FIRING)
+        assert (history[0].from_state, history[0].to_state) == (
+            AlertState.NORMAL,
+            AlertState.NODATA,
+        )
         delivered = ClickHouseDeliveryLog(client).list_latest(["delivered"])
         assert len(delivered) == 6
     finally:

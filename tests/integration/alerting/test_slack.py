@@ -8,19 +8,19 @@ from collections.abc import Callable
 import pytest
 
 from alerting.channels.slack import SlackConfig, SlackNotifier
+from infra.tools.receivers import HttpReceiver
 from schemas.alerts import DeliveryOutcome, Notification, NotificationKind, SlackChannel
-from tests.integration.alerting.alert_servers import HttpServer
 
 TOKEN = "xoxb-1234-5678-abcdef"
 
 
-def local_config(server: HttpServer) -> SlackConfig:
+def local_config(server: HttpReceiver) -> SlackConfig:
     return SlackConfig(
         api_base_url=server.url("/api/"), allowed_webhook_hosts=frozenset({"127.0.0.1"})
     )
 
 
-def webhook_channel(server: HttpServer) -> SlackChannel:
+def webhook_channel(server: HttpReceiver) -> SlackChannel:
     return SlackChannel(webhook_url=server.url("/services/T000/B000/XXXX"))
 
 
@@ -29,7 +29,7 @@ def bot_channel() -> SlackChannel:
 
 
 async def test_incoming_webhook_ok_with_block_kit(
-    http_server: HttpServer, notification: Callable[..., Notification]
+    http_server: HttpReceiver, notification: Callable[..., Notification]
 ) -> None:
     http_server.reply(200, "ok")
     n = notification()
@@ -52,7 +52,7 @@ async def test_incoming_webhook_ok_with_block_kit(
 
 
 async def test_chat_post_message_ok(
-    http_server: HttpServer, notification: Callable[..., Notification]
+    http_server: HttpReceiver, notification: Callable[..., Notification]
 ) -> None:
     http_server.reply(200, {"ok": True, "channel": "C1", "ts": "1700000000.000100"})
     n = notification(NotificationKind.RESOLVED)
@@ -86,7 +86,7 @@ async def test_chat_post_message_ok(
     ],
 )
 async def test_chat_post_message_failures(
-    http_server: HttpServer,
+    http_server: HttpReceiver,
     notification: Callable[..., Notification],
     status: int,
     payload: object,
@@ -112,7 +112,7 @@ async def test_chat_post_message_failures(
     ],
 )
 async def test_incoming_webhook_failures(
-    http_server: HttpServer,
+    http_server: HttpReceiver,
     notification: Callable[..., Notification],
     status: int,
     body: str,
@@ -130,7 +130,7 @@ async def test_incoming_webhook_failures(
 
 
 async def test_webhook_host_outside_the_allow_list_is_refused(
-    http_server: HttpServer, notification: Callable[..., Notification]
+    http_server: HttpReceiver, notification: Callable[..., Notification]
 ) -> None:
     result = await SlackNotifier(SlackConfig()).send(notification(), webhook_channel(http_server))
     assert result.outcome is DeliveryOutcome.PERMANENT

@@ -13,8 +13,9 @@ from standardwebhooks import Webhook
 
 from alerting.channels.webhook import WebhookConfig, WebhookNotifier, encode_body
 from alerting.ssrf import check_url
+from infra.tools.receivers import HttpReceiver
 from schemas.alerts import DeliveryOutcome, Notification, NotificationKind, WebhookChannel
-from tests.integration.alerting.alert_servers import HttpServer, TlsFiles
+from tests.integration.alerting.tls import TlsFiles
 from tests.samples.alerting import SECRET
 
 LOCAL = WebhookConfig(allow_loopback=True)
@@ -25,7 +26,7 @@ def channel(url: str) -> WebhookChannel:
 
 
 async def test_signed_delivery_verified_independently(
-    http_server: HttpServer, notification: Callable[..., Notification]
+    http_server: HttpReceiver, notification: Callable[..., Notification]
 ) -> None:
     n = notification()
     result = await WebhookNotifier(LOCAL).send(n, channel(http_server.url("/hook?x=1")))
@@ -57,17 +58,19 @@ async def test_signed_delivery_verified_independently(
 
 
 async def test_resolved_payload_has_end_time(
-    http_server: HttpServer, notification: Callable[..., Notification]
+    http_server: HttpReceiver, notification: Callable[..., Notification]
 ) -> None:
     n = notification(NotificationKind.RESOLVED)
-    await WebhookNotifier(LOCAL).send(n, channel(http_server.url()))
+    result = await WebhookNotifier(LOCAL).send(n, channel(http_server.url()))
+    assert result.outcome is DeliveryOutcome.DELIVERED, result
     payload = Webhook(SECRET).verify(http_server.received[0].body, http_server.received[0].headers)
     assert payload["type"] == "alert.resolved"
-    assert payload["data"]["ended_at"] == n.ended_at.isoformat() if n.ended_at else False
+    assert n.ended_at is not None
+    assert payload["data"]["ended_at"] == n.ended_at.isoformat()
 
 
 async def test_same_webhook_id_and_body_on_every_retry(
-    http_server: HttpServer, notification: Callable[..., Notification]
+    http_server: HttpReceiver, notification: Callable[..., Notification]
 ) -> None:
     n = notification()
     http_server.reply(503)
@@ -108,7 +111,7 @@ async def test_same_webhook_id_and_body_on_every_retry(
     ],
 )
 async def test_status_code_table(
-    http_server: HttpServer,
+    http_server: HttpReceiver,
     notification: Callable[..., Notification],
     status: int,
     outcome: DeliveryOutcome,
@@ -120,7 +123,7 @@ async def test_status_code_table(
 
 
 async def test_retry_after_seconds_and_http_date(
-    http_server: HttpServer, notification: Callable[..., Notification]
+    http_server: HttpReceiver, notification: Callable[..., Notification]
 ) -> None:
     now = datetime.now(UTC).replace(microsecond=0)
     http_server.reply(429, headers={"Retry-After": "120"})
@@ -135,7 +138,7 @@ async def test_retry_after_seconds_and_http_date(
 
 
 async def test_redirects_are_not_followed(
-    http_server: HttpServer, notification: Callable[..., Notification]
+    http_server: HttpReceiver, notification: Callable[..., Notification]
 ) -> None:
     for status in (301, 302, 307, 308):
         http_server.reply(status, headers={"Location": http_server.url("/elsewhere")})
@@ -146,7 +149,7 @@ async def test_redirects_are_not_followed(
 
 
 async def test_timeout_is_retryable(
-    http_server: HttpServer, notification: Callable[..., Notification]
+    http_server: HttpReceiver, notification: Callable[..., Notification]
 ) -> None:
     async def slow(_: web.Request, __: bytes) -> web.StreamResponse:
         await asyncio.sleep(1)
@@ -165,7 +168,7 @@ async def test_connection_refused_is_retryable(notification: Callable[..., Notif
 
 
 async def test_loopback_is_blocked_without_the_test_setting(
-    http_server: HttpServer, notification: Callable[..., Notification]
+    http_server: HttpReceiver, notification: Callable[..., Notification]
 ) -> None:
     result = await WebhookNotifier(WebhookConfig()).send(notification(), channel(http_server.url()))
     assert result.outcome is DeliveryOutcome.PERMANENT
@@ -174,7 +177,7 @@ async def test_loopback_is_blocked_without_the_test_setting(
 
 
 async def test_dns_rebinding_between_save_and_send_is_rejected(
-    http_server: HttpServer, notification: Callable[..., Notification]
+    http_server: HttpReceiver, notification: Callable[..., Notification]
 ) -> None:
     answers = iter([["93.184.216.34"], ["127.0.0.1"]])
     calls: list[str] = []
@@ -196,7 +199,7 @@ async def test_dns_rebinding_between_save_and_send_is_rejected(
 
 
 async def test_connects_to_the_checked_address_with_original_host(
-    http_server: HttpServer, notification: Callable[..., Notification]
+    http_server: HttpReceiver, notification: Callable[..., Notification]
 ) -> None:
     calls: list[str] = []
 
@@ -212,7 +215,7 @@ async def test_connects_to_the_checked_address_with_original_host(
 
 
 async def test_https_to_checked_address_verifies_certificate_by_name(
-    https_server: HttpServer, tls_files: TlsFiles, notification: Callable[..., Notification]
+    https_server: HttpReceiver, tls_files: TlsFiles, notification: Callable[..., Notification]
 ) -> None:
     async def resolver(host: str, port: int) -> list[str]:
         return ["127.0.0.1"]

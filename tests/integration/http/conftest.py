@@ -14,6 +14,7 @@ import pytest
 from alerting.delivery import delivery_id
 from alerting.fingerprint import channel_id, fingerprint
 from infra.settings import Settings
+from infra.tools.receivers import HttpReceiver, start_http
 from schemas.alerts import WebhookChannel
 from schemas.codec import encode
 from schemas.keys import KeyCreated, KeyType
@@ -22,7 +23,6 @@ from schemas.requests import RequestCompleted
 from schemas.topics import TopicNames
 from tests.eventually import eventually
 from tests.integration.alerting.alert_e2e_support import alert_settings, record_traffic
-from tests.integration.alerting.alert_servers import HttpServer, start_http_server
 from tests.integration.http.api_support import (
     ALPHA,
     BETA,
@@ -109,7 +109,7 @@ class FiredApi(Api):
     """The API after `FIRED_REQUESTS` requests of `FIRED_KEY` fired `rule_id`, whose
     firing notification the receiver got on each of `HOOKS`, as `delivery_ids[path]`."""
 
-    receiver: HttpServer
+    receiver: HttpReceiver
     rule_id: str
     delivery_ids: dict[str, str]
 
@@ -126,12 +126,12 @@ def fired_rule(urls: list[str]) -> dict[str, object]:
 
 
 @pytest.fixture
-async def receiver() -> AsyncIterator[HttpServer]:
-    server, runner = await start_http_server()
+async def receiver() -> AsyncIterator[HttpReceiver]:
+    server = await start_http()
     try:
         yield server
     finally:
-        await runner.cleanup()
+        await server.stop()
 
 
 @pytest.fixture
@@ -143,7 +143,7 @@ def alerting_settings(
 
 @pytest.fixture
 async def fired(
-    alerting_settings: Settings, kafka_bootstrap: str, topics: TopicNames, receiver: HttpServer
+    alerting_settings: Settings, kafka_bootstrap: str, topics: TopicNames, receiver: HttpReceiver
 ) -> AsyncIterator[FiredApi]:
     """A rule created over HTTP, traffic that breaches it, both firing webhooks received."""
     produce(kafka_bootstrap, topics.key_events, [encode(key_created(ALPHA, FIRED_KEY))])

@@ -71,22 +71,25 @@ def test_literal_forms_are_rejected_without_dns(url: str, reason: BlockReason) -
 
 
 @pytest.mark.parametrize(
-    "url",
+    ("url", "host", "port", "path"),
     [
-        "https://hooks.example.com/x?y=1",
-        "http://93.184.216.34/",
-        "https://[2606:4700::1111]/",
-        "https://1e100.net/",
-        "https://sub.127.0.0.1.example.com/",
+        ("https://hooks.example.com/x?y=1", "hooks.example.com", 443, "/x?y=1"),
+        ("http://93.184.216.34/", "93.184.216.34", 80, "/"),
+        ("https://[2606:4700::1111]/", "2606:4700::1111", 443, "/"),
+        ("https://1e100.net/", "1e100.net", 443, "/"),
+        ("https://sub.127.0.0.1.example.com/", "sub.127.0.0.1.example.com", 443, "/"),
     ],
 )
-def test_public_literals_and_names_pass_the_syntactic_check(url: str) -> None:
-    check_literal(url)
+def test_public_literals_and_names_pass_the_syntactic_check(
+    url: str, host: str, port: int, path: str
+) -> None:
+    parsed = check_literal(url)
+    assert (parsed.host, parsed.port, parsed.path) == (host, port, path)
 
 
 def test_allow_loopback_admits_only_loopback() -> None:
-    check_literal("http://127.0.0.1:8080/", allow_loopback=True)
-    check_literal("http://[::1]/", allow_loopback=True)
+    assert check_literal("http://127.0.0.1:8080/", allow_loopback=True).port == 8080
+    assert check_literal("http://[::1]/", allow_loopback=True).host == "::1"
     with pytest.raises(UnsafeUrlError):
         check_literal("http://10.0.0.1/", allow_loopback=True)
     with pytest.raises(UnsafeUrlError):
