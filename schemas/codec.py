@@ -1,7 +1,9 @@
 """Bytes <-> models with orjson, for every topic. Every failure is an `InvalidMessage`.
 
 Compatibility rule: a consumer accepts unknown extra fields and every schema version up
-to the one it knows (`SUPPORTED_VERSIONS`); a newer version is `unsupported_version`.
+to the one it knows (`SUPPORTED_VERSIONS` by `type`; `NOTIFICATION_VERSION` for
+notifications, which carry no `type`); a newer version is `unsupported_version`, a
+`schema_version` that is not a positive integer a `schema_violation` (absent means 1).
 
 Headers on `keypulse.notifications`: `keypulse-replay` (`REPLAY_HEADER`) carries the
 delivery id a replayed notification is meant for (absent on the evaluator's own messages).
@@ -9,13 +11,14 @@ delivery id a replayed notification is meant for (absent on the evaluator's own 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from schemas.alerts import SCHEMA_VERSION as NOTIFICATION_VERSION
 from schemas.alerts import AlertRuleEvent, Notification
 from schemas.errors import InvalidMessage, InvalidReason
 from schemas.keys import (
@@ -29,6 +32,8 @@ from schemas.keys import (
 from schemas.request_columns import Columns, validate_columns
 from schemas.requests import RequestBatch, RequestCompleted
 from schemas.utc import to_epoch_ms
+
+T = TypeVar("T")
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
 
@@ -63,23 +68,27 @@ def _load(data: bytes, max_bytes: int) -> dict[str, Any]:
     return obj
 
 
-def _check_type(obj: dict[str, Any], allowed: tuple[str, ...]) -> str:
-    kind = obj.get("type")
-    if not isinstance(kind, str) or kind not in allowed:
-        raise InvalidMessage(
-            InvalidReason.UNKNOWN_TYPE, f"type {kind!r} is not one of {', '.join(allowed)}"
-        )
+def _check_version(obj: dict[str, Any], kind: str, newest: int) -> None:
     version = obj.get("schema_version", 1)
     if type(version) is not int or version < 1:
         raise InvalidMessage(
             InvalidReason.SCHEMA_VIOLATION,
             f"schema_version: expected a positive integer, got {version!r}",
         )
-    if version > SUPPORTED_VERSIONS[kind]:
+    if version > newest:
         raise InvalidMessage(
             InvalidReason.UNSUPPORTED_VERSION,
-            f"{kind} schema_version {version} is newer than {SUPPORTED_VERSIONS[kind]}",
+            f"{kind} schema_version {version} is newer than {newest}",
         )
+
+
+def _check_type(obj: dict[str, Any], allowed: tuple[str, ...]) -> str:
+    kind = obj.get("type")
+    if not isinstance(kind, str) or kind not in allowed:
+        raise InvalidMessage(
+            InvalidReason.UNKNOWN_TYPE, f"type {kind!r} is not one of {', '.join(allowed)}"
+        )
+    _check_version(obj, kind, SUPPORTED_VERSIONS[kind])
     return kind
 
 
@@ -91,9 +100,10 @@ def _describe(exc: ValidationError) -> str:
     return "; ".join(parts)[:500]
 
 
-def _validate(model: type[BaseModel], obj: dict[str, Any]) -> Any:
+def _validated(validate: Callable[[dict[str, Any]], T], obj: dict[str, Any]) -> T:
+    """`validate(obj)`, with a pydantic error turned into `schema_violation`."""
     try:
-        return model.model_validate(obj)
+        return validate(obj)
     except ValidationError as exc:
         raise InvalidMessage(InvalidReason.SCHEMA_VIOLATION, _describe(exc)) from None
 
@@ -106,7 +116,7 @@ class DecodedRequests:
     count: int
 
 
-def single_event_columns(event: RequestCompleted) -> Columns:
+def _single_event_columns(event: RequestCompleted) -> Columns:
     return {
         "event_id": [str(event.event_id)],
         "occurred_at_ms": [to_epoch_ms(event.occurred_at)],
@@ -130,16 +140,15 @@ def decode_requests(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedR
     if kind == "request.batch":
         columns, count = validate_columns(obj.get("columns"))
         return DecodedRequests(columns=columns, count=count)
-    event: RequestCompleted = _validate(RequestCompleted, obj)
-    return DecodedRequests(columns=single_event_columns(event), count=1)
+    event = _validated(RequestCompleted.model_validate, obj)
+    return DecodedRequests(columns=_single_event_columns(event), count=1)
 
 
 def decode_request_batch(data: bytes) -> RequestBatch:
     """Full-model decode of a batch (slow path: tools, tests, schema checks)."""
     obj = _load(data, MAX_MESSAGE_BYTES)
     _check_type(obj, ("request.batch",))
-    batch: RequestBatch = _validate(RequestBatch, obj)
-    return batch
+    return _validated(RequestBatch.model_validate, obj)
 
 
 KeyEventModel = KeyCreated | KeyRenamed | KeyRevoked | KeyDeleted
@@ -149,33 +158,21 @@ def decode_key_event(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> KeyEven
     """Decode a `keypulse.key-events` record into its lifecycle event."""
     obj = _load(data, max_bytes)
     _check_type(obj, KEY_EVENT_TYPES)
-    try:
-        return KEY_EVENT_ADAPTER.validate_python(obj)
-    except ValidationError as exc:
-        raise InvalidMessage(InvalidReason.SCHEMA_VIOLATION, _describe(exc)) from None
+    return _validated(KEY_EVENT_ADAPTER.validate_python, obj)
 
 
 def decode_rule_event(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> AlertRuleEvent:
     """Decode a `keypulse.alert-rules` record."""
     obj = _load(data, max_bytes)
     _check_type(obj, RULE_EVENT_TYPES)
-    try:
-        return RULE_EVENT_ADAPTER.validate_python(obj)
-    except ValidationError as exc:
-        raise InvalidMessage(InvalidReason.SCHEMA_VIOLATION, _describe(exc)) from None
+    return _validated(RULE_EVENT_ADAPTER.validate_python, obj)
 
 
 def decode_notification(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> Notification:
     """Decode a `keypulse.notifications` record (it carries no `type`)."""
     obj = _load(data, max_bytes)
-    version = obj.get("schema_version", 1)
-    if type(version) is int and version > 1:
-        raise InvalidMessage(
-            InvalidReason.UNSUPPORTED_VERSION,
-            f"notification schema_version {version} is newer than 1",
-        )
-    notification: Notification = _validate(Notification, obj)
-    return notification
+    _check_version(obj, "notification", NOTIFICATION_VERSION)
+    return _validated(Notification.model_validate, obj)
 
 
 def header_value(
