@@ -31,7 +31,7 @@ import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, TypeVar
 
 from alerting.fingerprint import channel_id
@@ -47,6 +47,7 @@ from alerting.render import one_line
 from alerting.retry import RetryAction, RetryPolicy
 from schemas.alerts import Channel, Notification
 from schemas.runtime.retry import off_loop_until_done
+from schemas.utc import utc_now
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -128,10 +129,6 @@ def job_from_record(record: DeliveryRecord) -> DeliveryJob:
     )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 @dataclass
 class DeliveryStats:
     attempts: int = 0
@@ -153,7 +150,7 @@ class DeliveryScheduler:
         policy: RetryPolicy | None = None,
         *,
         max_concurrent: int = 16,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
         retry_max_s: float = 10.0,
     ) -> None:
         self._notifier = notifier

@@ -38,7 +38,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from alerting.eval_clock import EvaluationClock
@@ -55,6 +55,7 @@ from alerting.ports import (
 )
 from schemas.alerts import AlertInstance, AlertRule, AlertState, Notification
 from schemas.runtime.retry import off_loop_until_done
+from schemas.utc import from_epoch_ms, utc_now
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -99,10 +100,6 @@ class CycleReport:
     elapsed_ms: float
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 def _unsettled(inst: AlertInstance) -> bool:
     return inst.episode_open or inst.state not in (AlertState.NORMAL, AlertState.RESOLVED)
 
@@ -119,7 +116,7 @@ class Evaluator:
         config: EvaluatorConfig | None = None,
         *,
         end_offsets: EndOffsets | None = None,
-        wall_clock: Callable[[], datetime] = _utc_now,
+        wall_clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._queries = queries
         self._rule_source = rules
@@ -143,7 +140,7 @@ class Evaluator:
     def on_block(self, block: LandedBlock) -> None:
         """IngestAgent listener: a block landed; advance the watermark and wake up."""
         if block.count > 0 and block.max_occurred_at_ms > 0:
-            at = datetime.fromtimestamp(block.max_occurred_at_ms / 1000, UTC)
+            at = from_epoch_ms(block.max_occurred_at_ms)
             self._clock.landed(at, self._wall())
             self._wake.set()
 

@@ -11,7 +11,6 @@ webhook URLs must point at a host in `allowed_webhook_hosts`.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -31,6 +30,7 @@ from schemas.alerts import (
     UrlError,
     parse_http_url,
 )
+from schemas.utc import utc_now
 
 TRANSIENT_ERRORS = frozenset(
     {"ratelimited", "internal_error", "fatal_error", "service_unavailable", "request_timeout"}
@@ -141,7 +141,7 @@ class SlackNotifier:
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
             return SendResult.retryable(f"{type(exc).__name__}: {exc}")
-        retry_after = parse_retry_after(response.headers.get("Retry-After"), _now())
+        retry_after = parse_retry_after(response.headers.get("Retry-After"), utc_now())
         body = render.one_line(str(response.body or ""), 200)
         if response.status_code == 200:
             return SendResult.delivered(f"HTTP 200: {body}")
@@ -168,7 +168,7 @@ class SlackNotifier:
             status = int(getattr(resp, "status_code", 0) or getattr(resp, "status", 0))
             data = getattr(resp, "data", None)
             error = str(data.get("error", "")) if isinstance(data, dict) else ""
-            retry_after = parse_retry_after(resp.headers.get("Retry-After"), _now())
+            retry_after = parse_retry_after(resp.headers.get("Retry-After"), utc_now())
             if status == 429 or error == "ratelimited":
                 return SendResult.retryable(f"HTTP {status}: ratelimited", retry_after)
             if status >= 500 or error in TRANSIENT_ERRORS:
@@ -179,7 +179,3 @@ class SlackNotifier:
         except (aiohttp.ClientError, TimeoutError) as exc:
             return SendResult.retryable(f"{type(exc).__name__}: {exc}")
         return SendResult.delivered(f"ok ts={response.get('ts', '')}")
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)

@@ -17,7 +17,7 @@ import hashlib
 import hmac
 import ssl
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
@@ -28,6 +28,7 @@ from alerting.notifier import SendResult
 from alerting.retry import classify_http_status, parse_retry_after
 from alerting.ssrf import Resolver, UnsafeUrlError, check_url, system_resolver
 from schemas.alerts import Channel, Notification, WebhookChannel
+from schemas.utc import utc_now
 
 
 class WebhookConfig(BaseModel):
@@ -89,10 +90,6 @@ def signature_headers(secret: bytes, msg_id: str, timestamp: int, body: bytes) -
     }
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class WebhookNotifier:
     """A `Notifier` for `WebhookChannel`s; one attempt per call, one connection per attempt."""
 
@@ -101,7 +98,7 @@ class WebhookNotifier:
         config: WebhookConfig,
         *,
         resolver: Resolver = system_resolver,
-        clock: Callable[[], datetime] = _utc_now,
+        clock: Callable[[], datetime] = utc_now,
     ) -> None:
         self._config = config
         self._resolver = resolver

@@ -4,19 +4,21 @@ Both serve on a free loopback port in the running event loop (start, then stop):
 
 - `start_smtp(handler, **smtp)` serves aiosmtpd's `SMTP` with `handler` (`MailSink` keeps
   every accepted message; options such as `tls_context` or `authenticator` pass through).
-- `start_http()` serves an `HttpReceiver`: every request is recorded (`received`) and
-  answered by the next scripted responder (`reply`), then by `default`, else 200 "ok".
+- `start_http()` (or `async with serving_http()`) serves an `HttpReceiver`: every request
+  is recorded (`received`) and answered by the next scripted responder (`reply`), then by
+  `default`, else 200 "ok".
 - `Receivers` is the demo's pair: a mail sink and a webhook endpoint (`webhook_url`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import socket
 import ssl
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -157,6 +159,16 @@ async def start_http(ssl_context: ssl.SSLContext | None = None) -> HttpReceiver:
     receiver = HttpReceiver()
     await receiver.start(ssl_context)
     return receiver
+
+
+@contextlib.asynccontextmanager
+async def serving_http(ssl_context: ssl.SSLContext | None = None) -> AsyncIterator[HttpReceiver]:
+    """`start_http`, stopped on leaving the block."""
+    receiver = await start_http(ssl_context)
+    try:
+        yield receiver
+    finally:
+        await receiver.stop()
 
 
 # --------------------------------------------------------------------------- the demo's

@@ -26,6 +26,7 @@ from alerting.ports import (
     WindowStats,
 )
 from schemas.alerts import AlertHistoryEntry, AlertInstance, AlertRule, Notification, RuleKind
+from schemas.utc import to_epoch_ms
 
 # --------------------------------------------------------------------------- evaluation
 
@@ -314,4 +315,4 @@ class Landed:
 
     def __init__(self, at: datetime, count: int = 10) -> None:
         self.count = count
-        self.max_occurred_at_ms = int(at.timestamp() * 1000)
+        self.max_occurred_at_ms = to_epoch_ms(at)

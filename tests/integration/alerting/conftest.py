@@ -6,7 +6,7 @@ from collections.abc import AsyncIterator, Callable
 
 import pytest
 
-from infra.tools.receivers import HttpReceiver, start_http
+from infra.tools.receivers import HttpReceiver, serving_http
 from schemas.alerts import Notification
 from tests.integration.alerting.tls import TlsFiles, make_tls_files
 from tests.samples.alerting import make_notification
@@ -24,17 +24,11 @@ def notification() -> Callable[..., Notification]:
 
 @pytest.fixture
 async def http_server() -> AsyncIterator[HttpReceiver]:
-    server = await start_http()
-    try:
+    async with serving_http() as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
 async def https_server(tls_files: TlsFiles) -> AsyncIterator[HttpReceiver]:
-    server = await start_http(tls_files.server_context())
-    try:
+    async with serving_http(tls_files.server_context()) as server:
         yield server
-    finally:
-        await server.stop()

@@ -5,7 +5,9 @@ again; traffic back to normal gives exactly one resolved notification each."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -85,6 +87,28 @@ class Alerting:
         )
 
 
+async def _notifies_each_sink_once(
+    alerting: Alerting,
+    sinks: Sinks,
+    record: Callable[[list[int]], None],
+    statuses: list[int],
+    what: str,
+) -> None:
+    """Recording `statuses` makes the evaluator notify once, and each sink gets one more."""
+    before = sinks.counts()
+    notified = alerting.evaluator.stats.notifications
+    await asyncio.to_thread(record, statuses)
+    more = tuple(n + 1 for n in before)
+    await eventually(
+        lambda: all(n >= m for n, m in zip(sinks.counts(), more, strict=True)),
+        60,
+        f"the notifications of {what}",
+    )
+    await alerting.settled(what)
+    assert alerting.evaluator.stats.notifications == notified + 1
+    assert sinks.counts() == more
+
+
 async def test_breach_fires_once_per_channel_survives_restart_and_resolves_once(
     tmp_path: Path, kafka_bootstrap: str, topics: TopicNames, topic_prefix: str
 ) -> None:
@@ -140,13 +164,8 @@ async def _scenario(
             30,
             "the rule's instance in nodata",
         )
-        await asyncio.to_thread(
-            record_traffic, kafka_bootstrap, topics.requests, KEY, ACCOUNT, [500] * 20
-        )
-        await eventually(lambda: min(sinks.counts()) >= 1, 60, "a firing notification")
-        await alerting.settled("the firing")
-        assert evaluator.stats.notifications == 1
-        assert sinks.counts() == (1, 1, 1)
+        record = functools.partial(record_traffic, kafka_bootstrap, topics.requests, KEY, ACCOUNT)
+        await _notifies_each_sink_once(alerting, sinks, record, [500] * 20, "the firing")
 
     # Restart: the evaluator restores the firing instance and does not notify again.
     async with running_worker(settings) as worker:
@@ -157,13 +176,7 @@ async def _scenario(
         assert evaluator.stats.notifications == 0
         assert sinks.counts() == (1, 1, 1)
 
-        await asyncio.to_thread(
-            record_traffic, kafka_bootstrap, topics.requests, KEY, ACCOUNT, [200] * 60
-        )
-        await eventually(lambda: min(sinks.counts()) >= 2, 60, "a resolved notification")
-        await alerting.settled("the resolve")
-        assert evaluator.stats.notifications == 1
-        assert sinks.counts() == (2, 2, 2)
+        await _notifies_each_sink_once(alerting, sinks, record, [200] * 60, "the resolve")
 
     _check_payloads(settings, sinks)
 

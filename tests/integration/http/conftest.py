@@ -14,7 +14,7 @@ import pytest
 from alerting.delivery import delivery_id
 from alerting.fingerprint import channel_id, fingerprint
 from infra.settings import Settings
-from infra.tools.receivers import HttpReceiver, start_http
+from infra.tools.receivers import HttpReceiver, serving_http
 from schemas.alerts import WebhookChannel
 from schemas.codec import encode
 from schemas.keys import KeyCreated, KeyType
@@ -127,11 +127,8 @@ def fired_rule(urls: list[str]) -> dict[str, object]:
 
 @pytest.fixture
 async def receiver() -> AsyncIterator[HttpReceiver]:
-    server = await start_http()
-    try:
+    async with serving_http() as server:
         yield server
-    finally:
-        await server.stop()
 
 
 @pytest.fixture
