@@ -1,14 +1,15 @@
 """The producer library an API embeds: request usage and key lifecycle events to Kafka.
 
 - `UsageRecorder(RecorderConfig(...)).record(...)`: per-request events, validated and
-  buffered on the calling thread (a few microseconds, never blocking), packed into
-  columnar `RequestBatch` records and sent by a background thread; spilled to disk or
-  dropped-and-counted when Kafka is unreachable. `stats()`, `flush()`, `close()`.
+  buffered on the calling thread (never blocking), packed into columnar `RequestBatch`
+  records and sent by a background thread; spilled to disk or dropped-and-counted when
+  Kafka is unreachable. `stats()`, `flush()`, `close()`.
 - `KeyEventPublisher(PublisherConfig(...)).publish(event, wait=True)`: one record per
   lifecycle event, keyed by account_id, confirmed synchronously on request.
 
 Both use kafka-python producers with idempotence and acks=all; nothing is created at
-import time.
+import time. This package imports only `schemas` and the base install's dependencies
+(pydantic, orjson, kafka-python, crc32c, lz4): `pip install keypulse` is all an API needs.
 """
 
 from __future__ import annotations

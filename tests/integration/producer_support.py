@@ -36,28 +36,35 @@ class TopicCount:
         return sum(n - 1 for n in self.event_ids.values() if n > 1)
 
 
-def count_request_events(bootstrap: str, topic: str, timeout_s: float = 30.0) -> TopicCount:
-    """Decode every record of `topic` up to its current end offsets."""
+def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Any]:
+    """Every record of `topic` up to its current end offsets (all partitions)."""
     consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         consumer.assign(partitions)
         consumer.seek_to_beginning(*partitions)
         end = consumer.end_offsets(partitions)
-        records = events = 0
-        ids: Counter[str] = Counter()
+        records: list[Any] = []
         deadline = time.monotonic() + timeout_s
         while any(consumer.position(tp) < end[tp] for tp in partitions):
-            assert time.monotonic() < deadline, "timed out reading the topic"
+            assert time.monotonic() < deadline, f"timed out reading {topic}"
             for messages in consumer.poll(timeout_ms=500).values():
-                for message in messages:
-                    decoded = decode_requests(message.value)
-                    records += 1
-                    events += decoded.count
-                    ids.update(decoded.columns["event_id"])
-        return TopicCount(records=records, events=events, event_ids=ids)
+                records.extend(messages)
+        return records
     finally:
         consumer.close()
+
+
+def count_request_events(bootstrap: str, topic: str, timeout_s: float = 30.0) -> TopicCount:
+    """Decode every record of `topic` up to its current end offsets."""
+    records = read_topic(bootstrap, topic, timeout_s)
+    ids: Counter[str] = Counter()
+    events = 0
+    for record in records:
+        decoded = decode_requests(record.value)
+        events += decoded.count
+        ids.update(decoded.columns["event_id"])
+    return TopicCount(records=len(records), events=events, event_ids=ids)
 
 
 class SteadyRecorder:
