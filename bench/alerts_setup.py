@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from schemas.alerts import AlertRule
+from schemas.utc import now_ms
 
 ACCOUNTS = 100
 KEYS_PER_ACCOUNT = 100
@@ -92,10 +93,10 @@ def backfill(recorder: Any, events: int, span_s: float, seed: int = 1) -> None:
     """`events` requests spread over the last `span_s` seconds across all keys."""
     rng = random.Random(seed)
     keys = all_keys()
-    now_ms = int(time.time() * 1000)
+    start_ms = now_ms()
     for _ in range(events):
         account, key = keys[rng.randrange(len(keys))]
-        record_one(recorder, rng, account, key, now_ms - int(rng.random() * span_s * 1000))
+        record_one(recorder, rng, account, key, start_ms - int(rng.random() * span_s * 1000))
 
 
 @dataclass

@@ -15,7 +15,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +23,7 @@ import numpy as np
 from clickhouse_connect.driver.client import Client
 
 from projections.writers import ClickHouseIngestStore, ClickHouseKeyStore
+from schemas.utc import to_epoch_ms, utc_now
 from streams.worker.ports import InsertBlock, KeyState, KeyStatus, OffsetRange
 
 BIG_ACCOUNT = "acc_bigcorp"
@@ -119,7 +120,7 @@ class BlockSource:
         self._p = p
         rng = np.random.default_rng(p.seed + 1)
         self._cum = np.cumsum(_hour_counts(p, rng))
-        self._start_ms = int(dataset.anchor.timestamp() * 1000) - p.days * 24 * _HOUR_MS
+        self._start_ms = to_epoch_ms(dataset.anchor) - p.days * 24 * _HOUR_MS
         self._cdf = np.cumsum([k.weight for k in dataset.keys])
         self._cdf[-1] = 1.0
         self._key_ids = np.array([k.key_id for k in dataset.keys], dtype=object)
@@ -240,5 +241,6 @@ def load(
 
 def anchor_now() -> datetime:
     """The last half past the hour: queries then see windows with partial hours."""
-    half = datetime.now(UTC).replace(minute=30, second=0, microsecond=0)
-    return half if half <= datetime.now(UTC) else half - timedelta(hours=1)
+    now = utc_now()
+    half = now.replace(minute=30, second=0, microsecond=0)
+    return half if half <= now else half - timedelta(hours=1)

@@ -19,6 +19,7 @@ import asyncio
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -30,25 +31,119 @@ from projections.writers import RAW_COLUMNS
 from schemas.request_columns import COLUMNS
 
 FETCH_BYTES = 32 * 1024 * 1024
+SOURCES = (*COLUMNS, "src_partition", "src_offset")
+
+Block = dict[str, list[Any]]
 
 
 def _log(msg: str) -> None:
     print(f"[ceiling] {msg}", file=sys.stderr, flush=True)
 
 
-def _empty() -> dict[str, list[Any]]:
-    return {name: [] for name in (*COLUMNS, "src_partition", "src_offset")}
+def _empty() -> Block:
+    return {name: [] for name in SOURCES}
 
 
-def _insert_arrow(client: Any, cols: dict[str, list[Any]]) -> None:
+def _insert_arrow(client: Any, cols: Block) -> None:
     import pyarrow as pa  # type: ignore[import-untyped]
 
-    sources = (*COLUMNS, "src_partition", "src_offset")
     arrays: dict[str, Any] = {
-        target: cols[source] for target, source in zip(RAW_COLUMNS, sources, strict=True)
+        target: cols[source] for target, source in zip(RAW_COLUMNS, SOURCES, strict=True)
     }
     arrays["occurred_at"] = pa.array(cols["occurred_at_ms"], type=pa.timestamp("ms", tz="UTC"))
     client.insert_arrow("requests_raw", pa.table(arrays), settings={"async_insert": 0})
+
+
+def _insert_native(client: Any, cols: Block) -> None:
+    client.insert(
+        "requests_raw",
+        [cols[n] for n in SOURCES],
+        column_names=RAW_COLUMNS,
+        column_oriented=True,
+        settings={"async_insert": 0},
+    )
+
+
+@dataclass
+class _Sink:
+    """Cuts fetched records into blocks and inserts each off the event loop, timing it all."""
+
+    client: Any
+    arrow: bool
+    max_events: int
+    executor: ThreadPoolExecutor
+    total: int = 0
+    blocks: int = 0
+    fetch_s: float = 0.0
+    decode_s: float = 0.0
+    insert_s: float = 0.0
+
+    def _insert(self, cols: Block) -> float:
+        began = time.perf_counter()
+        (_insert_arrow if self.arrow else _insert_native)(self.client, cols)
+        return time.perf_counter() - began
+
+    async def _flush(self, cols: Block, count: int) -> None:
+        loop = asyncio.get_running_loop()
+        self.insert_s += await loop.run_in_executor(self.executor, self._insert, cols)
+        self.blocks += 1
+        self.total += count
+
+    async def take(self, fetched: dict[Any, list[Any]]) -> None:
+        """One block per `max_events`, cut before a record that would overflow it."""
+        cols, count = _empty(), 0
+        for tp, messages in fetched.items():
+            for msg in messages:
+                began = time.perf_counter()
+                body = orjson.loads(msg.value)["columns"]
+                self.decode_s += time.perf_counter() - began
+                n = len(body["event_id"])
+                if count and count + n > self.max_events:
+                    await self._flush(cols, count)
+                    cols, count = _empty(), 0
+                for name in COLUMNS:
+                    cols[name].extend(body[name])
+                cols["src_partition"].extend([tp.partition] * n)
+                cols["src_offset"].extend([msg.offset] * n)
+                count += n
+        if count:
+            await self._flush(cols, count)
+
+    def result(self, elapsed: float) -> dict[str, Any]:
+        return {
+            "events": self.total,
+            "elapsed_s": round(elapsed, 3),
+            "events_per_s": round(self.total / elapsed),
+            "blocks": self.blocks,
+            "events_per_block": round(self.total / self.blocks) if self.blocks else 0,
+            "insert_s_total": round(self.insert_s, 3),
+            "insert_share": round(self.insert_s / elapsed, 3),
+            "breakdown": {
+                "fetch_wait_s": round(self.fetch_s, 3),
+                "decode_s": round(self.decode_s, 3),
+                "insert_s": round(self.insert_s, 3),
+                "other_s": round(elapsed - self.fetch_s - self.decode_s - self.insert_s, 3),
+            },
+            "insert": "arrow" if self.arrow else "native",
+        }
+
+
+async def _consume(consumer: Any, sink: _Sink, events: int, timeout_s: float) -> float:
+    """Take fetches into `sink` until `events` are inserted; return the elapsed seconds."""
+    t0 = time.monotonic()
+    next_report = t0 + 5
+    while sink.total < events:
+        if time.monotonic() - t0 > timeout_s:
+            raise TimeoutError(f"only {sink.total}/{events} events after {timeout_s}s")
+        began = time.perf_counter()
+        fetched = await consumer.getmany(timeout_ms=500)
+        sink.fetch_s += time.perf_counter() - began
+        await sink.take(fetched)
+        now = time.monotonic()
+        if now >= next_report:
+            _log(f"{sink.total}/{events} events ({sink.total / (now - t0):,.0f}/s)")
+            next_report += 5
+    return time.monotonic() - t0
 
 
 async def ceiling_throughput(
@@ -64,7 +159,6 @@ async def ceiling_throughput(
     client = make_client(settings)
     migrate(client, migration_context(settings))
     executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ceiling-insert")
-    loop = asyncio.get_running_loop()
     consumer = AIOKafkaConsumer(
         topic,
         bootstrap_servers=settings.kafka.bootstrap_servers,
@@ -74,64 +168,10 @@ async def ceiling_throughput(
         max_partition_fetch_bytes=FETCH_BYTES,
         fetch_max_bytes=FETCH_BYTES * 2,
     )
-    names = [*COLUMNS, "src_partition", "src_offset"]
-    insert_s = 0.0
-    fetch_s = 0.0
-    decode_s = 0.0
-    blocks = 0
-
-    def insert(cols: dict[str, list[Any]]) -> float:
-        began = time.perf_counter()
-        if arrow:
-            _insert_arrow(client, cols)
-            return time.perf_counter() - began
-        client.insert(
-            "requests_raw",
-            [cols[n] for n in names],
-            column_names=RAW_COLUMNS,
-            column_oriented=True,
-            settings={"async_insert": 0},
-        )
-        return time.perf_counter() - began
-
+    sink = _Sink(client=client, arrow=arrow, max_events=max_events, executor=executor)
     await consumer.start()
     try:
-        t0 = time.monotonic()
-        total = 0
-        next_report = t0 + 5
-        while total < events:
-            if time.monotonic() - t0 > timeout_s:
-                raise TimeoutError(f"only {total}/{events} events after {timeout_s}s")
-            began = time.perf_counter()
-            fetched = await consumer.getmany(timeout_ms=500)
-            fetch_s += time.perf_counter() - began
-            cols = _empty()
-            count = 0
-            for tp, messages in fetched.items():
-                for msg in messages:
-                    began = time.perf_counter()
-                    body = orjson.loads(msg.value)["columns"]
-                    decode_s += time.perf_counter() - began
-                    n = len(body["event_id"])
-                    if count and count + n > max_events:
-                        insert_s += await loop.run_in_executor(executor, insert, cols)
-                        blocks += 1
-                        total += count
-                        cols, count = _empty(), 0
-                    for name in COLUMNS:
-                        cols[name].extend(body[name])
-                    cols["src_partition"].extend([tp.partition] * n)
-                    cols["src_offset"].extend([msg.offset] * n)
-                    count += n
-            if count:
-                insert_s += await loop.run_in_executor(executor, insert, cols)
-                blocks += 1
-                total += count
-            now = time.monotonic()
-            if now >= next_report:
-                _log(f"{total}/{events} events ({total / (now - t0):,.0f}/s)")
-                next_report += 5
-        elapsed = time.monotonic() - t0
+        elapsed = await _consume(consumer, sink, events, timeout_s)
     finally:
         await consumer.stop()
         executor.shutdown(wait=True)
@@ -140,23 +180,7 @@ async def ceiling_throughput(
         version = str(client.command("SELECT version()"))
     finally:
         client.close()
-    _log(f"{total} events in {elapsed:.2f} s = {total / elapsed:,.0f}/s; raw rows {raw}")
+    _log(f"{sink.total} events in {elapsed:.2f} s = {sink.total / elapsed:,.0f}/s; raw rows {raw}")
     if raw != events:
         raise RuntimeError(f"expected {events} rows, requests_raw has {raw}")
-    return {
-        "events": total,
-        "elapsed_s": round(elapsed, 3),
-        "events_per_s": round(total / elapsed),
-        "blocks": blocks,
-        "events_per_block": round(total / blocks) if blocks else 0,
-        "insert_s_total": round(insert_s, 3),
-        "insert_share": round(insert_s / elapsed, 3),
-        "breakdown": {
-            "fetch_wait_s": round(fetch_s, 3),
-            "decode_s": round(decode_s, 3),
-            "insert_s": round(insert_s, 3),
-            "other_s": round(elapsed - fetch_s - decode_s - insert_s, 3),
-        },
-        "insert": "arrow" if arrow else "native",
-        "clickhouse_version": version,
-    }
+    return {**sink.result(elapsed), "clickhouse_version": version}

@@ -7,17 +7,18 @@ producer library sends); `single_events` flat JSON events for the faust-sink bas
 The traffic model: 1,000 keys in 50 accounts, uniformly used; most keys are called from
 one to a few client IPs, a few from hundreds (`IPS_PER_KEY`); ~90% 2xx; a backlog is
 time-ordered, as if produced live at `BACKLOG_RATE` events/s and replayed (see
-`backlog_windows`). The rollups' cost depends on this: a batch whose events spread over
-an hour of minutes, or whose keys see thousands of IPs, inserts about half as fast.
+`backlog_windows`). The rollups' insert cost depends on this model: on how many minutes a
+batch's events spread over and how many client IPs each key sees.
 """
 
 from __future__ import annotations
 
 import random
-import time
 from typing import Any
 
 import orjson
+
+from schemas import utc
 
 ACCOUNTS = [f"acc_bench{i:03d}" for i in range(50)]
 KEYS_PER_ACCOUNT = 20
@@ -58,7 +59,7 @@ class EventFactory:
         rng = self._rng
         self._serial += 1
         prefix = f"{self._serial:08x}-{self._seed:04x}-7000-8000-"
-        now = time.time_ns() // 1_000_000 if now_ms is None else now_ms
+        now = utc.now_ms() if now_ms is None else now_ms
         if spread_ms:
             occurred = sorted(now - rng.randrange(spread_ms) for _ in range(n))
         else:
@@ -110,7 +111,7 @@ def backlog_windows(
     events: int, chunk: int, rate: int = BACKLOG_RATE, end_ms: int | None = None
 ) -> list[tuple[int, int, int]]:
     """(count, end_ms, span_ms) per chunk of a time-ordered backlog ending at `end_ms`."""
-    end = time.time_ns() // 1_000_000 if end_ms is None else end_ms
+    end = utc.now_ms() if end_ms is None else end_ms
     sizes = [chunk] * (events // chunk) + ([events % chunk] if events % chunk else [])
     spans = [max(1, n * 1000 // rate) for n in sizes]
     out: list[tuple[int, int, int]] = []

@@ -70,7 +70,11 @@ def _freshness(a: dict[str, Any]) -> dict[str, Any]:
 def _ceiling(a: dict[str, Any]) -> dict[str, Any]:
     from bench.pipeline_ceiling import ceiling_throughput
 
-    return asyncio.run(ceiling_throughput(_settings(a), a["topic"], a["events"], a["max_events"]))
+    return asyncio.run(
+        ceiling_throughput(
+            _settings(a), a["topic"], a["events"], a["max_events"], arrow=a.get("arrow", False)
+        )
+    )
 
 
 def _faust_sink(a: dict[str, Any]) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from typing import Any
 import kafka
 import orjson
 
+from schemas.utc import now_ms
 from schemas.uuid7 import uuid7
 
 LATENCY_CALLS = 200_000
@@ -123,7 +124,7 @@ def bench_baseline(topic: str, compression: str | None) -> dict[str, float]:
                     "type": "request.completed",
                     "schema_version": 1,
                     "event_id": str(uuid7()),
-                    "occurred_at_ms": time.time_ns() // 1_000_000,
+                    "occurred_at_ms": now_ms(),
                     "key_id": k,
                     "account_id": acc,
                     "method": method,

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-import time
 from uuid import UUID
 
 import orjson
 import pytest
 
 from schemas.codec import decode_request_batch, decode_requests
+from schemas.utc import to_epoch_ms
 from schemas.uuid7 import uuid7_block
 from streams.client.batch_packer import Row, pack_rows, split_packed
 
@@ -70,7 +70,7 @@ def test_packed_batch_decodes_with_both_validators() -> None:
     assert fast.columns["occurred_at_ms"][1] == NOW_MS - 1
     full = decode_request_batch(packed.value)
     assert len(full.events()) == 300
-    assert int(full.occurred_at.timestamp() * 1000) == NOW_MS
+    assert to_epoch_ms(full.occurred_at) == NOW_MS
     assert all(re.fullmatch(r"[0-9a-f-]{36}", e) for e in fast.columns["event_id"])
 
 
@@ -99,9 +99,9 @@ def test_split_keeps_event_ids_and_rows() -> None:
     assert envelopes[0] == envelopes[1] != envelopes[2]
 
 
-def test_packing_twenty_thousand_rows_is_fast() -> None:
+def test_packing_twenty_thousand_rows() -> None:
     data = rows(20_000, keys=50)
-    started = time.perf_counter()
     packed = pack_rows(data, NOW_MS)
-    assert time.perf_counter() - started < 0.5
-    assert decode_requests(packed.value).count == 20_000
+    decoded = decode_requests(packed.value)
+    assert decoded.count == 20_000
+    assert decoded.columns["key_id"] == [row[1] for row in data]

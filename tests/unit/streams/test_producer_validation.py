@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from enum import IntEnum
@@ -51,6 +52,7 @@ BAD_CASES: list[tuple[str, Any]] = [
     ("route", ""),
     ("route", "r" * 513),
     ("route", 5),
+    ("route", "/v1/\ud800"),  # a lone surrogate: JSON cannot carry it
     ("status", 99),
     ("status", 600),
     ("status", True),
@@ -105,6 +107,8 @@ class Status(IntEnum):
     ("field", "value"),
     [
         ("status", Status.OK),
+        ("status", http.HTTPStatus.NOT_FOUND),
+        ("method", http.HTTPMethod.PATCH),
         ("latency_ms", 0),
         ("latency_ms", 3_600_000),
         ("client_ip", "2001:db8::1"),
@@ -122,10 +126,11 @@ def test_good_values_are_queued(offline_recorder: UsageRecorder, field: str, val
     assert offline_recorder.stats().recorded == before + 1
 
 
-def test_normalize_turns_int_enums_into_ints() -> None:
+def test_normalize_turns_enums_into_plain_values() -> None:
     fields = RowValidator().normalize(
-        "key_abc123", "acc_abc", "GET", "/", Status.OK, 1, "1.2.3.4", 0, False, False
+        "key_abc123", "acc_abc", http.HTTPMethod.GET, "/", Status.OK, 1, "1.2.3.4", 0, False, False
     )
+    assert type(fields[2]) is str
     assert type(fields[4]) is int
 
 
