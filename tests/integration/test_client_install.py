@@ -1,7 +1,9 @@
 """The library an API embeds stands alone: the base install, in a clean venv, against Kafka.
 
 Once per session a fresh venv gets `pip install <repository root>` with no extras (pip may
-download the base dependencies). `client_install_probe.py` then runs there, isolated
+download the base dependencies). The root is copied to a temporary directory first,
+without its caches, venv and build output, so that the build writes nothing into the
+working tree. `client_install_probe.py` then runs there, isolated
 (`python -I`: no PYTHONPATH, no user site, not the repository on `sys.path`): it records
 events through `streams.client.UsageRecorder`, publishes one key event per key through
 `KeyEventPublisher`, and reports which server-side packages it could import. This
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -38,6 +41,18 @@ LIGHT = {"schemas", "streams", "orjson", "kafka", "crc32c", "lz4"} | {
     "typing_extensions",
     "typing_inspection",
 }
+NOT_SOURCE = (
+    ".git",
+    ".venv",
+    ".keypulse",
+    "build",
+    "*.egg-info",
+    "__pycache__",
+    ".*_cache",
+    ".hypothesis",
+    "lib",  # infra/kafka/lib: the broker's jars
+    "target",
+)
 SERVER = ("faust", "chdb", "fastapi", "clickhouse_connect", "pydantic_settings")
 
 
@@ -67,11 +82,21 @@ def _run(args: list[str], timeout_s: float, cwd: Path) -> subprocess.CompletedPr
 def base_install_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The interpreter of a fresh venv holding the base install (no extras) only."""
     work = tmp_path_factory.mktemp("client-install")
+    source = work / "source"
+    shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     venv = work / "venv"
     _run([sys.executable, "-m", "venv", str(venv)], VENV_TIMEOUT_S, work)
     python = venv / "bin" / "python"
     _run(
-        [str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", str(ROOT)],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            str(source),
+        ],
         INSTALL_TIMEOUT_S,
         work,
     )
