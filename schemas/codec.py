@@ -18,8 +18,7 @@ from typing import Any, TypeVar
 import orjson
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
-from schemas.alerts import SCHEMA_VERSION as NOTIFICATION_VERSION
-from schemas.alerts import AlertRuleEvent, Notification
+from schemas.alerts import SCHEMA_VERSION, AlertRuleEvent, Notification
 from schemas.errors import InvalidMessage, InvalidReason
 from schemas.keys import (
     KEY_EVENT_ADAPTER,
@@ -36,6 +35,7 @@ from schemas.utc import to_epoch_ms
 T = TypeVar("T")
 
 MAX_MESSAGE_BYTES = 8 * 1024 * 1024
+NOTIFICATION_VERSION = SCHEMA_VERSION
 
 RULE_EVENT_TYPES = ("alert_rule_created", "alert_rule_updated", "alert_rule_deleted")
 RULE_EVENT_ADAPTER: TypeAdapter[AlertRuleEvent] = TypeAdapter(AlertRuleEvent)

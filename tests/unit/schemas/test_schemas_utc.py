@@ -92,7 +92,7 @@ def test_request_events_keep_their_millisecond(times: list[int]) -> None:
             route="/",
             status=200,
             latency_ms=1.0,
-            client_ip="203.0.113.7",  # type: ignore[arg-type]
+            client_ip="203.0.113.7",
         )
         for ms in times
     ]
