@@ -25,7 +25,7 @@ from alerting.ports import RuleChange, RuleStore
 from schemas.alerts import AlertRuleDeleted
 from schemas.codec import REPLAY_HEADER, decode_notification, decode_rule_event, header_value
 from schemas.runtime.dead_letters import DeadLetterSink, decode_or_dead_letter
-from schemas.runtime.retry import off_loop_until_done
+from schemas.runtime.retry import IsTransient, io_failure, off_loop_until_done
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +33,17 @@ RuleListener = Callable[[Sequence[RuleChange]], None]
 
 
 class RulesAgent:
-    def __init__(self, topic: str, store: RuleStore, dead_letters: DeadLetterSink) -> None:
+    def __init__(
+        self,
+        topic: str,
+        store: RuleStore,
+        dead_letters: DeadLetterSink,
+        *,
+        transient: IsTransient = io_failure,
+    ) -> None:
         self._topic = topic
         self._store = store
+        self._transient = transient
         self._dlq = dead_letters
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ch-rules")
         self.listeners: list[RuleListener] = []
@@ -64,7 +72,9 @@ class RulesAgent:
             changes.append(change)
         if not changes:
             return
-        await off_loop_until_done(self._executor, self._store.apply, changes, logger=log)
+        await off_loop_until_done(
+            self._executor, self._store.apply, changes, logger=log, transient=self._transient
+        )
         self.processed += len(changes)
         for listener in self.listeners:
             listener(changes)

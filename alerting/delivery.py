@@ -46,7 +46,7 @@ from alerting.ports import (
 from alerting.render import one_line
 from alerting.retry import RetryAction, RetryPolicy
 from schemas.alerts import Channel, Notification
-from schemas.runtime.retry import off_loop_until_done
+from schemas.runtime.retry import IsTransient, io_failure, off_loop_until_done
 from schemas.utc import utc_now
 
 log = logging.getLogger(__name__)
@@ -152,7 +152,9 @@ class DeliveryScheduler:
         max_concurrent: int = 16,
         clock: Callable[[], datetime] = utc_now,
         retry_max_s: float = 10.0,
+        transient: IsTransient = io_failure,
     ) -> None:
+        self._transient = transient
         self._notifier = notifier
         self._log = log_store
         self._policy = policy or RetryPolicy()
@@ -174,7 +176,12 @@ class DeliveryScheduler:
     async def io(self, fn: Callable[..., T], *args: Any) -> T:
         """Run a `DeliveryLog` call off the loop, retrying with backoff until it works."""
         return await off_loop_until_done(
-            self._executor, fn, *args, logger=log, max_delay_s=self._retry_max_s
+            self._executor,
+            fn,
+            *args,
+            logger=log,
+            max_delay_s=self._retry_max_s,
+            transient=self._transient,
         )
 
     # ----------------------------------------------------------------- queue

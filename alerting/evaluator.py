@@ -54,7 +54,7 @@ from alerting.ports import (
     StatsQuery,
 )
 from schemas.alerts import AlertInstance, AlertRule, AlertState, Notification
-from schemas.runtime.retry import off_loop_until_done
+from schemas.runtime.retry import IsTransient, io_failure, off_loop_until_done
 from schemas.utc import from_epoch_ms, utc_now
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,8 @@ class EvaluatorConfig:
     min_gap_s: float = 1.0
     idle_advance_s: float = 10.0
     retry_max_s: float = 10.0
+    transient: IsTransient = io_failure
+    """Which store failures are retried (the rest surface at once)."""
 
 
 @dataclass
@@ -179,7 +181,12 @@ class Evaluator:
 
     async def _io_retrying(self, fn: Callable[..., T], *args: Any) -> T:
         return await off_loop_until_done(
-            self._executor, fn, *args, logger=log, max_delay_s=self._config.retry_max_s
+            self._executor,
+            fn,
+            *args,
+            logger=log,
+            max_delay_s=self._config.retry_max_s,
+            transient=self._config.transient,
         )
 
     # ----------------------------------------------------------------- lifecycle

@@ -192,7 +192,12 @@ def build_alerting(
         return c
 
     rules_client = client()
-    rules_agent = RulesAgent(topics.alert_rules, ClickHouseRuleStore(rules_client), dead_letters)
+    rules_agent = RulesAgent(
+        topics.alert_rules,
+        ClickHouseRuleStore(rules_client),
+        dead_letters,
+        transient=clickhouse_transient,
+    )
     parts = AlertingParts(
         topics=topics,
         rules_agent=rules_agent,
@@ -214,6 +219,7 @@ def build_alerting(
                 interval_s=cfg.eval_interval_s,
                 min_gap_s=cfg.eval_min_gap_s,
                 idle_advance_s=cfg.idle_advance_s,
+                transient=clickhouse_transient,
             ),
             end_offsets=parts.requests_end_offsets,
         )
@@ -224,6 +230,7 @@ def build_alerting(
             ClickHouseDeliveryLog(client()),
             retry_policy(cfg),
             max_concurrent=cfg.max_concurrent_deliveries,
+            transient=clickhouse_transient,
         )
         parts.notifier = NotifierAgent(topics.notifications, parts.scheduler, dead_letters)
     return parts

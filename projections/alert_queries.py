@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -19,10 +19,7 @@ from projections.ingest_log import newest_event_time, partition_watermarks
 from projections.rollup_sql import TABLE, tier_condition
 from projections.windows import plan_nested
 from schemas.alerts import RuleKind
-
-
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
+from schemas.utc import as_utc
 
 
 def _scope_sql(query: StatsQuery, params: dict[str, Any]) -> str:
@@ -40,7 +37,7 @@ def _scope_sql(query: StatsQuery, params: dict[str, Any]) -> str:
 
 def window_stats_sql(query: StatsQuery, now: datetime) -> tuple[str, dict[str, Any]]:
     """The SQL and parameters answering `query` for the window ending with `now`'s minute."""
-    plan = plan_nested([timedelta(seconds=query.window_s)], _utc(now))
+    plan = plan_nested([timedelta(seconds=query.window_s)], as_utc(now))
     params: dict[str, Any] = {}
     where = _scope_sql(query, params)
     cols = "account_id, key_id, sum(requests)"

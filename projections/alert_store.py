@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -23,16 +23,13 @@ from alerting.ports import (
 )
 from projections.counters import GrowingCounter
 from schemas.alerts import AlertHistoryEntry, AlertInstance, AlertRule, Notification
+from schemas.utc import as_utc, utc_now
 
 SYNC = {"async_insert": 0}
 
 
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
 def _opt_utc(t: datetime | None) -> datetime | None:
-    return None if t is None else _utc(t)
+    return None if t is None else as_utc(t)
 
 
 # --------------------------------------------------------------------------- rules
@@ -104,7 +101,7 @@ class ClickHouseRuleStore:
             "WHERE NOT r_deleted ORDER BY r_account, rule_id",
             parameters=params or {},
         ).result_rows
-        return [StoredRule(AlertRule.model_validate_json(r), int(v), _utc(u)) for r, v, u in rows]
+        return [StoredRule(AlertRule.model_validate_json(r), int(v), as_utc(u)) for r, v, u in rows]
 
     def _definitions(self, rule_ids: list[str]) -> dict[str, str]:
         """The newest stored definition (JSON) of each of `rule_ids` that has one."""
@@ -231,7 +228,7 @@ class ClickHouseAlertStateStore:
                 settings={**SYNC, "insert_deduplication_token": f"{token}-h"},
             )
         if instances:
-            now = datetime.now(UTC)
+            now = utc_now()
             version = self._order.next()
             self._client.insert(
                 "alert_instances",
@@ -261,7 +258,7 @@ class ClickHouseAlertStateStore:
         ).result_rows
         return [
             AlertHistoryEntry(
-                at=_utc(at),
+                at=as_utc(at),
                 from_state=fs,
                 to_state=ts,
                 reason=reason,
@@ -318,7 +315,7 @@ def _record(row: Sequence[Any]) -> DeliveryRecord:
         channel_index=int(index),
         channel_id=cid,
         attempt=int(attempt),
-        at=_utc(at),
+        at=as_utc(at),
         status=status,
         outcome=outcome,
         detail=detail,

@@ -3,9 +3,11 @@ written, and the newest event time that has landed. The one copy of this SQL."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 
 from clickhouse_connect.driver.client import Client
+
+from schemas.utc import as_utc
 
 _WATERMARKS = (
     "SELECT p, max(e) FROM ingest_batches ARRAY JOIN partitions AS p, end_offsets AS e "
@@ -28,5 +30,4 @@ def newest_event_time(client: Client, topic: str) -> datetime | None:
     rows = client.query(_NEWEST, parameters={"topic": topic}).result_rows
     if not rows or not rows[0][1]:
         return None
-    newest: datetime = rows[0][0]
-    return newest.replace(tzinfo=UTC) if newest.tzinfo is None else newest.astimezone(UTC)
+    return as_utc(rows[0][0])

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from clickhouse_connect.driver.client import Client
@@ -28,6 +28,7 @@ from projections.rollup_sql import (
     window_starts,
 )
 from projections.windows import NestedPlan, Tier, Window, plan_nested, plan_window
+from schemas.utc import as_utc
 
 HOURS_FROM = timedelta(days=2)
 """`plan_window`'s threshold for hour rows in timeseries."""
@@ -94,10 +95,6 @@ class Freshness:
     watermarks: dict[int, int]
 
 
-def _utc(t: datetime) -> datetime:
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
 _ONE_STREAM = {"max_threads": 1, "optimize_move_to_prewhere": 0}
 """t-digest merges depend on the order of the states: one stream keeps answers repeatable
 (a live table and its replayed copy agree). PREWHERE buys nothing on reads this narrow
@@ -121,7 +118,7 @@ def _usage(counters: Sequence[Any], quantiles: Sequence[Any]) -> Usage:
 
 
 def _plan(windows: Sequence[Window], now: datetime) -> NestedPlan:
-    return plan_nested([w.length for w in windows], _utc(now))
+    return plan_nested([w.length for w in windows], as_utc(now))
 
 
 class UsageQueries:
@@ -192,7 +189,7 @@ class UsageQueries:
         step_s = int(step.total_seconds())
         if step_s < 60 or step_s % 60:
             raise ValueError("step must be a whole number of minutes")
-        plan = plan_window(window.length, _utc(now), HOURS_FROM)
+        plan = plan_window(window.length, as_utc(now), HOURS_FROM)
         use_hours = step_s % 3600 == 0 and plan.hour_span is not None
         tier = Tier.HOUR if use_hours else Tier.MINUTE
         rows = self._client.query(
@@ -205,7 +202,7 @@ class UsageQueries:
             parameters={"step": step_s, "account": account_id, "key": key_id, "tier": tier},
         ).result_rows
         return [
-            Point(_utc(b), int(r), int(e4), int(e5), float(p95) if r else None)
+            Point(as_utc(b), int(r), int(e4), int(e5), float(p95) if r else None)
             for b, r, e4, e5, p95 in rows
         ]
 
@@ -242,9 +239,9 @@ class UsageQueries:
                 access=access,
                 status=status,
                 plan=plan,
-                created_at=_utc(created),
-                revoked_at=_utc(revoked) if revoked else None,
-                last_used=_utc(last) if last else None,
+                created_at=as_utc(created),
+                revoked_at=as_utc(revoked) if revoked else None,
+                last_used=as_utc(last) if last else None,
                 requests_24h=counts.get(key_id, none)[0],
                 requests_7d=counts.get(key_id, none)[1],
                 requests_30d=counts.get(key_id, none)[2],
@@ -282,5 +279,5 @@ class UsageQueries:
 
     def freshness(self, topic: str, now: datetime) -> Freshness:
         newest = newest_event_time(self._client, topic)
-        age = (_utc(now) - newest).total_seconds() if newest else None
+        age = (as_utc(now) - newest).total_seconds() if newest else None
         return Freshness(newest, age, partition_watermarks(self._client, topic))

@@ -13,6 +13,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from projections.windows import NestedPlan, Span, Tier
+from schemas.utc import to_epoch_ms
 
 TABLE = "usage_rollup"
 
@@ -25,7 +26,7 @@ USAGE_AGGREGATES = (
 
 def epoch(t: datetime) -> int:
     """Seconds since the epoch of an aware datetime (whole seconds: rollup times are)."""
-    return int(t.timestamp())
+    return to_epoch_ms(t) // 1000
 
 
 def buckets(tier: Tier, spans: tuple[Span, ...]) -> list[int]:

@@ -6,6 +6,7 @@
   computed in integers, never through `timestamp() * 1000`, whose float product loses a
   millisecond for some instants.
 - `from_epoch_ms(ms)`: the aware UTC `datetime` of an epoch-millisecond instant (exact).
+- `as_utc(value)`: a datetime read from storage as aware UTC (naive means UTC there).
 - `to_utc_ms(value)`: an aware `datetime` moved to UTC, its microseconds rounded down to
   milliseconds (the precision every event carries).
 
@@ -52,3 +53,11 @@ def to_utc_ms(value: datetime) -> datetime:
     _require_aware(value)
     value = value.astimezone(UTC)
     return value.replace(microsecond=value.microsecond // 1000 * 1000)
+
+
+def as_utc(value: datetime) -> datetime:
+    """A datetime read back from storage, as an aware UTC datetime: a naive one is taken
+    to be in UTC already (ClickHouse returns `DateTime64(3, 'UTC')` columns naive)."""
+    if value.tzinfo is None or value.utcoffset() is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from typing import Any, Protocol
 
 import httpx
@@ -31,6 +30,7 @@ from infra.settings import Settings
 from projections.alert_store import ClickHouseDeliveryLog, ClickHouseRuleStore
 from projections.queries import UsageQueries
 from projections.windows import Window
+from schemas.utc import utc_now
 
 Json = dict[str, Any]
 
@@ -76,14 +76,14 @@ class DirectBackend:
         return account_id
 
     def list_keys(self, account_id: str | None) -> list[Json]:
-        rows = self._queries.list_keys(self._account(account_id), datetime.now(UTC))
+        rows = self._queries.list_keys(self._account(account_id), utc_now())
         return [KeyOut.of(r).model_dump(mode="json") for r in rows]
 
     def key_usage(self, account_id: str | None, key_id: str, window: Window) -> Json:
         account = self._account(account_id)
-        if self._queries.get_key(account, key_id, datetime.now(UTC)) is None:
+        if self._queries.get_key(account, key_id, utc_now()) is None:
             raise ReadError(f"no key {key_id} in account {account}")
-        usage = self._queries.key_usage(account, key_id, window, datetime.now(UTC))
+        usage = self._queries.key_usage(account, key_id, window, utc_now())
         return UsageOut.of(usage, window, key_id).model_dump(mode="json")
 
     def list_rules(self, account_id: str | None) -> list[Json]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Query
@@ -19,6 +19,7 @@ from infra.http.client_pool import ClientPool
 from infra.http.metrics import MetricsSnapshot
 from infra.settings import Settings
 from schemas.topics import TopicNames
+from schemas.utc import utc_now
 
 Snapshot = Callable[[], Awaitable[MetricsSnapshot]]
 """Reads the serving worker's counters (the metrics and readiness probes await it)."""
@@ -27,10 +28,6 @@ Snapshot = Callable[[], Awaitable[MetricsSnapshot]]
 async def no_worker() -> MetricsSnapshot:
     """The snapshot of a server that runs no worker (server mode): nothing counted."""
     return MetricsSnapshot()
-
-
-def utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 @dataclass

@@ -15,7 +15,7 @@ import math
 import random
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from rich.console import Console
@@ -37,6 +37,7 @@ from projections.queries import UsageQueries
 from schemas.keys import KeyCreated, KeyType
 from schemas.plans import Plan
 from schemas.topics import TopicNames
+from schemas.utc import to_epoch_ms, utc_now
 from streams.client import RecorderConfig, UsageRecorder
 from streams.client.key_events import KeyEventPublisher, PublisherConfig
 
@@ -193,7 +194,7 @@ def _backfill(recorder: UsageRecorder, rng: random.Random, now: datetime) -> int
         for key in KEYS:
             for _ in range(int(key.weight * 12 * _daily_shape(at))):
                 jitter = rng.uniform(0, 3600)
-                _record(recorder, rng, key, int((at.timestamp() + jitter) * 1000), 0.02)
+                _record(recorder, rng, key, to_epoch_ms(at) + int(jitter * 1000), 0.02)
                 count += 1
     return count
 
@@ -252,7 +253,7 @@ def _data(body: dict[str, Any]) -> dict[str, Any]:
 def _report(console: Console, settings: Settings, receivers: Receivers, rules: list[str]) -> None:
     client = make_client(settings)
     try:
-        rows = UsageQueries(client).list_keys(ACCOUNT, datetime.now(UTC))
+        rows = UsageQueries(client).list_keys(ACCOUNT, utc_now())
     finally:
         client.close()
     console.print(keys_table([KeyOut.of(r).model_dump(mode="json") for r in rows]))
@@ -287,7 +288,7 @@ def _report(console: Console, settings: Settings, receivers: Receivers, rules: l
 
 
 async def _run(settings: Settings, console: Console, duration_s: float) -> None:
-    run = datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    run = utc_now().strftime("%Y%m%d%H%M%S")
     receivers = Receivers()
     await receivers.start()
     try:
@@ -308,7 +309,7 @@ async def _run(settings: Settings, console: Console, duration_s: float) -> None:
             config = RecorderConfig(demo.kafka.bootstrap_servers, topics.requests)
             recorder = UsageRecorder(config)
             try:
-                backfilled = await asyncio.to_thread(_backfill, recorder, rng, datetime.now(UTC))
+                backfilled = await asyncio.to_thread(_backfill, recorder, rng, utc_now())
                 console.print(
                     f"backfilled {backfilled:,} events over 30 days "
                     f"({config.compression or 'no'} compression)"

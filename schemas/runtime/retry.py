@@ -4,7 +4,7 @@ The agents and the evaluator never drop work on a ClickHouse or Kafka outage: th
 and try again (0.25 s, doubling, capped). Which failures are transient is the caller's
 call, through an `IsTransient` predicate: this package imports no I/O library, so the
 packages that know clickhouse_connect or Kafka errors build their own predicates (see
-`projections.transient` and `streams.worker.transient`) on top of `io_failure`, the
+`projections.transient` and `streams.worker.failures`) on top of `io_failure`, the
 stdlib-only default. Anything else (a `TypeError`, a SQL syntax error) is raised at
 once, on the first attempt, so a bug surfaces instead of stalling a worker.
 
