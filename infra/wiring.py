@@ -182,7 +182,7 @@ def build_alerting(
 ) -> AlertingParts:
     """Every alerting part, each with its own ClickHouse client (closed by the caller)."""
     cfg = settings.alerting
-    dead_letters = BoundTopic(topics.requests_dlq)
+    dead_letters = BoundTopic(topics.dead_letters)
     notifications = BoundTopic(topics.notifications)
     clients: list[Client] = []
 

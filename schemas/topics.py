@@ -45,13 +45,14 @@ REQUESTS = TopicSpec(
     7 * DAY_MS,
     "request events, usually many per record in a batch envelope",
 )
-REQUESTS_DLQ = TopicSpec(
-    "keypulse.requests.dlq",
+DEAD_LETTERS = TopicSpec(
+    "keypulse.dead-letters",
     MessageKey.ORIGINAL_KEY,
     "original bytes",
     1,
     30 * DAY_MS,
-    "invalid messages with headers: reason, error, source topic/partition/offset",
+    "undecodable records of every consumed topic, with headers: reason, error, source"
+    " topic/partition/offset",
 )
 ALERT_RULES = TopicSpec(
     "keypulse.alert-rules",
@@ -70,7 +71,7 @@ NOTIFICATIONS = TopicSpec(
     "alert transitions to deliver, each with a stable idempotency key",
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (KEY_EVENTS, REQUESTS, REQUESTS_DLQ, ALERT_RULES, NOTIFICATIONS)
+ALL_TOPICS: tuple[TopicSpec, ...] = (KEY_EVENTS, REQUESTS, DEAD_LETTERS, ALERT_RULES, NOTIFICATIONS)
 
 
 @dataclass(frozen=True)
@@ -79,7 +80,7 @@ class TopicNames:
 
     key_events: str
     requests: str
-    requests_dlq: str
+    dead_letters: str
     alert_rules: str
     notifications: str
 
@@ -88,7 +89,7 @@ class TopicNames:
         return cls(
             key_events=KEY_EVENTS.name(prefix),
             requests=REQUESTS.name(prefix),
-            requests_dlq=REQUESTS_DLQ.name(prefix),
+            dead_letters=DEAD_LETTERS.name(prefix),
             alert_rules=ALERT_RULES.name(prefix),
             notifications=NOTIFICATIONS.name(prefix),
         )

@@ -97,7 +97,7 @@ def build_app(config: StreamsConfig, services: WorkerServices) -> KeypulseApp:
         stream_buffer_maxsize=config.batch_max_messages * 4,
     )
     names = config.topics
-    dlq_topic = app.topic(names.requests_dlq, key_type=bytes, value_type=bytes)
+    dlq_topic = app.topic(names.dead_letters, key_type=bytes, value_type=bytes)
     dead_letters = FaustDeadLetters(dlq_topic)
 
     ingest: IngestAgent | None = None

@@ -66,7 +66,7 @@ async def test_kafka_python_to_faust_agent_to_clickhouse(
         client.close()
 
     consumer = KafkaConsumer(
-        topics.requests_dlq,
+        topics.dead_letters,
         bootstrap_servers=kafka_bootstrap,
         auto_offset_reset="earliest",
         consumer_timeout_ms=10_000,

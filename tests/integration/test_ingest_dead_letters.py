@@ -87,7 +87,7 @@ async def test_every_malformed_message_is_dead_lettered_with_its_reason(
     finally:
         client.close()
 
-    dead = read_all(kafka_bootstrap, topics.requests_dlq)
+    dead = read_all(kafka_bootstrap, topics.dead_letters)
     assert len(dead) == len(bad)
     expected = Counter((value, reason) for value, reason in bad)
     got = Counter((value, headers["keypulse-reason"].decode()) for value, headers in dead)
