@@ -34,7 +34,7 @@ from aiohttp import web
 from bench.alerts_setup import BREACH_THRESHOLD, Background, all_keys, backfill, build_rules
 from infra import alert_admin
 from infra.kafka.admin import ensure_topics
-from infra.kafka.broker import LocalKafka
+from infra.kafka.broker import broker_running
 from infra.settings import KafkaSettings, Settings, load_settings
 from infra.wiring import running_worker
 from schemas.alerts import AlertRuleCreated
@@ -208,9 +208,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="keypulse-bench-alerts-") as tmp:
         root = Path(tmp)
         kafka = KafkaSettings(bootstrap_servers=BOOTSTRAP, controller_port=CONTROLLER_PORT)
-        broker = LocalKafka(kafka, root / "kafka")
-        try:
-            broker.start()
+        with broker_running(kafka, root / "kafka"):
             ensure_topics(BOOTSTRAP)
             settings = load_settings(
                 data_dir=root / "data",
@@ -218,8 +216,6 @@ def main(argv: list[str] | None = None) -> int:
                 alerting={"allow_loopback_webhooks": True},
             )
             result = asyncio.run(measure(settings, opts))
-        finally:
-            broker.stop()
     result["targets_met"] = (
         result["alert_latency_p99_ms"] <= 10_000 and result["eval_cycle_ms_median"] <= 1000
     )

@@ -23,6 +23,7 @@ Progress goes to stderr; the last stdout line is one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import platform
 import shutil
@@ -38,7 +39,7 @@ from typing import Any, ClassVar
 import orjson
 
 from infra.kafka.admin import ensure_topics
-from infra.kafka.broker import JARS_DIR, LocalKafka
+from infra.kafka.broker import JARS_DIR, broker_running
 from infra.settings import KafkaSettings, WorkerSettings
 from schemas.topics import TopicNames
 
@@ -467,14 +468,14 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
     began = time.monotonic()
     root = Path(tempfile.mkdtemp(prefix="keypulse-bench-"))
     log(f"work dir {root}")
-    broker = LocalKafka(
-        KafkaSettings(bootstrap_servers=f"{HOST}:{BROKER_PORT}", controller_port=CONTROLLER_PORT),
-        root / "kafka",
+    kafka = KafkaSettings(
+        bootstrap_servers=f"{HOST}:{BROKER_PORT}", controller_port=CONTROLLER_PORT
     )
     bench = Bench(opts, root)
+    broker = contextlib.ExitStack()
     try:
-        _, ready_s = broker.start()
-        log(f"broker ready in {ready_s:.1f} s")
+        lease = broker.enter_context(broker_running(kafka, root / "kafka"))
+        log(f"broker ready in {lease.seconds:.1f} s")
         prefixes = {"throughput": "bt.", "sink": "bs.", "concurrent": "bc.", "fresh": "bf."}
         for prefix in prefixes.values():
             ensure_topics(bench.bootstrap, prefix)
@@ -518,7 +519,7 @@ def run(opts: argparse.Namespace) -> dict[str, Any]:
         log(f"freshness p50 {fresh['p50_ms']} ms, p95 {fresh['p95_ms']}, p99 {fresh['p99_ms']}")
     finally:
         Child.kill_all()
-        broker.stop()
+        broker.close()
         if not opts.keep_dir:
             shutil.rmtree(root, ignore_errors=True)
     return summarize(opts, bench, runs, concurrent, fresh, produced, time.monotonic() - began)

@@ -151,7 +151,7 @@ def bench_baseline(topic: str, compression: str | None) -> dict[str, float]:
 
 def main() -> None:
     from infra.kafka.admin import ensure_topics
-    from infra.kafka.broker import LocalKafka
+    from infra.kafka.broker import broker_running
     from infra.settings import KafkaSettings
     from schemas.topics import TopicNames
     from streams.client import RecorderConfig, UsageRecorder
@@ -162,10 +162,8 @@ def main() -> None:
         compression = "lz4"
     settings = KafkaSettings(bootstrap_servers=BOOTSTRAP, controller_port=CONTROLLER_PORT)
     with tempfile.TemporaryDirectory(prefix="keypulse-bench-") as tmp:
-        broker = LocalKafka(settings, Path(tmp))
         began = time.perf_counter()
-        broker.start()
-        try:
+        with broker_running(settings, Path(tmp)):
             ensure_topics(BOOTSTRAP, PREFIX)
             names = TopicNames.with_prefix(PREFIX)
             config = RecorderConfig(
@@ -186,8 +184,6 @@ def main() -> None:
             finally:
                 final = recorder.close(30)
             result.update(bench_baseline(names.requests, compression))
-        finally:
-            broker.stop()
     result.update(
         {
             "ratio_vs_baseline": round(result["events_per_s"] / result["baseline_events_per_s"], 2),
