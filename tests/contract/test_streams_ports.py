@@ -5,7 +5,7 @@ chDB, so the fakes the unit tests use cannot drift from the adapters."""
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
@@ -27,6 +27,7 @@ from streams.worker.ports import (
     OffsetRange,
 )
 from tests.fakes.streams import MemoryIngestStore, MemoryKeyStore
+from tests.samples.streams import key_state
 
 TOPIC = "c.requests"
 OTHER = "c.other"
@@ -181,21 +182,8 @@ def test_the_newest_write_is_the_last_range_also_after_a_restart(ingest: IngestS
 
 
 def _key(key_id: str, version: int, **changes: object) -> KeyState:
-    state = KeyState(
-        account_id="acc_contract",
-        key_id=key_id,
-        name=f"name of {key_id}",
-        key_type="live",
-        access="full",
-        status=KeyStatus.ACTIVE,
-        plan="pro",
-        created_at=T0,
-        revoked_at=None,
-        deleted_at=None,
-        updated_at=T0,
-        version=version,
-    )
-    return replace(state, **changes)  # type: ignore[arg-type]
+    base: dict[str, object] = {"version": version, "created_at": T0, "updated_at": T0}
+    return key_state(key_id, "acc_contract", **(base | changes))
 
 
 def _anomaly(key_id: str, version: int) -> AnomalyRecord:

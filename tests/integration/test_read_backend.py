@@ -29,9 +29,10 @@ from projections.alert_store import ClickHouseDeliveryLog, ClickHouseRuleStore
 from projections.migrate import migrate
 from projections.writers import ClickHouseKeyStore
 from schemas.alerts import WebhookChannel
-from streams.worker.ports import KeyState, KeyStatus
+from streams.worker.ports import KeyState
 from tests.eventually import eventually_sync
 from tests.samples.alerting import SECRET, make_notification, make_rule
+from tests.samples.streams import key_state
 
 pytestmark = pytest.mark.clickhouse
 
@@ -46,20 +47,7 @@ MANAGEMENT_KEY = {
 
 
 def _key(account: str, key_id: str, name: str) -> KeyState:
-    return KeyState(
-        account_id=account,
-        key_id=key_id,
-        name=name,
-        key_type="live",
-        access="full",
-        status=KeyStatus.ACTIVE,
-        plan="pro",
-        created_at=AT,
-        revoked_at=None,
-        deleted_at=None,
-        updated_at=AT,
-        version=1,
-    )
+    return key_state(key_id, account, name=name, created_at=AT, updated_at=AT)
 
 
 def _delivery(delivery_id: str, account: str, status: str) -> DeliveryRecord:

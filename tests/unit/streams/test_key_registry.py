@@ -14,6 +14,7 @@ from schemas.plans import Plan
 from streams.worker.key_registry import reduce_key
 from streams.worker.keys_agent import apply_key_events
 from streams.worker.ports import Anomaly, KeyState, KeyStatus
+from tests.samples.streams import key_state
 
 ACCOUNT = "acc_registry"
 KEY = "key_registry01"
@@ -49,19 +50,8 @@ def deleted(minutes: int, account: str = ACCOUNT) -> KeyDeleted:
     return KeyDeleted(key_id=KEY, account_id=account, occurred_at=_at(minutes))
 
 
-ACTIVE = KeyState(
-    account_id=ACCOUNT,
-    key_id=KEY,
-    name="ci key",
-    key_type="live",
-    access="read_only",
-    status=KeyStatus.ACTIVE,
-    plan="pro",
-    created_at=T0,
-    revoked_at=None,
-    deleted_at=None,
-    updated_at=T0,
-    version=10,
+ACTIVE = key_state(
+    KEY, ACCOUNT, name="ci key", access="read_only", created_at=T0, updated_at=T0, version=10
 )
 REVOKED = replace(
     ACTIVE, status=KeyStatus.REVOKED, revoked_at=_at(5), updated_at=_at(5), version=12

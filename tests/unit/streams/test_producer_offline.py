@@ -11,16 +11,9 @@ import pytest
 from schemas.codec import decode_requests
 from streams.client import RecorderConfig, SpillError, UsageRecorder
 from streams.client.spill import SpillStore
+from tests.samples.streams import REQUEST
 
-EVENT: dict[str, Any] = {
-    "key_id": "key_abc123",
-    "account_id": "acc_7Hq2x",
-    "method": "GET",
-    "route": "/v1/render",
-    "status": 200,
-    "latency_ms": 12.5,
-    "client_ip": "203.0.113.7",
-}
+EVENT: dict[str, Any] = REQUEST
 
 
 MakeConfig = Callable[..., RecorderConfig]

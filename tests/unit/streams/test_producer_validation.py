@@ -13,16 +13,9 @@ import pytest
 from schemas.request_bounds import valid_ip
 from streams.client import RecorderConfig, UsageRecorder
 from streams.client.usage_validation import RowValidator, occurred_at_ms
+from tests.samples.streams import REQUEST
 
-GOOD: dict[str, Any] = {
-    "key_id": "key_abc123",
-    "account_id": "acc_7Hq2x",
-    "method": "GET",
-    "route": "/v1/render",
-    "status": 200,
-    "latency_ms": 12.5,
-    "client_ip": "203.0.113.7",
-}
+GOOD: dict[str, Any] = REQUEST
 
 
 @pytest.fixture(scope="module")

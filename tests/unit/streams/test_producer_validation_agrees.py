@@ -46,6 +46,7 @@ from streams.client import RecorderConfig, UsageRecorder
 from streams.client.batch_packer import pack_rows
 from streams.client.usage_validation import RowValidator, occurred_at_ms
 from tests.eventually import eventually_sync
+from tests.samples.streams import REQUEST
 
 FIELDS = COLUMNS[1:]  # the row as the library queues it: occurred_at_ms first
 ARGS = FIELDS[1:]  # record()'s positional fields, in order
@@ -54,13 +55,7 @@ NOW_MS = 1_768_469_400_123
 
 GOOD: dict[str, Any] = {
     "occurred_at_ms": NOW_MS,
-    "key_id": "key_abc123",
-    "account_id": "acc_7Hq2x",
-    "method": "GET",
-    "route": "/v1/render",
-    "status": 200,
-    "latency_ms": 12.5,
-    "client_ip": "203.0.113.7",
+    **REQUEST,
     "bytes_out": 0,
     "is_render": False,
     "watermarked": False,
