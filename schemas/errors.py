@@ -11,6 +11,10 @@ class InvalidReason(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     UNSUPPORTED_VERSION = "unsupported_version"
     TOO_LARGE = "too_large"
+    FUTURE_TIMESTAMP = "future_timestamp"
+    """`occurred_at` later than the record's Kafka timestamp by more than the allowed skew."""
+    STALE_TIMESTAMP = "stale_timestamp"
+    """`occurred_at` earlier than the record's Kafka timestamp by more than the raw retention."""
 
 
 class InvalidMessage(Exception):

@@ -46,6 +46,8 @@ class Anomaly(StrEnum):
     DELETE_WITHOUT_REVOKE = "delete_without_revoke"
     EVENT_AFTER_DELETE = "event_after_delete"
     ACCOUNT_MISMATCH = "account_mismatch"
+    UNATTRIBUTED_REQUEST = "unattributed_request"
+    """Request events for a key the registry does not know (counted per key and account)."""
 
 
 @dataclass(frozen=True)
