@@ -109,11 +109,25 @@ def _validated(validate: Callable[[dict[str, Any]], T], obj: dict[str, Any]) -> 
 
 
 @dataclass(frozen=True)
+class RejectedRow:
+    """One invalid row of a batch, dead-lettered on its own."""
+
+    index: int
+    """The row's index in the batch."""
+    reason: InvalidReason
+    message: str
+    row: dict[str, Any]
+    """The row as a single `request.completed`-shaped object, from the batch's raw values."""
+
+
+@dataclass(frozen=True)
 class DecodedRequests:
-    """Request events of one record as columns (see `schemas.request_columns.COLUMNS`)."""
+    """Request events of one record as columns (see `schemas.request_columns.COLUMNS`):
+    the valid rows, and the rejected rows of a batch."""
 
     columns: Columns
     count: int
+    rejected: tuple[RejectedRow, ...] = ()
 
 
 def _single_event_columns(event: RequestCompleted) -> Columns:
