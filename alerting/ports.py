@@ -60,9 +60,10 @@ class EvaluationQueries(Protocol):
     def window_stats(self, query: StatsQuery, now: datetime) -> StatsByKey:
         """Figures per key for the window that ends with the minute containing `now`.
 
-        Keys with traffic in the window; for `request_count` over whole accounts also
-        every active key of those accounts without any (`WindowStats(0)`), so rules on
-        low traffic see keys that went silent.
+        Keys with traffic in the window (over whole accounts: only the keys the key
+        registry says the account owns, deleted ones excluded); for `request_count` over
+        whole accounts also every active key of those accounts without any
+        (`WindowStats(0)`), so rules on low traffic see keys that went silent.
         """
         ...
 

@@ -2,7 +2,10 @@
 
 `window_stats` answers one `alerting.ports.StatsQuery` in ONE query over `usage_rollup`:
 day, hour and minute rows split as in `projections.queries` (exact to the minute),
-grouped by (account_id, key_id). Every method is synchronous: call it off the event loop.
+grouped by (account_id, key_id). Account-wide scopes count only the keys the registry
+says the account owns (not deleted), as the account reads of `projections.queries` do:
+a semi-join on `keys` inside the query. Key scopes read the named key as it is. Every
+method is synchronous: call it off the event loop.
 """
 
 from __future__ import annotations
@@ -27,12 +30,17 @@ def _scope_sql(query: StatsQuery, params: dict[str, Any]) -> str:
     params["accounts"] = accounts
     parts = []
     if query.accounts:
-        params["wide"] = list(query.accounts)
-        parts.append("account_id IN {wide:Array(String)}")
+        params["wide"] = sorted(query.accounts)
+        parts.append(
+            "account_id IN {wide:Array(String)} AND (account_id, key_id) IN "
+            "(SELECT account_id, key_id FROM keys FINAL "
+            "WHERE account_id IN {wide:Array(String)} AND status != 'deleted')"
+        )
     if query.key_pairs:
         params["keys"] = sorted({k for _, k in query.key_pairs})
         parts.append("key_id IN {keys:Array(String)}")
-    return f"account_id IN {{accounts:Array(String)}} AND ({' OR '.join(parts) or '0'})"
+    ors = " OR ".join(f"({p})" for p in parts)
+    return f"account_id IN {{accounts:Array(String)}} AND ({ors or '0'})"
 
 
 def window_stats_sql(query: StatsQuery, now: datetime) -> tuple[str, dict[str, Any]]:
@@ -69,9 +77,10 @@ class ClickHouseEvaluationQueries:
         self._topic = requests_topic
 
     def window_stats(self, query: StatsQuery, now: datetime) -> StatsByKey:
-        """Figures per key with traffic in the window; for `request_count` over whole
-        accounts also every active key without any (0 requests), so a rule such as
-        "fewer than 10 requests in 1 h" sees a key that went silent or never sent."""
+        """Figures per key with traffic in the window (for whole accounts: their registered
+        keys only); for `request_count` over whole accounts also every active key without
+        any (0 requests), so a rule such as "fewer than 10 requests in 1 h" sees a key
+        that went silent or never sent."""
         if not query.accounts and not query.key_pairs:
             return {}
         sql, params = window_stats_sql(query, now)

@@ -7,6 +7,12 @@ around them from hour rows and the partial hours at either end from minute rows
 rows, read in ONE single-table query (each extra SELECT of a query costs a fixed
 planning time on chDB: docs/decisions.md). Several windows are answered in one pass (`key_summary`,
 the key listing). All functions take `now` so callers (and tests) decide the clock.
+
+Account reads (`usage_by_key`, `account_usage`, the listing) count only the keys the
+registry (`keys`) says the account owns and has not deleted: events for an unknown key,
+or sent under an account that does not own the key, stay in the rollups but in no
+account's totals, so an account's total is the sum of its listed keys. The ownership
+test is a semi-join inside the one query (`_OWNED`), not a query of its own.
 """
 
 from __future__ import annotations
@@ -18,7 +24,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from projections.ingest_log import newest_event_time, partition_watermarks
+from projections.ingest_log import event_age_s, newest_event_time, partition_watermarks
 from projections.rollup_sql import (
     TABLE,
     USAGE_AGGREGATES,
@@ -106,6 +112,11 @@ nothing to improve on; its passes only cost planning time (docs/decisions.md).""
 
 _KEY = "account_id = {account:String} AND key_id = {key:String}"
 _ACCOUNT = "account_id = {account:String}"
+_OWNED = (
+    "account_id = {account:String} AND key_id IN (SELECT key_id FROM keys FINAL "
+    "WHERE account_id = {account:String} AND status != 'deleted')"
+)
+"""The account's rows of the keys the registry says it owns (revoked included, deleted not)."""
 
 
 def _usage(counters: Sequence[Any], quantiles: Sequence[Any]) -> Usage:
@@ -168,8 +179,9 @@ class UsageQueries:
     def usage_by_key(
         self, account_id: str, window: Window, now: datetime, key_ids: list[str] | None = None
     ) -> dict[str, Usage]:
-        """Usage of every key of the account in one query (optionally only `key_ids`)."""
-        where = _ACCOUNT
+        """Usage of every registered key of the account in one query (optionally only
+        `key_ids`); keys without requests in the window are left out."""
+        where = _OWNED
         if key_ids is not None:
             where += " AND key_id IN {keys:Array(String)}"
         plan = _plan((window,), now)
@@ -252,7 +264,8 @@ class UsageQueries:
     def _requests_by_key(
         self, account_id: str, now: datetime, key_id: str | None = None
     ) -> dict[str, tuple[int, int, int]]:
-        """Requests per key in the last 24h, 7d and 30d, in one pass over the rollup."""
+        """Requests per key in the last 24h, 7d and 30d, in one pass over the rollup (the
+        listing keeps only the rows of the keys the registry lists for the account)."""
         where = _ACCOUNT + (" AND key_id = {key:String}" if key_id is not None else "")
         plan = _plan((Window.H24, Window.D7, Window.D30), now)
         sums = ", ".join(f"sumIf(requests, {in_window(plan, i)})" for i in range(3))
@@ -266,10 +279,11 @@ class UsageQueries:
     def account_usage(
         self, account_id: str, window: Window, now: datetime, top: int = 10
     ) -> AccountUsage:
+        """The account's total over its registered keys, and its `top` keys by requests."""
         per_key = self.usage_by_key(account_id, window, now)
         plan = _plan((window,), now)
         rows = self._client.query(
-            f"SELECT {USAGE_AGGREGATES} FROM {TABLE} WHERE {_ACCOUNT} AND ({tier_condition(plan)})",
+            f"SELECT {USAGE_AGGREGATES} FROM {TABLE} WHERE {_OWNED} AND ({tier_condition(plan)})",
             parameters={"account": account_id},
             settings=_ONE_STREAM,
         ).result_rows
@@ -279,5 +293,5 @@ class UsageQueries:
 
     def freshness(self, topic: str, now: datetime) -> Freshness:
         newest = newest_event_time(self._client, topic)
-        age = (as_utc(now) - newest).total_seconds() if newest else None
+        age = event_age_s(newest, now)
         return Freshness(newest, age, partition_watermarks(self._client, topic))

@@ -63,11 +63,12 @@ def _window(query: StatsQuery, now: datetime) -> tuple[datetime, datetime]:
     return end - timedelta(seconds=query.window_s), end
 
 
-def _in_scope(query: StatsQuery, account: str, key: str) -> bool:
-    """The adapter's filter: the query's accounts, then whole accounts or the listed keys."""
+def _in_scope(query: StatsQuery, account: str, key: str, owned: bool) -> bool:
+    """The adapter's filter: the query's accounts, then whole accounts (only the keys the
+    registry says the account owns, `owned`) or the listed keys."""
     accounts = set(query.accounts) | {a for a, _ in query.key_pairs}
     keys = {k for _, k in query.key_pairs}
-    return account in accounts and (account in query.accounts or key in keys)
+    return account in accounts and ((account in query.accounts and owned) or key in keys)
 
 
 def _quantile(latencies: list[float], q: float) -> float:
@@ -127,7 +128,7 @@ class FakeQueries:
         start, end = _window(query, now)
         rows: dict[tuple[str, str], list[Requests]] = defaultdict(list)
         for r in self.requests:
-            if start <= r.at < end and _in_scope(query, r.account_id, r.key_id):
+            if start <= r.at < end and _in_scope(query, r.account_id, r.key_id, self._owns(r)):
                 rows[(r.account_id, r.key_id)].append(r)
         out: StatsByKey = {pair: _stats(query, found) for pair, found in rows.items()}
         if query.kind is RuleKind.REQUEST_COUNT and query.accounts:
@@ -135,6 +136,11 @@ class FakeQueries:
                 if account in query.accounts and state.status == "active":
                     out.setdefault((account, key), WindowStats(0))
         return out
+
+    def _owns(self, r: Requests) -> bool:
+        """Whether the registry says the request's account owns its key (not deleted)."""
+        state = self.keys.get((r.account_id, r.key_id))
+        return state is not None and state.status != "deleted"
 
     def ingest_watermark(self) -> datetime | None:
         times = [b.max_occurred_at for b in self.landed if b.events > 0]

@@ -138,7 +138,10 @@ async def test_clear_keys_create_no_instances_and_deleted_rules_drop_theirs() ->
     r = rig()
     wide = rule("w", scope={"type": "account"})
     ev = r.evaluator([wide])
-    r.queries.add_requests(*(Requests("acc_main", f"key_q{i:06d}", T0) for i in range(100)))
+    quiet = [f"key_q{i:06d}" for i in range(100)]
+    for k in [*quiet, "key_hot0001"]:  # account-wide rules see the account's registered keys
+        r.queries.add_key("acc_main", k, f"name of {k}")
+    r.queries.add_requests(*(Requests("acc_main", k, T0) for k in quiet))
     r.breach("key_hot0001", n=1000)
     await ev.run_cycle()
     assert [i.key_id for i in ev.instances()] == ["key_hot0001"]
