@@ -86,6 +86,9 @@ class WorkerSettings(BaseModel):
     batch_max_events: Annotated[int, Field(ge=1)] = 50_000
     batch_max_ms: Annotated[int, Field(ge=1)] = 500
     max_message_bytes: Annotated[int, Field(ge=1024, le=64 * 1024 * 1024)] = 8 * 1024 * 1024
+    max_future_s: Annotated[int, Field(ge=0)] = 300
+    """Request events dated more than this after their Kafka record's timestamp are
+    dead-lettered (`future_timestamp`)."""
     fault_kill_after_blocks: Annotated[int, Field(ge=0)] = 0
     """Fault injection for tests only: SIGKILL the worker right after its Nth insert,
     before the offsets are committed. 0 (the default) disables it."""

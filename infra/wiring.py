@@ -246,6 +246,8 @@ def streams_config(settings: Settings) -> StreamsConfig:
         batch_max_events=settings.worker.batch_max_events,
         batch_max_ms=settings.worker.batch_max_ms,
         max_message_bytes=settings.worker.max_message_bytes,
+        max_future_s=settings.worker.max_future_s,
+        raw_ttl_days=settings.clickhouse.raw_ttl_days,
         session_timeout_s=settings.kafka.session_timeout_s,
         fault_kill_after_blocks=settings.worker.fault_kill_after_blocks,
         web_enabled=settings.api.serve_in_worker,

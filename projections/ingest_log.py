@@ -1,5 +1,10 @@
 """Reads of `ingest_batches`, the write-ahead log of ingest: how far each partition is
-written, and the newest event time that has landed. The one copy of this SQL."""
+written, and the newest event time that has landed. The one copy of this SQL.
+
+Each row's `max_occurred_at` is its block's newest event time capped at the block's
+newest Kafka record timestamp (the ingest agent writes it so), so the newest event time
+never runs ahead of the broker, whatever a producer wrote into `occurred_at`.
+"""
 
 from __future__ import annotations
 
@@ -31,3 +36,11 @@ def newest_event_time(client: Client, topic: str) -> datetime | None:
     if not rows or not rows[0][1]:
         return None
     return as_utc(rows[0][0])
+
+
+def event_age_s(newest: datetime | None, now: datetime) -> float | None:
+    """Seconds from the newest landed event time to `now`, never below 0 (a record
+    timestamp may be a little ahead of the reader's clock); None before any event."""
+    if newest is None:
+        return None
+    return max(0.0, (as_utc(now) - newest).total_seconds())

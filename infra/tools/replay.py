@@ -20,6 +20,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from infra.clickhouse import make_client, migration_context
 from infra.settings import Settings
+from infra.wiring import streams_config
 from projections.migrate import migrate
 from projections.writers import ClickHouseIngestStore, ClickHouseKeyStore
 from schemas.codec import KeyEventModel, decode_key_event
@@ -67,9 +68,9 @@ def _replay_requests(
     result: ReplayResult,
 ) -> None:
     """Plan and write the request records as the worker does (same limits)."""
-    limits = settings.worker
+    limits = streams_config(settings).ingest_limits
     for chunk in chunks:
-        plan = plan_ingest(topic, chunk, {}, limits.batch_max_events, limits.max_message_bytes)
+        plan = plan_ingest(topic, chunk, {}, limits)
         for block in plan.blocks:
             store.write(block)
             result.events += block.count

@@ -107,8 +107,7 @@ def build_app(config: StreamsConfig, services: WorkerServices) -> KeypulseApp:
             bootstrap_servers=config.bootstrap_servers,
             store=services.ingest_store,
             dead_letters=dead_letters,
-            max_events=config.batch_max_events,
-            max_message_bytes=config.max_message_bytes,
+            limits=config.ingest_limits,
             store_transient=services.store_transient,
         )
         ingest.configure_take(config.batch_max_messages, config.batch_max_ms / 1000)

@@ -6,6 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from schemas.topics import TopicNames
+from streams.worker.ingest_plan import IngestLimits
+
+_DAY_MS = 86_400_000
 
 
 @dataclass(frozen=True)
@@ -18,9 +21,23 @@ class StreamsConfig:
     batch_max_events: int = 50_000
     batch_max_ms: int = 500
     max_message_bytes: int = 8 * 1024 * 1024
+    max_future_s: int = 300
+    """Events later than their Kafka record's timestamp by more are dead-lettered."""
+    raw_ttl_days: int = 35
+    """The raw retention: events earlier than their record's timestamp by more are
+    dead-lettered."""
     web_enabled: bool = False  # True when an HTTP app is served inside the worker
     session_timeout_s: float = 10.0
     fault_kill_after_blocks: int = 0
+
+    @property
+    def ingest_limits(self) -> IngestLimits:
+        return IngestLimits(
+            max_events=self.batch_max_events,
+            max_message_bytes=self.max_message_bytes,
+            max_future_ms=self.max_future_s * 1000,
+            max_age_ms=self.raw_ttl_days * _DAY_MS,
+        )
 
     @property
     def broker_url(self) -> str:

@@ -1,10 +1,14 @@
 """The ingest agent: request records -> ClickHouse, each event counted exactly once.
 
-Per batch: decode (pure `plan_ingest`), dead-letter the invalid records (confirmed by
-the broker), write each block through the `IngestStore` off the event loop, then let
-faust acknowledge. Offsets are committed only after the write. On start and after a
-partition assignment the newest recorded insert is re-applied with its token (a no-op
-if it had landed) and records at or below the watermark are skipped.
+Per take: the pure `TakePlanner` decodes the records block by block on a decode thread;
+each block's dead letters (whole records, or single rows of a batch) are sent and
+confirmed by the broker before that block is written; each block is written through the
+`IngestStore` on the one writer thread while the next block is decoded. Writes stay in
+order and one at a time (the write-ahead row, then the insert), and faust acknowledges
+the take only after its last block landed, so offsets are committed only after the
+write. On start and after a partition assignment the newest recorded insert is
+re-applied with its token (a no-op if it had landed) and records at or below the
+watermark are skipped.
 
 Transient failures (ClickHouse per `store_transient`, Kafka per `kafka_transient`) are
 retried with backoff; any other error ends the agent through `on_bug` (by default
@@ -17,17 +21,22 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
+
+import orjson
 
 from schemas.runtime.dead_letters import DeadLetterSink, dead_letter_headers
 from schemas.runtime.retry import IsTransient, io_failure, off_loop_until_done
 from streams.worker.failures import kafka_transient, stop_on_bug
 from streams.worker.ingest_plan import (
+    IngestLimits,
+    PlannedBlock,
     Rejected,
     SourceRecord,
+    TakePlanner,
     advance_watermarks,
     plan_ingest,
 )
@@ -36,12 +45,18 @@ from streams.worker.ports import IngestStore, InsertBlock, OffsetRange
 
 log = logging.getLogger(__name__)
 
+BATCH_INDEX_HEADER = "keypulse-batch-index"
+"""Dead letters of single rows of a batch carry the row's index in the batch."""
+
 
 @dataclass
 class IngestStats:
     events: int = 0
     blocks: int = 0
     dead_letters: int = 0
+    """Dead-letter records sent: whole records and single rows of batches."""
+    dead_letter_rows: int = 0
+    """Of `dead_letters`, those of single rows of a batch."""
     skipped_records: int = 0
     recovered_blocks: int = 0
     last_insert_s: float = 0.0
@@ -54,6 +69,29 @@ BlockListener = Callable[[InsertBlock], None]
 BugHandler = Callable[[str, BaseException], None]
 
 
+def faust_record(message: Any) -> SourceRecord:
+    """A consumed faust message as a `SourceRecord` (faust keeps the timestamp in seconds)."""
+    ts = message.timestamp
+    return SourceRecord(
+        message.partition,
+        message.offset,
+        message.key,
+        message.value if message.value is not None else b"",
+        round(ts * 1000) if ts is not None and ts >= 0 else None,
+    )
+
+
+def dead_letter(item: Rejected, topic: str) -> tuple[bytes | None, bytes, dict[str, bytes]]:
+    """Key, value and headers of the dead-letter record for `item`: a whole record as it
+    was, or a batch row as a single `request.completed` object with its batch index."""
+    rec = item.record
+    headers = dead_letter_headers(item.error, topic, rec.partition, rec.offset)
+    if item.row is None:
+        return rec.key, rec.value, headers
+    headers[BATCH_INDEX_HEADER] = str(item.row.index).encode()
+    return rec.key, orjson.dumps(item.row.row), headers
+
+
 class IngestAgent:
     """Owns the watermarks and the write path of one worker's request partitions."""
 
@@ -63,8 +101,7 @@ class IngestAgent:
         bootstrap_servers: str,
         store: IngestStore,
         dead_letters: DeadLetterSink,
-        max_events: int,
-        max_message_bytes: int,
+        limits: IngestLimits,
         retry_max_s: float = 10.0,
         store_transient: IsTransient = io_failure,
         on_bug: BugHandler = stop_on_bug,
@@ -73,8 +110,7 @@ class IngestAgent:
         self._bootstrap = bootstrap_servers
         self._store = store
         self._dlq = dead_letters
-        self._max_events = max_events
-        self._max_bytes = max_message_bytes
+        self._limits = limits
         self._retry_max_s = retry_max_s
         self._store_transient = store_transient
         self._on_bug = on_bug
@@ -129,7 +165,8 @@ class IngestAgent:
                 exc,
             )
             return
-        plan = plan_ingest(self._topic, records, {}, 1 << 62, self._max_bytes)
+        one_block = replace(self._limits, max_events=1 << 62)
+        plan = plan_ingest(self._topic, records, {}, one_block)
         for block in plan.blocks:
             block.ranges = ranges  # same ranges, same token as the original insert
             await self._blocking(self._store.write, block)
@@ -153,55 +190,56 @@ class IngestAgent:
         self._take_within = within_s
 
     async def process_events(self, events: Sequence[Any]) -> None:
-        records = [
-            SourceRecord(
-                e.message.partition,
-                e.message.offset,
-                e.message.key,
-                e.message.value if e.message.value is not None else b"",
-            )
-            for e in events
-        ]
-        await self.process(records)
+        await self.process([faust_record(e.message) for e in events])
 
     async def process(self, records: list[SourceRecord]) -> None:
+        """Plan, dead-letter and write one take; returns once its last block landed."""
         if self._stale:
             await self.recover()
-        # Decoding a large take is CPU work: a thread lets the loop keep heartbeating.
-        plan = await asyncio.get_running_loop().run_in_executor(
-            self._decode_executor,
-            plan_ingest,
-            self._topic,
-            records,
-            dict(self._watermarks),
-            self._max_events,
-            self._max_bytes,
+        planner = TakePlanner(self._topic, self._limits, dict(self._watermarks))
+        steps = planner.blocks(records)
+        writing: asyncio.Future[None] | None = None
+        try:
+            while (planned := await self._next_block(steps)) is not None:
+                # the previous block is being written meanwhile (decode overlaps the insert)
+                await self._dead_letter(planned.rejected)
+                if writing is not None:
+                    await writing
+                writing = asyncio.ensure_future(self._land(planned.block))
+            if writing is not None:
+                await writing
+        finally:
+            if writing is not None and not writing.done():
+                await asyncio.wait([writing])  # a failure elsewhere: let the write finish
+            self.stats.skipped_records += planner.skipped
+
+    async def _next_block(self, steps: Iterator[PlannedBlock]) -> PlannedBlock | None:
+        """Decode the next block on the decode thread (CPU work off the event loop)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._decode_executor, next, steps, None
         )
-        self.stats.skipped_records += plan.skipped
-        if plan.rejected:
-            await self._dead_letter(plan.rejected)
-        for block in plan.blocks:
-            began = time.perf_counter()
-            await self._blocking(self._store.write, block)
-            elapsed = time.perf_counter() - began
-            advance_watermarks(self._watermarks, block)
-            self.stats.events += block.count
-            self.stats.blocks += 1
-            self.stats.last_insert_s = elapsed
-            self.stats.insert_seconds.append(elapsed)
-            self.stats.last_block_events = block.count
-            self.stats.max_occurred_at_ms = max(
-                self.stats.max_occurred_at_ms, block.max_occurred_at_ms
-            )
-            for listener in self.listeners:
-                listener(block)
+
+    async def _land(self, block: InsertBlock) -> None:
+        """Write `block` on the writer thread, then count it and tell the listeners."""
+        began = time.perf_counter()
+        await self._blocking(self._store.write, block)
+        elapsed = time.perf_counter() - began
+        advance_watermarks(self._watermarks, block)
+        self.stats.events += block.count
+        self.stats.blocks += 1
+        self.stats.last_insert_s = elapsed
+        self.stats.insert_seconds.append(elapsed)
+        self.stats.last_block_events = block.count
+        self.stats.max_occurred_at_ms = max(self.stats.max_occurred_at_ms, block.max_occurred_at_ms)
+        for listener in self.listeners:
+            listener(block)
 
     async def _dead_letter(self, rejected: list[Rejected]) -> None:
         for item in rejected:
-            rec = item.record
-            headers = dead_letter_headers(item.error, self._topic, rec.partition, rec.offset)
-            await self._dlq.send(rec.key, rec.value, headers)
+            await self._dlq.send(*dead_letter(item, self._topic))
             self.stats.dead_letters += 1
+            if item.row is not None:
+                self.stats.dead_letter_rows += 1
 
     def close(self) -> None:
         self._executor.shutdown(wait=True)

@@ -1,22 +1,29 @@
 """Pure ingest planning: turn consumed records into insertable column blocks.
 
-Given records (partition, offset, key, value) and the per-partition watermark (the
-highest offset ClickHouse already holds), decode every record past the watermark,
-separate the invalid ones (for the dead-letter topic) and group the valid rows into
-blocks of at most `max_events`. Each block carries its offset ranges and a
-deduplication token derived from them, so re-inserting the same ranges after a crash
-is a no-op in ClickHouse, whatever the batch boundaries were before.
+Given records (partition, offset, key, value, Kafka timestamp) and the per-partition
+watermark (the highest offset ClickHouse already holds), decode every record past the
+watermark, check its events' times against the record's timestamp
+(`streams.worker.time_bounds`), separate what is invalid (for the dead-letter topic: a
+whole record, or single rows of a batch) and group the valid rows into blocks of at most
+`max_events`. Each block carries its offset ranges, a deduplication token derived from
+them, and the dead letters of the records it covers, so re-inserting the same ranges
+after a crash is a no-op in ClickHouse, whatever the batch boundaries were before.
+
+`TakePlanner.blocks` yields the blocks one at a time (the worker writes one while it
+decodes the next); `plan_ingest` collects them.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.codec import decode_requests
+from schemas.codec import RejectedRow, decode_requests
 from schemas.errors import InvalidMessage
 from schemas.request_columns import COLUMNS, Columns
 from streams.worker.ports import InsertBlock, OffsetRange
+from streams.worker.time_bounds import TimeBounds, check_time_bounds
 
 
 @dataclass(frozen=True)
@@ -25,12 +32,43 @@ class SourceRecord:
     offset: int
     key: bytes | None
     value: bytes
+    timestamp_ms: int | None
+    """The Kafka record's timestamp, Unix epoch milliseconds (None: the record has none)."""
+
+
+@dataclass(frozen=True)
+class IngestLimits:
+    """What one worker accepts: block size, record size and the time bounds."""
+
+    max_events: int
+    """Rows per block; a single record with more rows is a block of its own."""
+    max_message_bytes: int
+    """Larger record values are dead-lettered (`too_large`)."""
+    max_future_ms: int
+    """An event later than its record's timestamp by more is `future_timestamp`."""
+    max_age_ms: int
+    """An event earlier than its record's timestamp by more is `stale_timestamp`."""
+
+    @property
+    def time_bounds(self) -> TimeBounds:
+        return TimeBounds(self.max_future_ms, self.max_age_ms)
 
 
 @dataclass(frozen=True)
 class Rejected:
+    """A dead letter: a whole record (`row` None), or one row of a batch record."""
+
     record: SourceRecord
     error: InvalidMessage
+    row: RejectedRow | None = None
+
+
+@dataclass
+class PlannedBlock:
+    """A block and the dead letters of the records within its ranges."""
+
+    block: InsertBlock
+    rejected: list[Rejected]
 
 
 @dataclass
@@ -57,6 +95,8 @@ class _BlockBuilder:
         self.count = 0
         self.ranges: dict[int, list[int]] = {}
         self.max_ms = 0
+        self.max_record_ms: int | None = None
+        self.rejected: list[Rejected] = []
 
     def touch(self, record: SourceRecord) -> None:
         span = self.ranges.get(record.partition)
@@ -66,51 +106,90 @@ class _BlockBuilder:
             span[0] = min(span[0], record.offset)
             span[1] = max(span[1], record.offset)
 
+    def reject(self, record: SourceRecord, error: InvalidMessage) -> None:
+        self.touch(record)
+        self.rejected.append(Rejected(record, error))
+
     def add(self, record: SourceRecord, columns: Columns, count: int) -> None:
         self.touch(record)
+        if not count:
+            return
         for name in COLUMNS:
             self.columns[name].extend(columns[name])
         self.columns["src_partition"].extend([record.partition] * count)
         self.columns["src_offset"].extend([record.offset] * count)
         self.count += count
         self.max_ms = max(self.max_ms, max(columns["occurred_at_ms"]))
+        if record.timestamp_ms is not None:
+            self.max_record_ms = max(self.max_record_ms or 0, record.timestamp_ms)
 
-    def build(self) -> InsertBlock:
+    def newest_event_ms(self) -> int:
+        """The newest event time, capped at the newest record timestamp of the block, so
+        the ingest log never runs ahead of the broker (0: no timestamped rows)."""
+        if self.max_record_ms is None:
+            return 0
+        return min(self.max_ms, self.max_record_ms)
+
+    def build(self) -> PlannedBlock:
         ranges = [OffsetRange(p, s, e) for p, (s, e) in sorted(self.ranges.items())]
-        return InsertBlock(self.topic, ranges, self.columns, self.count, self.max_ms)
+        block = InsertBlock(self.topic, ranges, self.columns, self.count, self.newest_event_ms())
+        return PlannedBlock(block, self.rejected)
+
+
+def _row_dead_letters(record: SourceRecord, rows: tuple[RejectedRow, ...]) -> list[Rejected]:
+    return [Rejected(record, InvalidMessage(r.reason, r.message), r) for r in rows]
+
+
+@dataclass
+class TakePlanner:
+    """Plans one take of records past `watermarks` (a copy the planner does not change)."""
+
+    topic: str
+    limits: IngestLimits
+    watermarks: dict[int, int]
+    skipped: int = 0
+    """Records at or below the watermark seen so far (already in ClickHouse)."""
+
+    def blocks(self, records: list[SourceRecord]) -> Iterator[PlannedBlock]:
+        """Blocks of at most `max_events` rows, in record order. A block may exceed
+        `max_events` only when a single record holds more events. Ranges cover every
+        record consumed into the block, rejected ones included, so the watermark moves
+        past them too."""
+        limits = self.limits
+        builder = _BlockBuilder(self.topic)
+        for record in records:
+            if record.offset <= self.watermarks.get(record.partition, -1):
+                self.skipped += 1
+                continue
+            try:
+                decoded = check_time_bounds(
+                    decode_requests(record.value, limits.max_message_bytes),
+                    record.value,
+                    record.timestamp_ms,
+                    limits.time_bounds,
+                )
+            except InvalidMessage as exc:
+                builder.reject(record, exc)
+                continue
+            if builder.count and builder.count + decoded.count > limits.max_events:
+                yield builder.build()
+                builder.reset()
+            builder.rejected.extend(_row_dead_letters(record, decoded.rejected))
+            builder.add(record, decoded.columns, decoded.count)
+        if builder.ranges:
+            yield builder.build()
 
 
 def plan_ingest(
-    topic: str,
-    records: list[SourceRecord],
-    watermarks: dict[int, int],
-    max_events: int,
-    max_message_bytes: int,
+    topic: str, records: list[SourceRecord], watermarks: dict[int, int], limits: IngestLimits
 ) -> IngestPlan:
-    """Decode `records` past `watermarks` into blocks of at most `max_events` rows.
-
-    A block may exceed `max_events` only when a single record holds more events.
-    Ranges cover every record consumed into the block, rejected ones included, so
-    the watermark moves past them too.
-    """
+    """Every block of `records` past `watermarks` (see `TakePlanner.blocks`)."""
+    planner = TakePlanner(topic, limits, watermarks)
     plan = IngestPlan()
-    builder = _BlockBuilder(topic)
-    for record in records:
-        if record.offset <= watermarks.get(record.partition, -1):
-            plan.skipped += 1
-            continue
-        try:
-            decoded = decode_requests(record.value, max_message_bytes)
-        except InvalidMessage as exc:
-            plan.rejected.append(Rejected(record, exc))
-            builder.touch(record)
-            continue
-        if builder.count and builder.count + decoded.count > max_events:
-            plan.blocks.append(builder.build())
-            builder.reset()
-        builder.add(record, decoded.columns, decoded.count)
-    if builder.ranges:
-        plan.blocks.append(builder.build())
+    for planned in planner.blocks(records):
+        plan.blocks.append(planned.block)
+        plan.rejected.extend(planned.rejected)
+    plan.skipped = planner.skipped
     return plan
 
 

@@ -72,6 +72,12 @@ def _check_held(consumer: Any, topic: str, wanted: dict[int, OffsetRange]) -> No
             )
 
 
+def timestamp_ms(message: Any) -> int | None:
+    """A kafka-python record's timestamp in epoch milliseconds (None when it has none)."""
+    ts = message.timestamp
+    return int(ts) if ts is not None and ts >= 0 else None
+
+
 class _Cursor:
     """Which partitions still have records to deliver, and the records of one poll."""
 
@@ -86,7 +92,7 @@ class _Cursor:
         for tp, messages in polled.items():
             span = self.wanted[tp.partition]
             out.extend(
-                SourceRecord(tp.partition, m.offset, m.key, m.value or b"")
+                SourceRecord(tp.partition, m.offset, m.key, m.value or b"", timestamp_ms(m))
                 for m in messages
                 if span.start <= m.offset <= span.end
             )

@@ -15,7 +15,8 @@ from clickhouse_connect.driver.client import Client
 from projections.writers import ClickHouseIngestStore, ClickHouseKeyStore
 from schemas.codec import encode
 from schemas.requests import RequestBatch, RequestCompleted
-from streams.worker.ingest_plan import SourceRecord, plan_ingest
+from schemas.utc import to_epoch_ms
+from streams.worker.ingest_plan import IngestLimits, SourceRecord, plan_ingest
 from streams.worker.ports import (
     Anomaly,
     AnomalyRecord,
@@ -34,6 +35,9 @@ OTHER = "c.other"
 T0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=2)
 """Recent: `requests_raw` drops rows older than its TTL."""
 BIG = 1 << 20
+LIMITS = IngestLimits(BIG, BIG, max_future_ms=300_000, max_age_ms=35 * 86_400_000)
+RECORD_MS = to_epoch_ms(T0) + 3_600_000
+"""The Kafka timestamp of the test records: an hour after their events."""
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -111,11 +115,11 @@ def _events(n: int) -> list[RequestCompleted]:
 def _block(topic: str, *spans: tuple[int, int, int]) -> InsertBlock:
     """One block with `events` events per offset of each (partition, start, end)."""
     records = [
-        SourceRecord(p, o, None, encode(RequestBatch.from_events(_events(2))))
+        SourceRecord(p, o, None, encode(RequestBatch.from_events(_events(2))), RECORD_MS)
         for p, start, end in spans
         for o in range(start, end + 1)
     ]
-    (block,) = plan_ingest(topic, records, {}, BIG, BIG).blocks
+    (block,) = plan_ingest(topic, records, {}, LIMITS).blocks
     return block
 
 
@@ -159,7 +163,8 @@ def test_rewriting_a_block_under_its_token_stores_its_rows_once(ingest: IngestSu
 
 
 def test_a_block_without_events_moves_the_watermark_only(ingest: IngestSubject) -> None:
-    rejected_only = plan_ingest(TOPIC, [SourceRecord(3, 8, None, b"{")], {}, BIG, BIG).blocks[0]
+    bad = SourceRecord(3, 8, None, b"{", RECORD_MS)
+    rejected_only = plan_ingest(TOPIC, [bad], {}, LIMITS).blocks[0]
     assert rejected_only.count == 0
     ingest.store.write(rejected_only)
     assert ingest.store.watermarks(TOPIC) == {3: 8}

@@ -68,3 +68,17 @@ def test_records_past_the_end_or_deleted_raise_range_gone(
         8,
         9,
     ]
+
+
+def test_records_carry_their_kafka_timestamps(kafka_bootstrap: str, topics: TopicNames) -> None:
+    """Recovery and replay see the timestamp the broker holds, as the live consumer does."""
+    stamps = [1_700_000_000_000 + 7 * i for i in range(5)]
+    producer = KafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    try:
+        for i, ts in enumerate(stamps):
+            producer.send(topics.requests, f"t{i}".encode(), partition=0, timestamp_ms=ts)
+        producer.flush(timeout=30)
+    finally:
+        producer.close()
+    records = read_ranges(kafka_bootstrap, topics.requests, [OffsetRange(0, 0, 4)])
+    assert [(r.offset, r.timestamp_ms) for r in records] == list(enumerate(stamps))

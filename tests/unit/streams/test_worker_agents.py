@@ -12,8 +12,9 @@ from schemas.codec import encode
 from schemas.keys import KeyCreated, KeyType
 from schemas.plans import Plan
 from schemas.requests import RequestBatch, RequestCompleted
+from schemas.utc import now_ms
 from streams.worker.ingest_agent import IngestAgent
-from streams.worker.ingest_plan import SourceRecord
+from streams.worker.ingest_plan import IngestLimits, SourceRecord
 from streams.worker.keys_agent import KeysAgent
 from tests.fakes.streams import MemoryDeadLetters, MemoryIngestStore, MemoryKeyStore
 
@@ -52,8 +53,7 @@ def _ingest(store: MemoryIngestStore, bugs: Bugs | None = None) -> IngestAgent:
         bootstrap_servers="127.0.0.1:1",  # never dialled: the fake has nothing to recover
         store=store,
         dead_letters=MemoryDeadLetters(),
-        max_events=1000,
-        max_message_bytes=1 << 20,
+        limits=IngestLimits(1000, 1 << 20, max_future_ms=300_000, max_age_ms=35 * 86_400_000),
         on_bug=bugs or Bugs(),
     )
     return agent
@@ -65,6 +65,7 @@ class _Message:
     offset: int
     key: bytes | None
     value: bytes | None
+    timestamp: float | None = None
 
 
 @dataclass
@@ -87,7 +88,7 @@ async def test_a_transient_store_failure_is_retried_and_the_block_lands_once() -
     store = MemoryIngestStore(failures=[ConnectionResetError("reset"), TimeoutError()])
     agent = _ingest(store)
     try:
-        await agent.process([SourceRecord(0, 0, None, _value(3))])
+        await agent.process([SourceRecord(0, 0, None, _value(3), now_ms())])
         # recovery's first store call failed twice and was retried; then the block landed
         assert agent.stats.events == 3 and agent.stats.blocks == 1
         assert len(store.event_ids(TOPIC)) == 3
@@ -100,11 +101,12 @@ async def test_a_type_error_in_the_store_propagates_at_once() -> None:
     store = MemoryIngestStore()
     agent = _ingest(store)
     try:
-        await agent.process([SourceRecord(0, 0, None, _value(1))])  # recovered, 1 block
+        # recovered, 1 block
+        await agent.process([SourceRecord(0, 0, None, _value(1), now_ms())])
         calls = store.calls
         store.failures = [TypeError("unsupported operand")]
         with pytest.raises(TypeError, match="unsupported operand"):
-            await agent.process([SourceRecord(0, 1, None, _value(2))])
+            await agent.process([SourceRecord(0, 1, None, _value(2), now_ms())])
         assert store.calls == calls + 1  # one try, no retry
         assert agent.stats.events == 1  # the failed block did not count
         assert store.watermarks(TOPIC) == {0: 0}
