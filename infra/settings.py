@@ -92,6 +92,9 @@ class WorkerSettings(BaseModel):
     fault_kill_after_blocks: Annotated[int, Field(ge=0)] = 0
     """Fault injection for tests only: SIGKILL the worker right after its Nth insert,
     before the offsets are committed. 0 (the default) disables it."""
+    attribution_grace_s: Annotated[float, Field(gt=0)] = 60.0
+    """How long request events for a key the registry does not know wait for its
+    `key.created` before they are recorded as unattributed (`key_anomalies`, metric)."""
 
 
 class ManagementKey(BaseModel):

@@ -46,6 +46,7 @@ from projections.alert_store import (
     ClickHouseDeliveryLog,
     ClickHouseRuleStore,
 )
+from projections.attribution import ClickHouseAttributionStore
 from projections.migrate import migrate
 from projections.transient import clickhouse_transient
 from projections.writers import ClickHouseIngestStore, ClickHouseKeyStore
@@ -53,6 +54,7 @@ from schemas.alerts import Notification
 from schemas.codec import encode
 from schemas.topics import TopicNames
 from streams.worker.app import KeypulseApp, WorkerServices, build_app
+from streams.worker.attribution_agent import AttributionAgent
 from streams.worker.config import StreamsConfig
 
 log = logging.getLogger(__name__)
@@ -263,10 +265,14 @@ class Worker:
     alerting: AlertingParts | None = None
     api: ApiRuntime | None = None
     """The HTTP API's runtime when this worker serves it (embedded mode)."""
+    attribution: AttributionAgent | None = None
+    """Counts and records landed request events the registry attributes to no account."""
 
     def close(self) -> None:
         if self.app.ingest:
             self.app.ingest.close()
+        if self.attribution is not None:
+            self.attribution.close()
         if self.app.keys:
             self.app.keys.close()
         if self.alerting is not None:
@@ -283,17 +289,25 @@ def assemble_worker(settings: Settings) -> Worker:
     keys_client = make_client(settings)
     config = streams_config(settings)
     alerting = build_alerting(settings, config.topics, lambda: make_client(settings))
+    attribution_client = make_client(settings)
+    attribution = AttributionAgent(
+        ClickHouseAttributionStore(attribution_client),
+        grace_s=settings.worker.attribution_grace_s,
+        tick_s=min(2.0, settings.worker.attribution_grace_s),
+        transient=clickhouse_transient,
+    )
     services = WorkerServices(
         ingest_store=ClickHouseIngestStore(ingest_client),
         key_store=ClickHouseKeyStore(keys_client),
         store_transient=clickhouse_transient,
-        extra_agents=[alerting.register],
+        extra_agents=[alerting.register, lambda app: app.task(attribution.run)],
     )
     app = build_app(config, services)
     if app.ingest is not None:
         alerting.attach_ingest(app.ingest.listeners)
-    clients = [admin, ingest_client, keys_client, *alerting.clients]
-    return Worker(app=app, clients=clients, alerting=alerting)
+        app.ingest.listeners.append(attribution.on_block)
+    clients = [admin, ingest_client, keys_client, attribution_client, *alerting.clients]
+    return Worker(app=app, clients=clients, alerting=alerting, attribution=attribution)
 
 
 async def worker_snapshot(worker: Worker) -> MetricsSnapshot:
@@ -309,6 +323,8 @@ async def worker_snapshot(worker: Worker) -> MetricsSnapshot:
         snap.blocks_written = stats.blocks
         snap.last_batch_events = stats.last_block_events
         snap.insert_seconds = list(stats.insert_seconds)
+    if worker.attribution is not None:
+        snap.unattributed_events = dict(worker.attribution.stats.events_by_reason)
     if worker.alerting is not None:
         _alerting_counts(snap, worker.alerting)
         if ingest is not None:

@@ -3,7 +3,9 @@ text exposition format through a registry of its own (no global state).
 
 Counters are totals since the worker started; the `*_seconds` summaries cover the most
 recent inserts and cycles only. `consumer_lag` is None when no worker consumes requests
-here (server mode) or the broker did not answer.
+here (server mode) or the broker did not answer. `unattributed_events` counts the landed
+request events the key registry attributes to no account, by reason (`unknown_key`,
+`account_mismatch`), as the worker recorded them in `key_anomalies`.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ class MetricsSnapshot:
     eval_failed_cycles: int = 0
     eval_cycle_seconds: list[float] = field(default_factory=list)
     deliveries_by_outcome: dict[str, int] = field(default_factory=dict)
+    unattributed_events: dict[str, int] = field(default_factory=dict)
 
 
 def consumer_lag(end_offsets: Mapping[int, int], watermarks: Mapping[int, int]) -> int:
@@ -73,6 +76,17 @@ def _ingest(s: MetricsSnapshot) -> Iterator[Family]:
         )
 
 
+def _attribution(s: MetricsSnapshot) -> Iterator[Family]:
+    unattributed = CounterMetricFamily(
+        "keypulse_unattributed_events",
+        "Landed request events counted in no account's usage, by reason",
+        labels=["reason"],
+    )
+    for reason, count in sorted(s.unattributed_events.items()):
+        unattributed.add_metric([reason], count)
+    yield unattributed
+
+
 def _alerting(s: MetricsSnapshot) -> Iterator[Family]:
     yield CounterMetricFamily("keypulse_eval_cycles", "Evaluator cycles completed", s.eval_cycles)
     yield CounterMetricFamily(
@@ -98,6 +112,7 @@ class _SnapshotCollector(Collector):
 
     def collect(self) -> Iterator[Family]:
         yield from _ingest(self._snapshot)
+        yield from _attribution(self._snapshot)
         yield from _alerting(self._snapshot)
 
 

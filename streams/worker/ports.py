@@ -102,3 +102,51 @@ class KeyStore(Protocol):
         ...
 
     def save(self, states: list[KeyState], anomalies: list[AnomalyRecord]) -> None: ...
+
+
+class UnattributedReason(StrEnum):
+    """Why landed request events count toward no account (the metric's `reason` label)."""
+
+    UNKNOWN_KEY = "unknown_key"
+    """The registry does not know the key."""
+    ACCOUNT_MISMATCH = "account_mismatch"
+    """The key belongs to another account than the one the events were sent under."""
+
+    @property
+    def anomaly(self) -> Anomaly:
+        """The `key_anomalies` kind recorded for it."""
+        if self is UnattributedReason.UNKNOWN_KEY:
+            return Anomaly.UNATTRIBUTED_REQUEST
+        return Anomaly.ACCOUNT_MISMATCH
+
+
+@dataclass(frozen=True)
+class UnattributedEvents:
+    """`events` landed request events of `key_id` sent under `account_id` that the
+    registry does not attribute to that account.
+
+    `source` is the deduplication token of the first insert block that carried them (with
+    account, key and reason it names the finding); `newest_at_ms` the newest event time
+    of the blocks that carried them (epoch ms); `owner` the account that owns the key
+    (account mismatch only).
+    """
+
+    account_id: str
+    key_id: str
+    reason: UnattributedReason
+    events: int
+    newest_at_ms: int
+    source: str
+    owner: str | None = None
+
+
+class AttributionStore(Protocol):
+    """Who owns which key (the registry), and where unattributed events are recorded."""
+
+    def owners(self, key_ids: list[str]) -> dict[str, str]:
+        """The owning account of each registered key among `key_ids` (deleted included)."""
+        ...
+
+    def record(self, findings: list[UnattributedEvents]) -> None:
+        """Record each finding once (`key_anomalies`): recording it again changes nothing."""
+        ...
