@@ -1,4 +1,7 @@
-"""`keypulse replay` rebuilds the projections from Kafka with the same query results."""
+"""`keypulse replay` rebuilds the projections from Kafka with the same query results and
+the same rows: identities and times come from the records (never from the worker's clock
+or a random id), and the time bounds follow each record's Kafka timestamp, so rows a
+clock-based check would judge differently are decided the same live and in the replay."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from io import StringIO
 from pathlib import Path
 
 import pytest
+from kafka import KafkaProducer
 from rich.console import Console
 
 from infra.clickhouse import make_client
@@ -19,8 +23,9 @@ from projections.windows import Window
 from schemas.codec import encode
 from schemas.keys import KeyCreated, KeyRenamed, KeyRevoked, KeyType
 from schemas.plans import Plan
-from schemas.requests import RequestCompleted
+from schemas.requests import RequestBatch, RequestCompleted
 from schemas.topics import TopicNames
+from schemas.utc import to_epoch_ms
 from tests.eventually import eventually
 from tests.integration.ingest_helpers import batches, produce, wait_for_events, worker_settings
 
@@ -61,6 +66,39 @@ def _percentiles(settings: Settings, now: datetime) -> list[float]:
     return [total.p50_ms or 0.0, total.p95_ms or 0.0, total.p99_ms or 0.0]
 
 
+def _produce_stamped(bootstrap: str, topic: str, value: bytes, at: datetime) -> None:
+    """One record whose Kafka timestamp is `at` (as a producer with a slow clock sends)."""
+    producer = KafkaProducer(bootstrap_servers=bootstrap, acks="all")
+    try:
+        producer.send(topic, value, timestamp_ms=to_epoch_ms(at)).get(timeout=60)
+    finally:
+        producer.close()
+
+
+def _stamped_traffic(rng: random.Random, now: datetime) -> tuple[bytes, datetime, int]:
+    """A batch stamped two days ago: one row 32 days before its record (kept), one 10
+    minutes after it (rejected, though long past by the clock) and one 36 days before it
+    (rejected). Returns the value, the stamp and the number of rows kept."""
+    stamp = now - timedelta(days=2)
+    rows = _traffic(rng, now, 3)
+    times = [stamp - timedelta(days=32), stamp + timedelta(minutes=10), stamp - timedelta(days=36)]
+    rows = [e.model_copy(update={"occurred_at": t}) for e, t in zip(rows, times, strict=True)]
+    return encode(RequestBatch.from_events(rows)), stamp, 1
+
+
+def _rows(settings: Settings) -> list[tuple[object, ...]]:
+    """Every row of `requests_raw` with its identity, time and source position."""
+    client = make_client(settings)
+    try:
+        rows = client.query(
+            "SELECT event_id, occurred_at, key_id, status, latency_ms, client_ip, "
+            "src_partition, src_offset FROM requests_raw ORDER BY event_id"
+        ).result_rows
+        return [tuple(row) for row in rows]
+    finally:
+        client.close()
+
+
 def _snapshot(settings: Settings, now: datetime) -> object:
     client = make_client(settings)
     try:
@@ -85,6 +123,8 @@ async def test_replay_matches_live_projections(
     now = datetime.now(UTC)
     events = _traffic(rng, now, 6000)
     produce(kafka_bootstrap, topics.requests, [*batches(events, 700), b"garbage"])
+    stamped, stamp, stamped_kept = _stamped_traffic(rng, now)
+    _produce_stamped(kafka_bootstrap, topics.requests, stamped, stamp)
     lifecycle = [
         KeyCreated(
             key_id=k,
@@ -103,7 +143,7 @@ async def test_replay_matches_live_projections(
 
     settings = worker_settings(tmp_path, kafka_bootstrap, topic_prefix)
     async with running_worker(settings) as worker:
-        await wait_for_events(worker, len(events), dead=1)
+        await wait_for_events(worker, len(events) + stamped_kept, dead=3)
         keys_agent = worker.app.keys
         assert keys_agent is not None
         await eventually(
@@ -112,14 +152,17 @@ async def test_replay_matches_live_projections(
             what="every key event folded into the registry",
         )
     live = _snapshot(settings, now)
+    live_rows = _rows(settings)
+    assert len(live_rows) == len(events) + stamped_kept
     live_percentiles = _percentiles(settings, now)
 
     console = Console(file=StringIO(), width=120)
     result = run_replay(settings, console)
-    assert result.events == len(events)
-    assert result.rejected == 1
+    assert result.events == len(events) + stamped_kept
+    assert result.rejected == 3  # the garbage record and two rows of the stamped batch
     assert result.key_events == len(lifecycle)
     assert _snapshot(settings, now) == live
+    assert _rows(settings) == live_rows
     assert _percentiles(settings, now) == pytest.approx(live_percentiles, rel=0.02)
 
     # The live materialized views keep feeding the swapped-in tables.
@@ -129,7 +172,7 @@ async def test_replay_matches_live_projections(
         await wait_for_events(worker, len(more))
     client = make_client(settings)
     try:
-        total = len(events) + len(more)
+        total = len(events) + stamped_kept + len(more)
         assert client.query("SELECT count() FROM requests_raw").result_rows == [(total,)]
         assert client.query(
             "SELECT sum(requests) FROM usage_rollup WHERE tier = 'hour'"

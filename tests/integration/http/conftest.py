@@ -35,8 +35,9 @@ from tests.samples.alerting import SECRET
 
 ALPHA_KEYS = ["key_alpha0001", "key_alpha0002"]
 BETA_KEY = "key_beta00001"
-AGES = [timedelta(hours=2), timedelta(days=3), timedelta(days=20), timedelta(days=40)]
-"""Event ages, each far from the 24 h, 7 d and 30 d window edges."""
+AGES = [timedelta(hours=2), timedelta(days=3), timedelta(days=20), timedelta(days=33)]
+"""Event ages, each far from the 24 h, 7 d and 30 d window edges, and within the raw
+retention (35 days): older events are dead-lettered (`stale_timestamp`)."""
 
 
 def traffic(account: str, key: str, n: int, now: datetime) -> list[RequestCompleted]:
