@@ -1,15 +1,20 @@
-"""Key lifecycle events: created, renamed, revoked, deleted (one discriminated union)."""
+"""Key lifecycle events: created, renamed, revoked, deleted (one discriminated union).
+
+On the wire every field is required (`schemas.base.Event.wire_required`) except `actor`
+("system"), `access` ("full") and a revocation's `reason` ("user_request").
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
 from typing import Annotated, Literal
 
-from pydantic import Field, TypeAdapter
+from pydantic import Field, Strict, TypeAdapter
 
 from schemas.base import Event
 from schemas.ids import AccountId, KeyId
 from schemas.plans import Plan
+from schemas.wire_types import Matching
 
 
 class KeyType(StrEnum):
@@ -30,8 +35,11 @@ class RevokeReason(StrEnum):
     OTHER = "other"
 
 
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Actor = Annotated[str, Field(min_length=1, max_length=200)]
+SECRET_HASH_PATTERN = r"^sha256:[0-9a-f]{64}$"
+
+Name = Annotated[str, Strict(), Field(min_length=1, max_length=200)]
+Actor = Annotated[str, Strict(), Field(min_length=1, max_length=200)]
+SecretHash = Annotated[str, Matching(SECRET_HASH_PATTERN)]
 
 
 class _KeyEventBase(Event):
@@ -45,7 +53,7 @@ class KeyCreated(_KeyEventBase):
     name: Name
     key_type: KeyType
     access: KeyAccess = KeyAccess.FULL
-    secret_hash: Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+    secret_hash: SecretHash
     plan: Plan
 
 

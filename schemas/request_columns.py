@@ -1,11 +1,15 @@
 """The columnar body of a `RequestBatch` and its fast validator.
 
-A batch carries one list per field (`COLUMNS`), all of the same length. `validate_columns`
+A batch carries one list per field (`COLUMNS`), all of the same length. `check_columns`
 checks column by column: each check first runs over the whole column in C (types and
 extremes of a number column, the distinct values of a string column, one pass over the
-joined event ids) and only when that fails scans row by row to name the first bad row.
-The rules are those of `schemas.request_bounds`, the same as `RequestColumns`; the tests
-hold the two validators to each other.
+joined event ids) and only when that fails scans the column value by value with the
+field's `schemas.wire_types` rule - the very rule of the pydantic models - to normalise
+integer-valued floats and to name every bad row. A row is invalid when any of its values
+is; the other rows stay valid.
+
+`row_as_event` turns a row of the raw body back into a single `request.completed`-shaped
+object (what a dead-lettered row carries).
 """
 
 from __future__ import annotations
@@ -13,27 +17,23 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from schemas.errors import InvalidMessage, InvalidReason
-from schemas.ids import ACCOUNT_ID_PATTERN, KEY_ID_PATTERN
-from schemas.request_bounds import (
-    EVENT_ID_PATTERN,
-    HTTP_METHODS,
-    MAX_BATCH_EVENTS,
-    MAX_BYTES_OUT,
-    MAX_LATENCY_MS,
-    MAX_OCCURRED_MS,
-    MAX_ROUTE_LENGTH,
-    MAX_STATUS,
-    MIN_BYTES_OUT,
-    MIN_LATENCY_MS,
-    MIN_OCCURRED_MS,
-    MIN_ROUTE_LENGTH,
-    MIN_STATUS,
-    valid_ip,
-    valid_route,
+from schemas.ids import ACCOUNT_ID, ACCOUNT_ID_PATTERN, EVENT_ID_TEXT, KEY_ID, KEY_ID_PATTERN
+from schemas.request_bounds import HTTP_METHODS, MAX_BATCH_EVENTS, valid_ip, valid_route
+from schemas.requests import (
+    BYTES_OUT,
+    CLIENT_IP,
+    FLAG,
+    LATENCY_MS,
+    OCCURRED_AT_MS,
+    ROUTE,
+    STATUS,
 )
+from schemas.wire_time import format_occurred_at
+from schemas.wire_types import JsonInteger, JsonNumber, WireRule
 
 COLUMNS: tuple[str, ...] = (
     "event_id",
@@ -52,9 +52,11 @@ COLUMNS: tuple[str, ...] = (
 """Column order of a batch; `occurred_at_ms` is Unix epoch milliseconds (UTC)."""
 
 Columns = dict[str, list[Any]]
-Check = Callable[[str, list[Any]], None]
+RowErrors = dict[int, str]
+Check = Callable[[list[Any]], tuple[list[Any], RowErrors] | None]
+"""A column check: None when every value is valid as it is, else the column with its
+valid values normalised and, for each bad row, why (`expected ..., got ...`)."""
 
-_UUID = re.compile(EVENT_ID_PATTERN)
 _KEY = re.compile(KEY_ID_PATTERN)
 _ACCOUNT = re.compile(ACCOUNT_ID_PATTERN)
 _UUID_LENGTH = 36
@@ -65,15 +67,31 @@ _NUMBER: frozenset[type] = frozenset((int, float))
 _BOOL: frozenset[type] = frozenset((bool,))
 
 
+class _Method(WireRule):
+    @property
+    def expected(self) -> str:
+        return f"one of {sorted(HTTP_METHODS)}"
+
+    def wire_value(self, value: Any) -> str:
+        if type(value) is not str or value not in HTTP_METHODS:
+            raise self.reject(value)
+        return value
+
+
 def _schema_error(detail: str) -> InvalidMessage:
     return InvalidMessage(InvalidReason.SCHEMA_VIOLATION, detail)
 
 
-def _scan(column: str, values: list[Any], ok: Callable[[Any], bool], expected: str) -> None:
-    """Raise naming the first row whose value is not `ok`."""
+def _scan(rule: WireRule, values: list[Any]) -> tuple[list[Any], RowErrors]:
+    """Every value through `rule`: the normalised column and the bad rows."""
+    out = list(values)
+    errors: RowErrors = {}
     for row, value in enumerate(values):
-        if not ok(value):
-            raise _schema_error(f"events[{row}].{column}: expected {expected}, got {value!r}"[:300])
+        try:
+            out[row] = rule.wire_value(value)
+        except ValueError as exc:
+            errors[row] = str(exc)
+    return out, errors
 
 
 def _all_canonical_uuids(values: list[Any]) -> bool:
@@ -94,79 +112,68 @@ def _all_canonical_uuids(values: list[Any]) -> bool:
     )
 
 
-def _check_event_ids(column: str, values: list[Any]) -> None:
-    if not _all_canonical_uuids(values):
-        _scan(
-            column,
-            values,
-            lambda v: type(v) is str and _UUID.fullmatch(v) is not None,
-            "a lowercase UUID string",
-        )
+def _event_ids(values: list[Any]) -> tuple[list[Any], RowErrors] | None:
+    if _all_canonical_uuids(values):
+        return None
+    return _scan(EVENT_ID_TEXT, values)
 
 
-def _numbers(types: frozenset[type], lo: int, hi: int, expected: str) -> Check:
-    """Values of exactly these types within [lo, hi] (NaN is never within)."""
+def _numbers(rule: JsonInteger | JsonNumber) -> Check:
+    """Values of exactly the rule's types within its bounds (NaN is never within); the
+    scan also takes integer-valued floats for an integer rule."""
+    types = _INT if isinstance(rule, JsonInteger) else _NUMBER
     floats = float in types
+    lo, hi = rule.lo, rule.hi
 
-    def check(column: str, values: list[Any]) -> None:
+    def check(values: list[Any]) -> tuple[list[Any], RowErrors] | None:
         if (
             set(map(type, values)) <= types
             and lo <= min(values)
             and max(values) <= hi
             and not (floats and math.isnan(sum(values)))  # min() and max() skip NaN
         ):
-            return
-        _scan(column, values, lambda v: type(v) in types and lo <= v <= hi, expected)
+            return None
+        return _scan(rule, values)
 
     return check
 
 
-def _strings(valid: Callable[[str], bool], expected: str) -> Check:
+def _strings(rule: WireRule, valid: Callable[[str], bool]) -> Check:
     """Strings for which `valid` holds, each distinct value checked once."""
 
     def ok(value: Any) -> bool:
         return type(value) is str and valid(value)
 
-    def check(column: str, values: list[Any]) -> None:
+    def check(values: list[Any]) -> tuple[list[Any], RowErrors] | None:
         try:
             distinct = set(values)
         except TypeError:  # an unhashable value: the scan names it
             distinct = {None}
-        if not all(map(ok, distinct)):
-            _scan(column, values, ok, expected)
+        if all(map(ok, distinct)):
+            return None
+        return _scan(rule, values)
 
     return check
 
 
-def _flags(column: str, values: list[Any]) -> None:
-    if not set(map(type, values)) <= _BOOL:
-        _scan(column, values, lambda v: type(v) is bool, "true or false")
+def _flags(values: list[Any]) -> tuple[list[Any], RowErrors] | None:
+    if set(map(type, values)) <= _BOOL:
+        return None
+    return _scan(FLAG, values)
 
 
+_METHOD = _Method()
 _CHECKS: dict[str, Check] = {
-    "event_id": _check_event_ids,
-    "occurred_at_ms": _numbers(
-        _INT,
-        MIN_OCCURRED_MS,
-        MAX_OCCURRED_MS,
-        f"an integer in [{MIN_OCCURRED_MS}, {MAX_OCCURRED_MS}]",
-    ),
-    "key_id": _strings(
-        lambda v: _KEY.fullmatch(v) is not None, f"a string matching {KEY_ID_PATTERN}"
-    ),
-    "account_id": _strings(
-        lambda v: _ACCOUNT.fullmatch(v) is not None, f"a string matching {ACCOUNT_ID_PATTERN}"
-    ),
-    "method": _strings(HTTP_METHODS.__contains__, f"one of {sorted(HTTP_METHODS)}"),
-    "route": _strings(
-        valid_route, f"a string of {MIN_ROUTE_LENGTH}..{MAX_ROUTE_LENGTH} characters"
-    ),
-    "status": _numbers(_INT, MIN_STATUS, MAX_STATUS, f"an integer in [{MIN_STATUS}, {MAX_STATUS}]"),
-    "latency_ms": _numbers(
-        _NUMBER, MIN_LATENCY_MS, MAX_LATENCY_MS, f"a number in [{MIN_LATENCY_MS}, {MAX_LATENCY_MS}]"
-    ),
-    "client_ip": _strings(valid_ip, "an IPv4 or IPv6 address string"),
-    "bytes_out": _numbers(_INT, MIN_BYTES_OUT, MAX_BYTES_OUT, "a non-negative Int64"),
+    "event_id": _event_ids,
+    "occurred_at_ms": _numbers(OCCURRED_AT_MS),
+    "key_id": _strings(KEY_ID, lambda v: _KEY.fullmatch(v) is not None),
+    "account_id": _strings(ACCOUNT_ID, lambda v: _ACCOUNT.fullmatch(v) is not None),
+    "method": _strings(_METHOD, HTTP_METHODS.__contains__),
+    "route": _strings(ROUTE, valid_route),
+    "status": _numbers(STATUS),
+    "latency_ms": _numbers(LATENCY_MS),
+    "client_ip": _strings(CLIENT_IP, valid_ip),
+    "bytes_out": _numbers(BYTES_OUT),
     "is_render": _flags,
     "watermarked": _flags,
 }
@@ -198,14 +205,67 @@ def _row_count(cols: Columns) -> int:
     return n
 
 
-def validate_columns(body: Any) -> tuple[Columns, int]:
-    """Check a batch's `columns` object; return it (lists as given) and the row count.
+@dataclass(frozen=True)
+class CheckedColumns:
+    """A batch body after `check_columns`."""
 
-    Raises `InvalidMessage(schema_violation)` naming the first bad column and, within it,
-    the first bad row (`events[row].column: expected ..., got ...`).
+    columns: Columns
+    """Every row, in order, with integer-valued floats normalised to ints."""
+    count: int
+    """The number of rows, valid or not."""
+    errors: RowErrors
+    """For each invalid row, its first bad column: `column: expected ..., got ...`."""
+
+    def valid(self) -> Columns:
+        """The valid rows only (the columns themselves when every row is valid)."""
+        if not self.errors:
+            return self.columns
+        keep = [row for row in range(self.count) if row not in self.errors]
+        return {name: [values[row] for row in keep] for name, values in self.columns.items()}
+
+
+def check_columns(body: Any) -> CheckedColumns:
+    """Check a batch's `columns` object row by row.
+
+    Raises `InvalidMessage(schema_violation)` only when the body itself is broken: not an
+    object, a column missing or not a list, no rows or more than `MAX_BATCH_EVENTS`,
+    columns of different lengths. Extra columns are ignored.
     """
     cols = _column_lists(body)
     n = _row_count(cols)
+    errors: RowErrors = {}
     for name, check in _CHECKS.items():
-        check(name, cols[name])
-    return cols, n
+        outcome = check(cols[name])
+        if outcome is not None:
+            cols[name], bad = outcome
+            for row, detail in bad.items():
+                errors.setdefault(row, f"{name}: {detail}")
+    return CheckedColumns(cols, n, dict(sorted(errors.items())))
+
+
+def validate_columns(body: Any) -> tuple[Columns, int]:
+    """All or nothing: the checked columns and their row count, or
+    `InvalidMessage(schema_violation)` naming the first bad row
+    (`events[row].column: expected ..., got ...`)."""
+    checked = check_columns(body)
+    for row, detail in checked.errors.items():
+        raise _schema_error(f"events[{row}].{detail}")
+    return checked.columns, checked.count
+
+
+def row_as_event(body: Columns, row: int, schema_version: Any) -> dict[str, Any]:
+    """Row `row` of a batch body as a single `request.completed` object, from its raw
+    values. `occurred_at_ms` becomes `occurred_at` text when it is a valid time, and is
+    kept as `occurred_at_ms` otherwise (a single event has no such field, so the object
+    is then missing `occurred_at`, as the row was)."""
+    event: dict[str, Any] = {"type": "request.completed", "schema_version": schema_version}
+    for name in COLUMNS:
+        value = body[name][row]
+        if name != "occurred_at_ms":
+            event[name] = value
+            continue
+        try:
+            event["occurred_at"] = format_occurred_at(OCCURRED_AT_MS.wire_value(value))
+        except ValueError:
+            event["occurred_at_ms"] = value
+    return event

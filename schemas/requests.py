@@ -1,20 +1,22 @@
 """Request events: one `RequestCompleted` per API call, packed into `RequestBatch` records.
 
-Every bound comes from `schemas.request_bounds`.
+Every bound comes from `schemas.request_bounds`; every field rule is a `schemas.wire_types`
+rule, the one the worker's column validator (`schemas.request_columns`) also runs.
+`bytes_out`, `is_render` and `watermarked` may be left out of a single event (0, false,
+false); every column of a batch is required.
 """
 
 from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv6Address
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_serializer, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from schemas.base import Event, UtcMillis, now_utc_ms
-from schemas.ids import AccountId, KeyId
+from schemas.base import Event, EventId
+from schemas.ids import EVENT_ID_TEXT, AccountId, KeyId
 from schemas.request_bounds import (
-    EVENT_ID_PATTERN,
     MAX_BATCH_EVENTS,
     MAX_BYTES_OUT,
     MAX_LATENCY_MS,
@@ -30,20 +32,24 @@ from schemas.request_bounds import (
 )
 from schemas.utc import from_epoch_ms, to_epoch_ms
 from schemas.uuid7 import uuid7
+from schemas.wire_types import Flag, IpAddress, JsonInteger, JsonNumber, Route
 
-Route = Annotated[str, Field(min_length=MIN_ROUTE_LENGTH, max_length=MAX_ROUTE_LENGTH)]
-Status = Annotated[int, Field(ge=MIN_STATUS, le=MAX_STATUS)]
-LatencyMs = Annotated[float, Field(ge=MIN_LATENCY_MS, le=MAX_LATENCY_MS)]
-BytesOut = Annotated[int, Field(ge=MIN_BYTES_OUT, le=MAX_BYTES_OUT)]
-ClientIp = IPv4Address | IPv6Address
-OccurredAtMs = Annotated[int, Field(ge=MIN_OCCURRED_MS, le=MAX_OCCURRED_MS)]
-CanonicalUuid = Annotated[str, Field(pattern=EVENT_ID_PATTERN)]
+ROUTE = Route(MIN_ROUTE_LENGTH, MAX_ROUTE_LENGTH)
+STATUS = JsonInteger(MIN_STATUS, MAX_STATUS)
+LATENCY_MS = JsonNumber(MIN_LATENCY_MS, MAX_LATENCY_MS)
+BYTES_OUT = JsonInteger(MIN_BYTES_OUT, MAX_BYTES_OUT)
+CLIENT_IP = IpAddress()
+OCCURRED_AT_MS = JsonInteger(MIN_OCCURRED_MS, MAX_OCCURRED_MS)
+FLAG = Flag()
 
-
-def _in_event_range(value: UtcMillis) -> UtcMillis:
-    if not MIN_OCCURRED_MS <= to_epoch_ms(value) <= MAX_OCCURRED_MS:
-        raise ValueError("expected an instant from 2000-01-01 to 2100-01-01 (UTC)")
-    return value
+RouteText = Annotated[str, ROUTE]
+Status = Annotated[int, STATUS]
+LatencyMs = Annotated[float, LATENCY_MS]
+BytesOut = Annotated[int, BYTES_OUT]
+ClientIp = Annotated[IPv4Address | IPv6Address, CLIENT_IP]
+OccurredAtMs = Annotated[int, OCCURRED_AT_MS]
+CanonicalUuidText = Annotated[str, EVENT_ID_TEXT]
+Bool = Annotated[bool, FLAG]
 
 
 class RequestCompleted(Event):
@@ -52,40 +58,41 @@ class RequestCompleted(Event):
     type: Literal["request.completed"] = "request.completed"
     key_id: KeyId
     account_id: AccountId
-    occurred_at: Annotated[UtcMillis, AfterValidator(_in_event_range)] = Field(
-        default_factory=now_utc_ms
-    )
     method: HttpMethod
-    route: Route
+    route: RouteText
     status: Status
     latency_ms: LatencyMs
     client_ip: ClientIp
     bytes_out: BytesOut = 0
-    is_render: bool = False
-    watermarked: bool = False
+    is_render: Bool = False
+    watermarked: Bool = False
 
-    @field_serializer("client_ip")
-    def _ip(self, value: ClientIp) -> str:
-        return str(value)
+
+Column = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
 
 class RequestColumns(BaseModel):
-    """The columnar body of a batch: one list per field, all of one length."""
+    """The columnar body of a batch: one list per field, all of one length (a rule JSON
+    Schema cannot state; the decoder holds a batch whose columns differ to be broken)."""
 
-    model_config = ConfigDict(frozen=True, extra="ignore")
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        json_schema_extra={"description": "Columns of one length, 1..100000 rows."},
+    )
 
-    event_id: Annotated[list[CanonicalUuid], Field(min_length=1, max_length=MAX_BATCH_EVENTS)]
-    occurred_at_ms: list[OccurredAtMs]
-    key_id: list[KeyId]
-    account_id: list[AccountId]
-    method: list[HttpMethod]
-    route: list[Route]
-    status: list[Status]
-    latency_ms: list[LatencyMs]
-    client_ip: list[ClientIp]
-    bytes_out: list[BytesOut]
-    is_render: list[bool]
-    watermarked: list[bool]
+    event_id: Annotated[list[CanonicalUuidText], Column]
+    occurred_at_ms: Annotated[list[OccurredAtMs], Column]
+    key_id: Annotated[list[KeyId], Column]
+    account_id: Annotated[list[AccountId], Column]
+    method: Annotated[list[HttpMethod], Column]
+    route: Annotated[list[RouteText], Column]
+    status: Annotated[list[Status], Column]
+    latency_ms: Annotated[list[LatencyMs], Column]
+    client_ip: Annotated[list[ClientIp], Column]
+    bytes_out: Annotated[list[BytesOut], Column]
+    is_render: Annotated[list[Bool], Column]
+    watermarked: Annotated[list[Bool], Column]
 
     @model_validator(mode="after")
     def _same_length(self) -> RequestColumns:
@@ -98,12 +105,14 @@ class RequestColumns(BaseModel):
 class RequestBatch(Event):
     """Many request events in one Kafka record (what the producer library sends).
 
-    The body is columnar (`RequestColumns`); `schemas.request_columns.validate_columns`
-    is the fast validator the ingest path uses for it.
+    The body is columnar (`RequestColumns`); `schemas.request_columns.check_columns` is
+    the fast validator the ingest path uses for it.
     """
 
+    WIRE_REQUIRED: ClassVar[tuple[str, ...]] = (*Event.WIRE_REQUIRED, "batch_id")
+
     type: Literal["request.batch"] = "request.batch"
-    batch_id: UUID = Field(default_factory=uuid7)
+    batch_id: EventId = Field(default_factory=uuid7)
     columns: RequestColumns
 
     @classmethod

@@ -4,17 +4,17 @@
 Only when that fails does it call `RowValidator.normalize`, which checks every field in
 order, raises `ValueError` naming the first bad field, remembers good ids and addresses in
 bounded caches, and returns the values as they must be queued (an `IntEnum` status such as
-`http.HTTPStatus.OK` becomes a plain `int`, an `http.HTTPMethod` a plain `str`). The rules
-are those of `schemas.request_bounds`, the same as the worker's
-`schemas.request_columns.validate_columns`, so a row accepted here passes the consumer's
-validator.
+`http.HTTPStatus.OK` or an integer-valued float such as `200.0` becomes a plain `int`, an
+`http.HTTPMethod` a plain `str`). The rules are those of `schemas.request_bounds`, the
+same as the worker's `schemas.request_columns.check_columns`, so a row accepted here
+passes the consumer's validator, and a row rejected here would be dead-lettered there.
 """
 
 from __future__ import annotations
 
 import re
 from datetime import datetime
-from typing import Any, TypeGuard
+from typing import Any
 
 from schemas.ids import ACCOUNT_ID_PATTERN, KEY_ID_PATTERN
 from schemas.request_bounds import (
@@ -29,6 +29,8 @@ from schemas.request_bounds import (
     MIN_OCCURRED_MS,
     MIN_ROUTE_LENGTH,
     MIN_STATUS,
+    is_json_number,
+    json_integer,
     valid_ip,
     valid_route,
 )
@@ -47,21 +49,25 @@ def _bad(field: str, detail: str, value: object) -> ValueError:
     return ValueError(f"{field}: {detail}, got {value!r}"[:300])
 
 
-def _is_int(value: object) -> TypeGuard[int]:
-    return isinstance(value, int) and not isinstance(value, bool)
+def _integer(field: str, value: object, lo: int, hi: int) -> int:
+    number = json_integer(value)
+    if number is None or not lo <= number <= hi:
+        raise _bad(field, f"expected an integer in [{lo}, {hi}]", value)
+    return number
 
 
 def occurred_at_ms(value: object) -> int:
-    """Epoch milliseconds from `None` (now), an aware `datetime` or an int of epoch ms."""
+    """Epoch milliseconds from `None` (now), an aware `datetime` or epoch ms (an integer,
+    or an integer-valued float)."""
     if value is None:
         return now_ms()
     if isinstance(value, datetime):
         if value.tzinfo is None or value.utcoffset() is None:
             raise _bad("occurred_at", "expected a timezone-aware datetime", value)
-        ms = to_epoch_ms(value)
-    elif _is_int(value):
-        ms = int(value)
+        ms: int | None = to_epoch_ms(value)
     else:
+        ms = json_integer(value)
+    if ms is None:
         raise _bad("occurred_at", "expected None, an aware datetime or epoch milliseconds", value)
     if not MIN_OCCURRED_MS <= ms <= MAX_OCCURRED_MS:
         raise _bad("occurred_at", "expected an instant between 2000 and 2100", value)
@@ -118,23 +124,19 @@ class RowValidator:
                 "(no lone surrogates)",
                 route,
             )
-        if not _is_int(status) or not MIN_STATUS <= status <= MAX_STATUS:
-            raise _bad("status", f"expected an integer in [{MIN_STATUS}, {MAX_STATUS}]", status)
-        if (
-            not isinstance(latency_ms, int | float)
-            or isinstance(latency_ms, bool)
-            or not MIN_LATENCY_MS <= latency_ms <= MAX_LATENCY_MS
-        ):
+        status = _integer("status", status, MIN_STATUS, MAX_STATUS)
+        if not is_json_number(latency_ms) or not MIN_LATENCY_MS <= latency_ms <= MAX_LATENCY_MS:
             raise _bad(
                 "latency_ms",
                 f"expected a number in [{MIN_LATENCY_MS}, {MAX_LATENCY_MS}]",
                 latency_ms,
             )
         if type(client_ip) is not str or not valid_ip(client_ip):
-            raise _bad("client_ip", "expected an IPv4 or IPv6 address string", client_ip)
+            raise _bad(
+                "client_ip", "expected an IPv4 or IPv6 address string (no zone id)", client_ip
+            )
         self._remember(self.ips, client_ip)
-        if not _is_int(bytes_out) or not MIN_BYTES_OUT <= bytes_out <= MAX_BYTES_OUT:
-            raise _bad("bytes_out", f"expected an integer in [0, {MAX_BYTES_OUT}]", bytes_out)
+        bytes_out = _integer("bytes_out", bytes_out, MIN_BYTES_OUT, MAX_BYTES_OUT)
         if type(is_render) is not bool:
             raise _bad("is_render", "expected a bool", is_render)
         if type(watermarked) is not bool:
@@ -145,10 +147,10 @@ class RowValidator:
             account_id,
             _METHODS[method],
             route,
-            int(status),
+            status,
             latency,
             client_ip,
-            int(bytes_out),
+            bytes_out,
             is_render,
             watermarked,
         )

@@ -2,8 +2,10 @@
 
 The reasons are the contract the dead-letter topic and the metrics rely on: each decoder
 rejects an oversized message as `too_large`, bytes that are not JSON as `not_json`, JSON
-that is not an object or does not fit the model as `schema_violation`, a `type` it does
-not decode as `unknown_type` and a newer `schema_version` as `unsupported_version`.
+that is not an object or does not fit the model as `schema_violation` (a missing `type`,
+`schema_version`, `event_id` or `occurred_at` included: they are required, never filled
+in), a `type` string it does not decode as `unknown_type` and a newer `schema_version` as
+`unsupported_version`.
 """
 
 from __future__ import annotations
@@ -136,13 +138,53 @@ def test_non_object_is_a_schema_violation(name: str, data: bytes) -> None:
 
 
 @pytest.mark.parametrize("name", TYPED)
-@pytest.mark.parametrize("kind", [None, "missing", 5, "request.unknown", "key.created "])
+@pytest.mark.parametrize("kind", ["request.unknown", "key.created ", ""])
 def test_unknown_type(name: str, kind: object) -> None:
+    decode, obj, _, _ = TYPED[name]
+    assert _reason(decode, orjson.dumps({**obj, "type": kind})) is InvalidReason.UNKNOWN_TYPE
+
+
+@pytest.mark.parametrize("name", TYPED)
+@pytest.mark.parametrize("kind", [None, "missing", 5, ["request.completed"]])
+def test_missing_or_non_string_type_is_a_schema_violation(name: str, kind: object) -> None:
+    """`type` is required (decision 2): a record without it is not filled in or guessed."""
     decode, obj, _, _ = TYPED[name]
     body = {k: v for k, v in obj.items() if k != "type"}
     if kind != "missing":
         body["type"] = kind
-    assert _reason(decode, orjson.dumps(body)) is InvalidReason.UNKNOWN_TYPE
+    with pytest.raises(InvalidMessage, match=r"^schema_violation: .*type") as err:
+        decode(orjson.dumps(body))
+    assert err.value.reason is InvalidReason.SCHEMA_VIOLATION
+
+
+def _envelope_fields(obj: dict[str, Any]) -> list[str]:
+    fields = ["schema_version", "event_id", "occurred_at"]
+    return [*fields, "batch_id"] if obj["type"] == "request.batch" else fields
+
+
+ENVELOPE_CASES = [
+    (name, field) for name, spec in TYPED.items() for field in _envelope_fields(spec[1])
+]
+
+
+@pytest.mark.parametrize(("name", "field"), ENVELOPE_CASES)
+def test_a_missing_envelope_field_is_a_schema_violation(name: str, field: str) -> None:
+    """Never filled in from the worker's clock or a random id: a replay must decide the same."""
+    decode, obj, _, _ = TYPED[name]
+    without = orjson.dumps({k: v for k, v in obj.items() if k != field})
+    with pytest.raises(
+        InvalidMessage, match=rf"^schema_violation: (\S+: )?missing required field\(s\): {field}"
+    ):
+        decode(without)
+
+
+@pytest.mark.parametrize(("name", "field"), ENVELOPE_CASES)
+@pytest.mark.parametrize("bad", [None, 5, "", "0194B5A3-1F25-7ABC-8DEF-0123456789A5", 1.7e12])
+def test_a_bad_envelope_field_is_a_schema_violation(name: str, field: str, bad: object) -> None:
+    decode, obj, _, _ = TYPED[name]
+    if field == "schema_version" and bad in (5, 1.7e12):
+        return  # a newer version: unsupported_version (below)
+    assert _reason(decode, orjson.dumps({**obj, field: bad})) is InvalidReason.SCHEMA_VIOLATION
 
 
 @pytest.mark.parametrize(
@@ -170,15 +212,24 @@ def test_unsupported_version(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", DECODERS)
-def test_current_and_absent_versions_decode(name: str) -> None:
+def test_current_version_and_its_float_form_decode(name: str) -> None:
+    """`1.0` is a JSON Schema integer: accepted wherever an integer is (decision 1)."""
     decode, obj, _, _ = DECODERS[name]
     current = decode(orjson.dumps({**obj, "schema_version": _newest(obj)}))
-    absent = decode(orjson.dumps({k: v for k, v in obj.items() if k != "schema_version"}))
-    assert current == absent
+    as_float = decode(orjson.dumps({**obj, "schema_version": float(_newest(obj))}))
+    assert current == as_float
+
+
+def test_a_notification_without_a_version_is_version_one() -> None:
+    obj = orjson.loads(encode(_notification()))
+    absent = decode_notification(
+        orjson.dumps({k: v for k, v in obj.items() if k != "schema_version"})
+    )
+    assert absent == decode_notification(orjson.dumps(obj))
 
 
 @pytest.mark.parametrize("name", DECODERS)
-@pytest.mark.parametrize("version", [0, -1, "1", "2", 1.0, True, None, [1]])
+@pytest.mark.parametrize("version", [0, -1, "1", "2", 1.5, True, None, [1]])
 def test_malformed_version_is_a_schema_violation(name: str, version: object) -> None:
     decode, obj, _, _ = DECODERS[name]
     body = orjson.dumps({**obj, "schema_version": version})

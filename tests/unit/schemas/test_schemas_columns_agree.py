@@ -18,20 +18,20 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from schemas.errors import InvalidMessage
-from schemas.request_columns import COLUMNS, validate_columns
+from schemas.request_columns import COLUMNS, check_columns, validate_columns
 from schemas.requests import RequestColumns
 
 GOOD: dict[str, list[Any]] = {
     "event_id": ["0194b5a3-1f25-7abc-8def-0123456789a5", "00000000-0000-0000-0000-000000000000"],
-    "occurred_at_ms": [946_684_800_000, 1_768_469_400_123, 4_102_444_800_000],
+    "occurred_at_ms": [946_684_800_000, 1_768_469_400_123, 4_102_444_800_000, 1.7e12],
     "key_id": ["key_abc123", "key_" + "Z" * 64],
     "account_id": ["acc_7Hq", "acc_" + "9" * 64],
     "method": ["GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
     "route": ["/", "/v1/render", "r" * 512, "\u00e9" * 512],
-    "status": [100, 200, 404, 599],
+    "status": [100, 200, 404, 599, 200.0],  # an integer-valued float is an integer
     "latency_ms": [0, 0.0, 12.5, 3_600_000, 3_600_000.0],
-    "client_ip": ["203.0.113.7", "0.0.0.0", "2001:db8::1", "::", "::ffff:1.2.3.4", "fe80::1%eth0"],
-    "bytes_out": [0, 1, 2**63 - 1],
+    "client_ip": ["203.0.113.7", "0.0.0.0", "2001:db8::1", "::", "::ffff:1.2.3.4", "FE80::1"],
+    "bytes_out": [0, 1, 2**32 - 1, 1.0],
     "is_render": [True, False],
     "watermarked": [True, False],
 }
@@ -49,7 +49,7 @@ BAD: dict[str, list[Any]] = {
         5,
         None,
     ],
-    "occurred_at_ms": [946_684_799_999, 4_102_444_800_001, -1, 1.5e12, "1768469400123", True],
+    "occurred_at_ms": [946_684_799_999, 4_102_444_800_001, -1, 1.5e12 + 0.5, "1768469400123", True],
     "key_id": ["key_abc12", "key_abc-123", "abc123456", "key_" + "Z" * 65, "", 7],
     "account_id": ["acc_ab", "acc_a b c", "ACC_abc", 3, None],
     "method": ["get", "TRACE", "", None],
@@ -67,8 +67,9 @@ BAD: dict[str, list[Any]] = {
         "::g",
         "1.2.3.4\u0000",
         ["1.2.3.4"],
+        "fe80::1%eth0",  # a zone id
     ],
-    "bytes_out": [-1, 1.5, "10", None, False],
+    "bytes_out": [-1, 1.5, "10", None, False, 2**32, 2**63 - 1],
     "is_render": [0, 1, "true", None],
     "watermarked": [0, "false", None],
 }
@@ -169,3 +170,33 @@ def test_a_nul_in_an_address_is_a_schema_violation() -> None:
     body = _single_row_with("client_ip", "1.2.3.4\u0000")
     with pytest.raises(InvalidMessage, match=r"client_ip"):
         validate_columns(body)
+
+
+def test_every_bad_row_is_named_and_the_others_kept() -> None:
+    """`check_columns` judges each row: the bad rows by index, the good ones kept in order."""
+    n = 6
+    body = {name: GOOD[name][:1] * n for name in COLUMNS}
+    body["event_id"] = [f"0194b5a3-1f25-7abc-8def-{i:012x}" for i in range(n)]
+    body["status"] = [200, 200, "200", 200, 200, 600]
+    body["bytes_out"] = [0, 0, -1, 2**32, 7.0, 0]
+    checked = check_columns(orjson.loads(orjson.dumps(body)))
+    assert checked.count == n
+    assert checked.errors == {
+        2: "status: expected an integer in [100, 599], got '200'",
+        3: "bytes_out: expected an integer in [0, 4294967295], got 4294967296",
+        5: "status: expected an integer in [100, 599], got 600",
+    }
+    valid = checked.valid()
+    assert valid["event_id"] == [body["event_id"][i] for i in (0, 1, 4)]
+    assert valid["bytes_out"] == [0, 0, 7]
+    assert type(valid["bytes_out"][2]) is int  # 7.0 normalised
+
+
+def test_integer_valued_floats_are_normalised_to_ints() -> None:
+    body = {name: GOOD[name][:1] for name in COLUMNS}
+    body.update(occurred_at_ms=[1.7e12], status=[404.0], bytes_out=[10.0])
+    columns, count = validate_columns(orjson.loads(orjson.dumps(body)))
+    assert count == 1
+    for name, value in (("occurred_at_ms", 1_700_000_000_000), ("status", 404), ("bytes_out", 10)):
+        assert columns[name] == [value]
+        assert type(columns[name][0]) is int

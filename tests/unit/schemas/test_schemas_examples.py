@@ -103,11 +103,16 @@ def test_newer_schema_version_is_unsupported(path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.stem)
-def test_missing_schema_version_means_version_one(path: Path) -> None:
+@pytest.mark.parametrize("field", ["type", "schema_version", "event_id", "occurred_at"])
+def test_missing_envelope_field_is_a_schema_violation(path: Path, field: str) -> None:
+    """Required on the wire: a record without one is dead-lettered, never filled in."""
     obj = orjson.loads(_raw(path))
-    del obj["schema_version"]
+    del obj[field]
     decode = _decoder(path)
-    assert decode(orjson.dumps(obj)) == decode(_raw(path))
+    with pytest.raises(InvalidMessage) as err:
+        decode(orjson.dumps(obj))
+    assert err.value.reason is InvalidReason.SCHEMA_VIOLATION
+    assert field in err.value.message
 
 
 def test_key_example_on_the_request_decoder_is_unknown_type() -> None:

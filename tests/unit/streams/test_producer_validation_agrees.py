@@ -75,7 +75,7 @@ VALID: dict[str, st.SearchStrategy[Any]] = {
     "latency_ms": st.floats(0, MAX_LATENCY_MS)
     | st.integers(0, MAX_LATENCY_MS)
     | st.sampled_from([0, -0.0, MAX_LATENCY_MS, float(MAX_LATENCY_MS)]),
-    "client_ip": st.ip_addresses().map(str) | st.sampled_from(["::ffff:1.2.3.4", "fe80::1%eth0"]),
+    "client_ip": st.ip_addresses().map(str) | st.sampled_from(["::ffff:1.2.3.4", "2001:DB8::1"]),
     "bytes_out": st.integers(0, MAX_BYTES_OUT) | st.sampled_from([0, MAX_BYTES_OUT]),
     "is_render": st.booleans(),
     "watermarked": st.booleans(),
@@ -105,7 +105,10 @@ NEAR_MISS: dict[str, st.SearchStrategy[Any]] = {
     | st.sampled_from(["12", True, None])
     | st.floats(),
     "client_ip": st.sampled_from(
-        ["256.1.1.1", "1.2.3.04", "1.2.3", " 1.2.3.4", "1.2.3.4/32", "::g", "1.2.3.4\x00", ""]
+        [
+            *("256.1.1.1", "1.2.3.04", "1.2.3", " 1.2.3.4", "1.2.3.4/32", "::g", "1.2.3.4\x00"),
+            *("", "fe80::1%eth0", "fe80::1%1"),
+        ]
     )
     | _text
     | st.sampled_from([16909060, None]),
@@ -245,16 +248,21 @@ NEAR_MISSES = [
     ("latency_ms", float("nan")),
     ("status", 600),
     ("method", http.HTTPMethod.TRACE),
+    ("client_ip", "fe80::1%eth0"),  # an IPv6 zone id
+    ("status", 200.5),
+    ("bytes_out", 1.5),
 ]
 ACCEPTED = [
     ("method", http.HTTPMethod.GET),
     ("status", http.HTTPStatus.OK),
     ("route", "\u00e9" * MAX_ROUTE_LENGTH),
-    ("client_ip", "fe80::1%eth0"),
     ("occurred_at_ms", MIN_OCCURRED_MS),
     ("occurred_at_ms", MAX_OCCURRED_MS),
     ("bytes_out", MAX_BYTES_OUT),
     ("latency_ms", MAX_LATENCY_MS),
+    ("status", 200.0),  # an integer-valued float is an integer, normalised to 200
+    ("bytes_out", 1.0),
+    ("occurred_at_ms", 1.7e12),
 ]
 
 
