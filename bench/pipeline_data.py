@@ -142,4 +142,13 @@ def probe_record(key_id: str, now_ms: int) -> bytes:
         "is_render": [False],
         "watermarked": [False],
     }
-    return orjson.dumps({"type": "request.batch", "schema_version": 1, "columns": cols})
+    return orjson.dumps(
+        {
+            "type": "request.batch",
+            "schema_version": 1,
+            "event_id": f"ffffffff-{now_ms % 0xFFFF:04x}-7001-8000-{now_ms:012x}",
+            "occurred_at": utc.from_epoch_ms(now_ms).strftime("%Y-%m-%dT%H:%M:%SZ"),
+            "batch_id": f"ffffffff-{now_ms % 0xFFFF:04x}-7002-8000-{now_ms:012x}",
+            "columns": cols,
+        }
+    )
