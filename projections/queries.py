@@ -11,8 +11,11 @@ the key listing). All functions take `now` so callers (and tests) decide the clo
 Account reads (`usage_by_key`, `account_usage`, the listing) count only the keys the
 registry (`keys`) says the account owns and has not deleted: events for an unknown key,
 or sent under an account that does not own the key, stay in the rollups but in no
-account's totals, so an account's total is the sum of its listed keys. The ownership
-test is a semi-join inside the one query (`_OWNED`), not a query of its own.
+account's totals, so an account's total is the sum of its listed keys. Such a read first
+reads the account's keys from the registry (one small query) and restricts the rollup read
+to them (`key_id IN [...]`): on chDB an `IN (SELECT ...)` semi-join inside the rollup
+query costs several times that query (docs/decisions.md). `account_usage` gets the
+per-key figures and their total in one pass over the rollup (`GROUPING SETS`).
 """
 
 from __future__ import annotations
@@ -112,11 +115,10 @@ nothing to improve on; its passes only cost planning time (docs/decisions.md).""
 
 _KEY = "account_id = {account:String} AND key_id = {key:String}"
 _ACCOUNT = "account_id = {account:String}"
-_OWNED = (
-    "account_id = {account:String} AND key_id IN (SELECT key_id FROM keys FINAL "
-    "WHERE account_id = {account:String} AND status != 'deleted')"
+_OWNED_KEYS = (
+    "SELECT key_id FROM keys FINAL WHERE account_id = {account:String} AND status != 'deleted'"
 )
-"""The account's rows of the keys the registry says it owns (revoked included, deleted not)."""
+"""The keys the registry says the account owns (revoked included, deleted not)."""
 
 
 def _usage(counters: Sequence[Any], quantiles: Sequence[Any]) -> Usage:
@@ -179,20 +181,44 @@ class UsageQueries:
     def usage_by_key(
         self, account_id: str, window: Window, now: datetime, key_ids: list[str] | None = None
     ) -> dict[str, Usage]:
-        """Usage of every registered key of the account in one query (optionally only
+        """Usage of every registered key of the account (optionally only those among
         `key_ids`); keys without requests in the window are left out."""
-        where = _OWNED
+        owned = self._owned_keys(account_id)
         if key_ids is not None:
-            where += " AND key_id IN {keys:Array(String)}"
+            wanted = set(key_ids)
+            owned = [k for k in owned if k in wanted]
+        return self._by_key(account_id, owned, window, now, with_total=False)[0]
+
+    def _owned_keys(self, account_id: str) -> list[str]:
+        rows = self._client.query(_OWNED_KEYS, parameters={"account": account_id}).result_rows
+        return [str(key) for (key,) in rows]
+
+    def _by_key(
+        self, account_id: str, key_ids: list[str], window: Window, now: datetime, with_total: bool
+    ) -> tuple[dict[str, Usage], Usage]:
+        """Usage of each of the account's `key_ids` with requests in the window and, with
+        `with_total`, of all of them together (a grouping set of its own: latency
+        digests can only be merged in the query), in one pass."""
+        if not key_ids:
+            return {}, EMPTY_USAGE
         plan = _plan((window,), now)
+        sets = "(key_id), ()" if with_total else "(key_id)"
         rows = self._client.query(
-            f"SELECT key_id, {USAGE_AGGREGATES} FROM {TABLE} "
-            f"WHERE {where} AND ({tier_condition(plan)}) GROUP BY key_id",
-            parameters={"account": account_id, "keys": key_ids or []},
+            f"SELECT grouping(key_id), key_id, {USAGE_AGGREGATES} FROM {TABLE} "
+            f"WHERE {_ACCOUNT} AND key_id IN {{keys:Array(String)}} "
+            f"AND ({tier_condition(plan)}) GROUP BY GROUPING SETS ({sets})",
+            parameters={"account": account_id, "keys": key_ids},
             settings=_ONE_STREAM,
         ).result_rows
-        usage = {key: _usage(counters, q) for key, counters, q in rows}
-        return {key: u for key, u in usage.items() if u.requests}
+        per_key: dict[str, Usage] = {}
+        total = EMPTY_USAGE
+        for is_total, key, counters, quantiles in rows:
+            usage = _usage(counters, quantiles)
+            if is_total:
+                total = usage
+            elif usage.requests:
+                per_key[str(key)] = usage
+        return per_key, total
 
     def key_timeseries(
         self, account_id: str, key_id: str, window: Window, step: timedelta, now: datetime
@@ -280,14 +306,8 @@ class UsageQueries:
         self, account_id: str, window: Window, now: datetime, top: int = 10
     ) -> AccountUsage:
         """The account's total over its registered keys, and its `top` keys by requests."""
-        per_key = self.usage_by_key(account_id, window, now)
-        plan = _plan((window,), now)
-        rows = self._client.query(
-            f"SELECT {USAGE_AGGREGATES} FROM {TABLE} WHERE {_OWNED} AND ({tier_condition(plan)})",
-            parameters={"account": account_id},
-            settings=_ONE_STREAM,
-        ).result_rows
-        total = _usage(*rows[0]) if rows else EMPTY_USAGE
+        owned = self._owned_keys(account_id)
+        per_key, total = self._by_key(account_id, owned, window, now, with_total=True)
         ranked = sorted(((k, u.requests) for k, u in per_key.items()), key=lambda x: -x[1])
         return AccountUsage(window, total, ranked[:top])
 
