@@ -293,7 +293,7 @@ def assemble_worker(settings: Settings) -> Worker:
     attribution = AttributionAgent(
         ClickHouseAttributionStore(attribution_client),
         grace_s=settings.worker.attribution_grace_s,
-        tick_s=min(2.0, settings.worker.attribution_grace_s),
+        interval_s=min(5.0, settings.worker.attribution_grace_s / 2),
         transient=clickhouse_transient,
     )
     services = WorkerServices(
@@ -305,7 +305,6 @@ def assemble_worker(settings: Settings) -> Worker:
     app = build_app(config, services)
     if app.ingest is not None:
         alerting.attach_ingest(app.ingest.listeners)
-        app.ingest.listeners.append(attribution.on_block)
     clients = [admin, ingest_client, keys_client, attribution_client, *alerting.clients]
     return Worker(app=app, clients=clients, alerting=alerting, attribution=attribution)
 

@@ -1,130 +1,94 @@
 """Which landed request events the key registry attributes to no account (pure).
 
 Reads count an account's events only for the keys the registry says it owns
-(`projections.queries`); this module finds the rest so an operator can see them:
-events for a key the registry does not know (`unknown_key`) and events sent under an
-account that does not own the key (`account_mismatch`).
+(`projections.queries`); this module decides what to record about the rest so an
+operator can see them: events for a key the registry does not know (`unknown_key`) and
+events sent under an account that does not own the key (`account_mismatch`).
 
-`count_pairs` tallies an insert block by (account_id, key_id). `Attribution` holds what
-is known and what waits for a verdict, and decides; the caller does the I/O (looks up
-`lookups()` in the registry, records what `decide` returns). Its rules:
+The input is a running total per (account_id, key_id) pair that the registry does not
+attribute (`PairTotal`, from the rollups ingest keeps); the output is one finding per
+pair and reason, itself a running total, recorded again whenever it grows. Rules:
 
-- A pair whose key the registry knows is decided at once: attributed when the owner is
-  the account it was sent under, otherwise an account mismatch (ownership never changes:
-  the registry ignores a second create of a key id, so owners are cached, up to
-  `max_owners` keys, oldest forgotten first).
+- An account mismatch is recorded at once (a key's owner never changes: the registry
+  ignores a second create of a key id).
 - A request can legitimately land shortly before its key's `key.created` is applied, so
-  a pair whose key the registry does not know waits: it is looked up again on every
-  decision and becomes an `unknown_key` finding only when it is still unknown
-  `grace_s` after it was first seen (or when more than `max_pending` pairs wait: the
-  oldest go first). Events of the same pair that land meanwhile are added to it.
-  A key created after its finding was recorded is counted by the reads from then on
-  (they follow the registry at read time); the finding stays as a record of what was
-  unknown when it was checked.
-- What waits is kept in memory only: a worker that stops drops the pairs still within
-  their grace (the reads are unaffected, only those findings are not recorded).
+  an unknown key's pair is recorded only once it has been unknown for `grace_s` (by the
+  caller's clock, from the first decision that saw it unknown); a pair recorded before
+  (for example by an earlier run of the worker) is updated without waiting again. A key
+  created after its pair was recorded is counted by the reads from then on (they follow
+  the registry at read time); the finding stays, as what was unknown when it was checked.
+- A pair's events found under one reason are not counted again under the other (an
+  unknown key later created by another account: the mismatch finding counts only the
+  events beyond the unknown-key finding).
 
 Times (`now`) are the caller's monotonic seconds.
 """
 
 from __future__ import annotations
 
-from collections import Counter
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
-from streams.worker.ports import UnattributedEvents, UnattributedReason
+from streams.worker.ports import PairTotal, Recorded, UnattributedEvents, UnattributedReason
 
 Pair = tuple[str, str]
 """(account_id, key_id)"""
 
-
-def count_pairs(account_ids: Sequence[str], key_ids: Sequence[str]) -> Counter[Pair]:
-    """Events per (account_id, key_id) of one block's columns."""
-    return Counter(zip(account_ids, key_ids, strict=True))
-
-
-@dataclass
-class _Waiting:
-    events: int
-    first_seen: float
-    newest_at_ms: int
-    source: str
+UNKNOWN = UnattributedReason.UNKNOWN_KEY
+MISMATCH = UnattributedReason.ACCOUNT_MISMATCH
+_OTHER = {UNKNOWN: MISMATCH, MISMATCH: UNKNOWN}
 
 
 class Attribution:
-    """Pairs waiting for a verdict and the cached owners of registered keys."""
+    """What was recorded, and since when each unknown pair has been unknown."""
 
-    def __init__(
-        self, grace_s: float, max_owners: int = 200_000, max_pending: int = 100_000
-    ) -> None:
+    def __init__(self, grace_s: float, recorded: Recorded | None = None) -> None:
         self.grace_s = grace_s
-        self._max_owners = max_owners
-        self._max_pending = max_pending
-        self._owners: dict[str, str] = {}
-        self._waiting: dict[Pair, _Waiting] = {}
+        self._recorded: Recorded = dict(recorded or {})
+        self._unknown_since: dict[Pair, float] = {}
 
     @property
-    def pending(self) -> int:
-        """Pairs waiting for a verdict."""
-        return len(self._waiting)
+    def waiting(self) -> int:
+        """Unknown-key pairs within their grace, not recorded yet."""
+        return sum(1 for (a, k) in self._unknown_since if (a, k, UNKNOWN) not in self._recorded)
 
-    def add(self, counts: Mapping[Pair, int], newest_at_ms: int, source: str, now: float) -> None:
-        """Take one landed block's tally (`source`: its token; `newest_at_ms`: its newest
-        event time). Pairs of keys cached as owned by their account are settled here."""
-        owners = self._owners
-        for pair, events in counts.items():
-            account, key = pair
-            if owners.get(key) == account:
-                continue
-            waiting = self._waiting.get(pair)
-            if waiting is None:
-                self._waiting[pair] = _Waiting(events, now, newest_at_ms, source)
-            else:
-                waiting.events += events
-                waiting.newest_at_ms = max(waiting.newest_at_ms, newest_at_ms)
+    def totals(self) -> dict[str, int]:
+        """Recorded events by reason (every reason present, 0 when none)."""
+        out = dict.fromkeys((r.value for r in UnattributedReason), 0)
+        for (_, _, reason), events in self._recorded.items():
+            out[reason.value] += events
+        return out
 
-    def lookups(self) -> list[str]:
-        """Key ids to look up in the registry before `decide` (owners not cached)."""
-        return sorted({key for _, key in self._waiting if key not in self._owners})
-
-    def decide(self, found: Mapping[str, str], now: float) -> list[UnattributedEvents]:
-        """Settle the waiting pairs given `found` (key id -> owning account, for the
-        registered keys among `lookups()`); return the findings to record."""
-        for key_id, owner_id in found.items():
-            self._remember(key_id, owner_id)
-        overflow = len(self._waiting) - self._max_pending
+    def decide(self, pairs: Sequence[PairTotal], now: float) -> list[UnattributedEvents]:
+        """The findings to record given every unattributed pair's running total. They
+        count as recorded from here on: the caller records them before deciding again."""
         findings: list[UnattributedEvents] = []
-        for rank, (pair, waiting) in enumerate(list(self._waiting.items())):
-            account, key = pair
-            owner = found.get(key) or self._owners.get(key)
-            expired = rank < overflow or now - waiting.first_seen >= self.grace_s
-            if owner is None and not expired:
-                continue  # unknown for now: its key.created may not be applied yet
-            del self._waiting[pair]
-            if owner is None:
-                findings.append(_finding(pair, waiting, UnattributedReason.UNKNOWN_KEY, None))
-            elif owner != account:
-                findings.append(_finding(pair, waiting, UnattributedReason.ACCOUNT_MISMATCH, owner))
+        unknown_now: set[Pair] = set()
+        for total in pairs:
+            pair = (total.account_id, total.key_id)
+            if total.owner == total.account_id:
+                continue  # attributed after all
+            reason = MISMATCH if total.owner is not None else UNKNOWN
+            if reason is UNKNOWN:
+                unknown_now.add(pair)
+                if not self._unknown_is_due(pair, now):
+                    continue
+            finding = self._grown(total, reason)
+            if finding is not None:
+                self._recorded[(*pair, reason)] = finding.events
+                findings.append(finding)
+        for pair in [p for p in self._unknown_since if p not in unknown_now]:
+            del self._unknown_since[pair]  # its key is registered now
         return findings
 
-    def _remember(self, key: str, owner: str) -> None:
-        owners = self._owners
-        if key not in owners and len(owners) >= self._max_owners:
-            del owners[next(iter(owners))]
-        owners[key] = owner
+    def _unknown_is_due(self, pair: Pair, now: float) -> bool:
+        since = self._unknown_since.setdefault(pair, now)
+        return (*pair, UNKNOWN) in self._recorded or now - since >= self.grace_s
 
-
-def _finding(
-    pair: Pair, waiting: _Waiting, reason: UnattributedReason, owner: str | None
-) -> UnattributedEvents:
-    account, key = pair
-    return UnattributedEvents(
-        account_id=account,
-        key_id=key,
-        reason=reason,
-        events=waiting.events,
-        newest_at_ms=waiting.newest_at_ms,
-        source=waiting.source,
-        owner=owner,
-    )
+    def _grown(self, total: PairTotal, reason: UnattributedReason) -> UnattributedEvents | None:
+        """The pair's finding for `reason` if it grew past what was recorded."""
+        pair = (total.account_id, total.key_id)
+        events = total.events - self._recorded.get((*pair, _OTHER[reason]), 0)
+        if events <= self._recorded.get((*pair, reason), 0):
+            return None
+        owner = total.owner if reason is MISMATCH else None
+        return UnattributedEvents(*pair, reason, events, total.newest_at_ms, owner)

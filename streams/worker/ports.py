@@ -121,32 +121,49 @@ class UnattributedReason(StrEnum):
 
 
 @dataclass(frozen=True)
-class UnattributedEvents:
-    """`events` landed request events of `key_id` sent under `account_id` that the
-    registry does not attribute to that account.
+class PairTotal:
+    """All landed request events of `key_id` sent under `account_id` (since ingest began),
+    with the key's owner in the registry (None: the registry does not know the key)."""
 
-    `source` is the deduplication token of the first insert block that carried them (with
-    account, key and reason it names the finding); `newest_at_ms` the newest event time
-    of the blocks that carried them (epoch ms); `owner` the account that owns the key
-    (account mismatch only).
-    """
+    account_id: str
+    key_id: str
+    events: int
+    newest_at_ms: int
+    owner: str | None
+
+
+@dataclass(frozen=True)
+class UnattributedEvents:
+    """`events` landed request events of `key_id` sent under `account_id` found
+    unattributed for `reason` (a running total: a later finding of the same account, key
+    and reason replaces an earlier one). `newest_at_ms` is the newest event time of the
+    pair (epoch ms); `owner` the account that owns the key (account mismatch only)."""
 
     account_id: str
     key_id: str
     reason: UnattributedReason
     events: int
     newest_at_ms: int
-    source: str
     owner: str | None = None
 
 
-class AttributionStore(Protocol):
-    """Who owns which key (the registry), and where unattributed events are recorded."""
+Recorded = dict[tuple[str, str, UnattributedReason], int]
+"""(account_id, key_id, reason) -> events of the newest recorded finding."""
 
-    def owners(self, key_ids: list[str]) -> dict[str, str]:
-        """The owning account of each registered key among `key_ids` (deleted included)."""
+
+class AttributionStore(Protocol):
+    """The landed pairs the registry does not attribute, and where findings are recorded."""
+
+    def unattributed(self) -> list[PairTotal]:
+        """Every (account_id, key_id) with landed request events whose key the registry
+        does not know or gives to another account (deleted keys count as known)."""
+        ...
+
+    def recorded(self) -> Recorded:
+        """The findings recorded so far (`key_anomalies`), newest per account, key, reason."""
         ...
 
     def record(self, findings: list[UnattributedEvents]) -> None:
-        """Record each finding once (`key_anomalies`): recording it again changes nothing."""
+        """Record the findings; one row per account, key and reason, the largest count
+        wins (recording a finding again, from any worker, changes nothing)."""
         ...

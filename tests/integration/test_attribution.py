@@ -1,8 +1,9 @@
 """Unattributed traffic through the real worker, chDB and the HTTP API: events for a key
 the registry does not know, and for another account's key sent under this account, count
 in no account's usage, so the account total is the sum of its listed keys; they show up
-in `keypulse_unattributed_events_total` and in `key_anomalies` with their counts. A key
-created shortly after its first requests landed (within the grace) is attributed."""
+in `keypulse_unattributed_events_total` and in `key_anomalies` with their counts (one row
+per pair, following its running total, kept across a restart). A key created shortly
+after its first requests landed (within the grace) is attributed."""
 
 from __future__ import annotations
 
@@ -100,16 +101,60 @@ async def _metric(api: Api) -> dict[str, float]:
     }
 
 
-def _anomalies(api: Api) -> dict[tuple[str, str, str], int]:
+def _anomalies(api: Api) -> dict[tuple[str, str, str], tuple[int, int]]:
+    """(account, key, anomaly) -> (events, rows) of the request findings."""
     client = make_client(api.settings)
     try:
         rows = client.query(
-            "SELECT account_id, key_id, anomaly, sum(events) FROM key_anomalies FINAL "
+            "SELECT account_id, key_id, anomaly, sum(events), count() FROM key_anomalies FINAL "
             "WHERE event_type = 'request.completed' GROUP BY 1, 2, 3"
         ).result_rows
     finally:
         client.close()
-    return {(str(a), str(k), str(n)): int(e) for a, k, n, e in rows}
+    return {(str(a), str(k), str(n)): (int(e), int(c)) for a, k, n, e, c in rows}
+
+
+def _expected(unknown: int, mismatch: int) -> dict[tuple[str, str, str], tuple[int, int]]:
+    return {
+        (ALPHA, UNKNOWN, "unattributed_request"): (unknown, 1),
+        (ALPHA, BETA_KEY, "account_mismatch"): (mismatch, 1),
+    }
+
+
+async def _counted(api: Api, unknown: int, mismatch: int) -> None:
+    """Wait until the task has recorded these totals, then check the metric and the rows."""
+    attribution = _attribution(api.worker)
+    expected = {"unknown_key": unknown, "account_mismatch": mismatch}
+    await eventually(
+        lambda: attribution.stats.events_by_reason == expected,
+        GRACE_S + 60,
+        f"the unattributed events counted ({attribution.stats})",
+    )
+    checks = attribution.stats.checks
+    await eventually(
+        lambda: attribution.stats.checks > checks and attribution.stats.waiting == 0,
+        30,
+        "a check with nothing left waiting",
+    )
+    assert attribution.stats.events_by_reason == expected  # the late key was attributed
+    assert await _metric(api) == expected
+    assert _anomalies(api) == _expected(unknown, mismatch)
+
+
+def _more(now: datetime, account: str, key: str, n: int) -> list[RequestCompleted]:
+    return [
+        RequestCompleted(
+            key_id=key,
+            account_id=account,
+            occurred_at=now - timedelta(minutes=1),
+            method="GET",
+            route="/v1/x",
+            status=200,
+            latency_ms=5.0,
+            client_ip="198.51.100.9",
+        )
+        for _ in range(n)
+    ]
 
 
 def _counters(usage: dict[str, object]) -> tuple[object, ...]:
@@ -140,30 +185,7 @@ async def test_unattributed_events_count_in_no_account_and_are_recorded(
         produce(kafka_bootstrap, topics.key_events, [_created(ALPHA, LATE)], key=ALPHA.encode())
         await eventually(lambda: keys.processed == len(lifecycle) + 1, 30, "the late key")
 
-        attribution = _attribution(api.worker)
-        expected = {
-            "unknown_key": SENT[(ALPHA, UNKNOWN)],
-            "account_mismatch": SENT[(ALPHA, BETA_KEY)],
-        }
-        await eventually(
-            lambda: attribution.stats.events_by_reason == expected,
-            GRACE_S + 60,
-            f"the unattributed events counted ({attribution.stats})",
-        )
-        checks = attribution.stats.checks
-        await eventually(
-            lambda: (
-                attribution.stats.checks > checks and attribution.pending == attribution.queued == 0
-            ),
-            30,
-            "a check with nothing left waiting",
-        )
-        assert attribution.stats.events_by_reason == expected  # the late key was attributed
-        assert await _metric(api) == expected
-        assert _anomalies(api) == {
-            (ALPHA, UNKNOWN, "unattributed_request"): SENT[(ALPHA, UNKNOWN)],
-            (ALPHA, BETA_KEY, "account_mismatch"): SENT[(ALPHA, BETA_KEY)],
-        }
+        await _counted(api, SENT[(ALPHA, UNKNOWN)], SENT[(ALPHA, BETA_KEY)])
 
         # The reads: alpha's total is its registered keys' events, the sum of its listing.
         mine = {OWNED[0], OWNED[1], LATE}
@@ -181,3 +203,16 @@ async def test_unattributed_events_count_in_no_account_and_are_recorded(
         }
         beta = (await api.client.get("/usage?window=24h", headers=api.auth("beta_full"))).json()
         assert beta["total"]["requests"] == SENT[(BETA, BETA_KEY)]
+
+        # More of the same: each pair's one row follows its running total.
+        more = _more(now, ALPHA, UNKNOWN, 10) + _more(now, ALPHA, BETA_KEY, 5)
+        produce(kafka_bootstrap, topics.requests, batches(more, 60))
+        await wait_for_events(api.worker, len(events) + len(more))
+        await _counted(api, SENT[(ALPHA, UNKNOWN)] + 10, SENT[(ALPHA, BETA_KEY)] + 5)
+
+    # A restart goes on from what was recorded: the same metric, nothing recorded again.
+    async with serving(api.settings) as again:
+        attribution = _attribution(again.worker)
+        await eventually(lambda: attribution.stats.checks >= 1, 30, "a check after the restart")
+        await _counted(again, SENT[(ALPHA, UNKNOWN)] + 10, SENT[(ALPHA, BETA_KEY)] + 5)
+        assert attribution.stats.findings == 0
