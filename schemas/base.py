@@ -34,6 +34,9 @@ UtcMillis = Annotated[datetime, OCCURRED_AT]
 millisecond precision in Python (which also accepts an aware `datetime` in the range)."""
 
 
+_WIRE_REQUIRED: dict[type[BaseModel], tuple[str, ...]] = {}
+
+
 def now_utc_ms() -> datetime:
     """The current instant as a `UtcMillis` (the default `occurred_at`)."""
     return to_utc_ms(utc_now())
@@ -67,21 +70,23 @@ class Event(BaseModel):
     occurred_at: UtcMillis = Field(default_factory=now_utc_ms)
 
     @classmethod
-    def wire_required(cls) -> frozenset[str]:
-        """The fields a record on the wire must carry: those without a default and
-        `WIRE_REQUIRED`."""
-        return frozenset(
-            name
-            for name, info in cls.model_fields.items()
-            if info.is_required() or name in cls.WIRE_REQUIRED
-        )
+    def wire_required(cls) -> tuple[str, ...]:
+        """The fields a record on the wire must carry, in field order: those without a
+        default and `WIRE_REQUIRED`."""
+        cached = _WIRE_REQUIRED.get(cls)
+        if cached is None:
+            cached = _WIRE_REQUIRED[cls] = tuple(
+                name
+                for name, info in cls.model_fields.items()
+                if info.is_required() or name in cls.WIRE_REQUIRED
+            )
+        return cached
 
     @model_validator(mode="before")
     @classmethod
     def _wire_fields_present(cls, data: Any, info: ValidationInfo) -> Any:
         if info.context is not None and info.context.get("wire") and isinstance(data, dict):
-            required = cls.wire_required()
-            missing = [name for name in cls.model_fields if name in required and name not in data]
+            missing = [name for name in cls.wire_required() if name not in data]
             if missing:
                 raise PydanticCustomError(
                     "missing", "missing required field(s): {fields}", {"fields": ", ".join(missing)}

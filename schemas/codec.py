@@ -89,8 +89,7 @@ def _schema_error(detail: str) -> InvalidMessage:
 
 def _missing(obj: dict[str, Any], model: type[Event]) -> None:
     """Raise `schema_violation` listing the wire-required fields of `model` not in `obj`."""
-    required = model.wire_required()
-    missing = [name for name in model.model_fields if name in required and name not in obj]
+    missing = [name for name in model.wire_required() if name not in obj]
     if missing:
         raise _schema_error(f"missing required field(s): {', '.join(missing)}")
 

@@ -4,8 +4,9 @@ A batch carries one list per field (`COLUMNS`), all of the same length. `check_c
 checks column by column: each check first runs over the whole column in C (types and
 extremes of a number column, the distinct values of a string column, one pass over the
 joined event ids) and only when that fails scans the column value by value with the
-field's `schemas.wire_types` rule - the very rule of the pydantic models - to normalise
-integer-valued floats and to name every bad row. A row is invalid when any of its values
+field's `schemas.wire_types` rule (`RULES`) - the very rule of the pydantic models - to
+normalise integer-valued floats and to name every bad row. A body of one row (a single
+event, a batch of one) goes straight to the rules. A row is invalid when any of its values
 is; the other rows stay valid.
 
 `row_as_event` turns a row of the raw body back into a single `request.completed`-shaped
@@ -162,13 +163,28 @@ def _flags(values: list[Any]) -> tuple[list[Any], RowErrors] | None:
     return _scan(FLAG, values)
 
 
-_METHOD = _Method()
+RULES: dict[str, WireRule] = {
+    "event_id": EVENT_ID_TEXT,
+    "occurred_at_ms": OCCURRED_AT_MS,
+    "key_id": KEY_ID,
+    "account_id": ACCOUNT_ID,
+    "method": _Method(),
+    "route": ROUTE,
+    "status": STATUS,
+    "latency_ms": LATENCY_MS,
+    "client_ip": CLIENT_IP,
+    "bytes_out": BYTES_OUT,
+    "is_render": FLAG,
+    "watermarked": FLAG,
+}
+"""The rule of each column's values (those of the models' fields)."""
+
 _CHECKS: dict[str, Check] = {
     "event_id": _event_ids,
     "occurred_at_ms": _numbers(OCCURRED_AT_MS),
     "key_id": _strings(KEY_ID, lambda v: _KEY.fullmatch(v) is not None),
     "account_id": _strings(ACCOUNT_ID, lambda v: _ACCOUNT.fullmatch(v) is not None),
-    "method": _strings(_METHOD, HTTP_METHODS.__contains__),
+    "method": _strings(RULES["method"], HTTP_METHODS.__contains__),
     "route": _strings(ROUTE, valid_route),
     "status": _numbers(STATUS),
     "latency_ms": _numbers(LATENCY_MS),
@@ -177,6 +193,12 @@ _CHECKS: dict[str, Check] = {
     "is_render": _flags,
     "watermarked": _flags,
 }
+"""Whole-column checks: one pass in C, the per-value scan only when it fails."""
+
+
+def _scan_one_row(name: str, values: list[Any]) -> tuple[list[Any], RowErrors]:
+    """A column of one value (a single event, a batch of one): the rule, no column pass."""
+    return _scan(RULES[name], values)
 
 
 def _column_lists(body: Any) -> Columns:
@@ -235,7 +257,7 @@ def check_columns(body: Any) -> CheckedColumns:
     n = _row_count(cols)
     errors: RowErrors = {}
     for name, check in _CHECKS.items():
-        outcome = check(cols[name])
+        outcome = check(cols[name]) if n > 1 else _scan_one_row(name, cols[name])
         if outcome is not None:
             cols[name], bad = outcome
             for row, detail in bad.items():
