@@ -90,6 +90,9 @@ class UsageRecorder:
     ) -> None:
         """Queue one request event; `occurred_at` is None (now), an aware datetime or epoch ms.
 
+        Integer fields (`status`, `bytes_out`, epoch ms) also take an integer-valued float
+        (`200.0`), queued as the int, as the worker accepts it.
+
         Raises `ValueError` naming the first invalid field; never blocks, never raises
         because of Kafka. When the buffer is full the event is dropped and counted.
         """

@@ -2,9 +2,9 @@
 
 `validate_columns` is what the ingest path runs; `RequestColumns` is the documented
 contract. Generated near-valid bodies (valid rows with boundary and wrong values mixed
-in, ragged or missing columns) must be accepted by both or rejected by both. The model
-is checked in strict JSON mode, the mode that matches JSON on the wire: lax mode would
-also coerce strings like "200" to numbers, which the wire format does not allow.
+in, ragged or missing columns) must be accepted by both or rejected by both. The model's
+field rules (`schemas.wire_types`) do not coerce in any mode; it is checked in strict
+JSON mode here, and in every mode by `test_schemas_agree`.
 """
 
 from __future__ import annotations
