@@ -26,9 +26,9 @@ from infra.wiring import Worker, running_worker
 class Breakdown:
     """Where the ingest agent's time goes, by timing wrappers around three of its methods.
 
-    `wait_s`: the agent is not processing (faust's `take` is filling its buffer, or the
-    loop is busy elsewhere); `process_s`: inside `process_events` (a take, from its
-    records to its last landed block); `decode_s`: awaiting the decode thread
+    `wait_s`: the agent waits for the first record of a take (or the loop is busy
+    elsewhere); `process_s`: inside `_take` (a take, from its first record to its last
+    landed block, while later records join it); `decode_s`: awaiting the decode thread
     (`_next_block`: JSON, validation, time bounds, columns); `write_s`: writing blocks
     (`_land`: ingest log + data insert). A block is written while the next one is
     decoded, so `decode_s + write_s` may exceed `process_s` by `overlap_s`.
@@ -49,19 +49,20 @@ class Breakdown:
     def install(self) -> None:
         from streams.worker.ingest_agent import IngestAgent
 
-        process_events = IngestAgent.process_events
+        take = IngestAgent._take
         next_block = IngestAgent._next_block
         land = IngestAgent._land
         me = self
 
-        async def timed_process(agent: Any, events: Any) -> None:
+        async def timed_take(agent: Any, first: Any, arrivals: Any) -> Any:
             began = time.perf_counter()
             if me.last_end is not None:
                 me.wait_s += began - me.last_end
             me.takes += 1
-            me.records += len(events)
             try:
-                await process_events(agent, events)
+                events = await take(agent, first, arrivals)
+                me.records += len(events)
+                return events
             finally:
                 me.last_end = time.perf_counter()
                 me.process_s += me.last_end - began
@@ -80,7 +81,7 @@ class Breakdown:
             finally:
                 me.write_s += time.perf_counter() - began
 
-        setattr(IngestAgent, "process_events", timed_process)  # noqa: B010
+        setattr(IngestAgent, "_take", timed_take)  # noqa: B010
         setattr(IngestAgent, "_next_block", timed_next_block)  # noqa: B010
         setattr(IngestAgent, "_land", timed_land)  # noqa: B010
 

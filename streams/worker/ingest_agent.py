@@ -21,7 +21,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -42,6 +42,7 @@ from streams.worker.ingest_plan import (
 )
 from streams.worker.kafka_ranges import RangeGone, read_ranges
 from streams.worker.ports import IngestStore, InsertBlock, OffsetRange
+from streams.worker.record_feed import RecordFeed
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,35 @@ class IngestStats:
 
 BlockListener = Callable[[InsertBlock], None]
 BugHandler = Callable[[str, BaseException], None]
+
+
+@dataclass(frozen=True)
+class _Arrival:
+    at: float
+    """`time.monotonic()` when the event was consumed."""
+    event: Any
+
+
+async def _pump(source: Any, arrivals: asyncio.Queue[_Arrival]) -> None:
+    """Consume the (manually acknowledged) stream into `arrivals` as events come."""
+    async for event in source.events():
+        await arrivals.put(_Arrival(time.monotonic(), event))
+
+
+async def _first_arrival(
+    arrivals: asyncio.Queue[_Arrival], pump: asyncio.Future[None]
+) -> _Arrival | None:
+    """The next arrival; None once the stream ended (a failure of the pump is raised)."""
+    if not arrivals.empty():
+        return arrivals.get_nowait()
+    getter = asyncio.ensure_future(arrivals.get())
+    either: set[asyncio.Future[Any]] = {getter, pump}
+    done, _ = await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
+    if getter in done:
+        return getter.result()
+    getter.cancel()
+    pump.result()
+    return None
 
 
 def faust_record(message: Any) -> SourceRecord:
@@ -173,11 +203,21 @@ class IngestAgent:
             self.stats.recovered_blocks += 1
 
     async def run(self, stream: Any) -> None:
-        """The faust agent body (concurrency 1); a non-transient error goes to `on_bug`."""
+        """The faust agent body (concurrency 1); a non-transient error goes to `on_bug`.
+
+        The stream is consumed with manual acks (`stream.noack()`) into a queue of at
+        most one take; each take's events are acknowledged once all its blocks landed.
+        """
         try:
             await self.recover()
-            async for events in stream.take_events(self._take_max, self._take_within):
-                await self.process_events(events)
+            arrivals: asyncio.Queue[_Arrival] = asyncio.Queue(maxsize=self._take_max)
+            pump = asyncio.ensure_future(_pump(stream.noack(), arrivals))
+            try:
+                while (first := await _first_arrival(arrivals, pump)) is not None:
+                    for event in await self._take(first, arrivals):
+                        await stream.ack(event)
+            finally:
+                pump.cancel()
         except Exception as exc:
             self._on_bug("ingest agent", exc)
             raise
@@ -186,22 +226,63 @@ class IngestAgent:
     _take_within = 0.5
 
     def configure_take(self, max_messages: int, within_s: float) -> None:
+        """A take ends at `max_messages` records, or `within_s` after its first record
+        arrived (records already waiting join it without waiting)."""
         self._take_max = max_messages
         self._take_within = within_s
 
-    async def process_events(self, events: Sequence[Any]) -> None:
-        await self.process([faust_record(e.message) for e in events])
+    async def _take(self, first: _Arrival, arrivals: asyncio.Queue[_Arrival]) -> list[Any]:
+        """Collect one take from `first` on while its blocks are planned and written;
+        returns its events once every block landed."""
+        feed = RecordFeed([faust_record(first.event.message)])
+        events = [first.event]
+        landing = asyncio.ensure_future(self._process_feed(feed))
+        try:
+            await self._collect(first.at + self._take_within, arrivals, events, feed, landing)
+        finally:
+            feed.close()
+        await landing
+        return events
+
+    async def _collect(
+        self,
+        deadline: float,
+        arrivals: asyncio.Queue[_Arrival],
+        events: list[Any],
+        feed: RecordFeed,
+        landing: asyncio.Future[None],
+    ) -> None:
+        while len(events) < self._take_max and not landing.done():
+            if arrivals.empty():
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return
+                try:
+                    arrival = await asyncio.wait_for(arrivals.get(), remaining)
+                except TimeoutError:
+                    return
+            else:
+                arrival = arrivals.get_nowait()
+            events.append(arrival.event)
+            feed.put(faust_record(arrival.event.message))
 
     async def process(self, records: list[SourceRecord]) -> None:
-        """Plan, dead-letter and write one take; returns once its last block landed."""
+        """Plan, dead-letter and write `records` as one take; returns once it landed."""
+        feed = RecordFeed(records)
+        feed.close()
+        await self._process_feed(feed)
+
+    async def _process_feed(self, feed: RecordFeed) -> None:
+        """Plan the feed's records block by block on the decode thread, dead-letter each
+        block's rejects, then write it while the next block is decoded; returns once
+        the last block landed (the feed closed)."""
         if self._stale:
             await self.recover()
         planner = TakePlanner(self._topic, self._limits, dict(self._watermarks))
-        steps = planner.blocks(records)
+        steps = planner.blocks(feed)
         writing: asyncio.Future[None] | None = None
         try:
             while (planned := await self._next_block(steps)) is not None:
-                # the previous block is being written meanwhile (decode overlaps the insert)
                 await self._dead_letter(planned.rejected)
                 if writing is not None:
                     await writing

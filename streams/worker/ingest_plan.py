@@ -15,7 +15,7 @@ decodes the next); `plan_ingest` collects them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -150,7 +150,7 @@ class TakePlanner:
     skipped: int = 0
     """Records at or below the watermark seen so far (already in ClickHouse)."""
 
-    def blocks(self, records: list[SourceRecord]) -> Iterator[PlannedBlock]:
+    def blocks(self, records: Iterable[SourceRecord]) -> Iterator[PlannedBlock]:
         """Blocks of at most `max_events` rows, in record order. A block may exceed
         `max_events` only when a single record holds more events. Ranges cover every
         record consumed into the block, rejected ones included, so the watermark moves

@@ -8,21 +8,21 @@ replay`) decides the same. A record without a timestamp is checked against the s
 schema bounds only.
 
 In a batch, each out-of-bounds row becomes a `RejectedRow` (its index in the batch, and
-the row as a single `request.completed` object) and the other rows stay valid. A single
+the row as a single `request.completed` object, `schemas.request_columns.row_as_event`)
+and the other rows stay valid. A single
 event out of bounds raises `InvalidMessage`: the record is dead-lettered as it is.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 import orjson
 
 from schemas.codec import SUPPORTED_VERSIONS, DecodedRequests, RejectedRow
 from schemas.errors import InvalidMessage, InvalidReason
-from schemas.request_columns import COLUMNS, Columns
-from schemas.utc import from_epoch_ms
+from schemas.request_columns import row_as_event
+from schemas.wire_time import format_occurred_at as _iso
 
 SINGLE_TYPE = "request.completed"
 
@@ -33,22 +33,6 @@ class TimeBounds:
     """Latest allowed `occurred_at`, after the record's timestamp."""
     max_age_ms: int
     """Earliest allowed `occurred_at`, before the record's timestamp (the raw retention)."""
-
-
-def _iso(ms: int) -> str:
-    return from_epoch_ms(ms).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def row_object(columns: Columns, position: int) -> dict[str, Any]:
-    """Row `position` of decoded `columns` as a single `request.completed` object."""
-    row: dict[str, Any] = {"type": SINGLE_TYPE, "schema_version": SUPPORTED_VERSIONS[SINGLE_TYPE]}
-    for name in COLUMNS:
-        value = columns[name][position]
-        if name == "occurred_at_ms":
-            row["occurred_at"] = _iso(value)
-        else:
-            row[name] = value
-    return row
 
 
 def _violation(
@@ -110,7 +94,7 @@ def check_time_bounds(
         if error is None:
             keep.append(position)
             continue
-        row = row_object(decoded.columns, position)
+        row = row_as_event(decoded.columns, position, SUPPORTED_VERSIONS[SINGLE_TYPE])
         rejected.append(RejectedRow(index, error.reason, error.message, row))
     columns = {name: [col[p] for p in keep] for name, col in decoded.columns.items()}
     rejected.sort(key=lambda r: r.index)

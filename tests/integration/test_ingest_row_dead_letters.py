@@ -40,25 +40,42 @@ def _event(rng: random.Random, at: datetime) -> RequestCompleted:
     )
 
 
-def _bad_rows(rng: random.Random, now: datetime) -> list[tuple[RequestCompleted, str]]:
-    """Rows out of the time bounds of a record produced now."""
+Bad = tuple[RequestCompleted, str, dict[str, Any]]
+"""A bad row: its event, the reason it is rejected for, and raw values that replace its own."""
+
+
+def _bad_rows(rng: random.Random, now: datetime) -> list[Bad]:
+    """Rows out of the time bounds of a record produced now, and rows of a bad type."""
+    recent = now - timedelta(minutes=1)
     return [
-        (_event(rng, datetime(2099, 12, 31, tzinfo=UTC)), "future_timestamp"),
-        (_event(rng, now + timedelta(hours=2)), "future_timestamp"),
-        (_event(rng, now - timedelta(days=40)), "stale_timestamp"),
-        (_event(rng, datetime(2001, 1, 1, tzinfo=UTC)), "stale_timestamp"),
+        (_event(rng, datetime(2099, 12, 31, tzinfo=UTC)), "future_timestamp", {}),
+        (_event(rng, now + timedelta(hours=2)), "future_timestamp", {}),
+        (_event(rng, now - timedelta(days=40)), "stale_timestamp", {}),
+        (_event(rng, datetime(2001, 1, 1, tzinfo=UTC)), "stale_timestamp", {}),
+        (_event(rng, recent), "schema_violation", {"status": "200"}),
+        (_event(rng, recent), "schema_violation", {"is_render": 1}),
+        (_event(rng, recent), "schema_violation", {"client_ip": "fe80::1%eth0"}),
     ]
 
 
 def _mixed_batch(
-    rng: random.Random, good: list[RequestCompleted], bad: list[tuple[RequestCompleted, str]]
-) -> tuple[bytes, dict[str, tuple[int, str]]]:
-    """The batch bytes and, per bad row's event id, (its index in the batch, its reason)."""
-    rows: list[tuple[RequestCompleted, str | None]] = [(e, None) for e in good]
+    rng: random.Random, good: list[RequestCompleted], bad: list[Bad]
+) -> tuple[bytes, dict[str, tuple[int, str, str]]]:
+    """The batch bytes and, per bad row's event id, (its index in the batch, its reason,
+    the field its error names)."""
+    rows: list[tuple[RequestCompleted, str | None, dict[str, Any]]] = [(e, None, {}) for e in good]
     for item in bad:
         rows.insert(rng.randrange(len(rows) + 1), item)
-    expected = {str(e.event_id): (i, r) for i, (e, r) in enumerate(rows) if r is not None}
-    return encode(RequestBatch.from_events([e for e, _ in rows])), expected
+    batch = orjson.loads(encode(RequestBatch.from_events([e for e, _, _ in rows])))
+    for index, (_, _, raw) in enumerate(rows):
+        for name, value in raw.items():
+            batch["columns"][name][index] = value
+    expected = {
+        str(e.event_id): (i, r, next(iter(raw), "occurred_at_ms"))
+        for i, (e, r, raw) in enumerate(rows)
+        if r is not None
+    }
+    return orjson.dumps(batch), expected
 
 
 def _rows_by_key(client: Any) -> dict[str, tuple[int, int, int]]:
@@ -106,14 +123,20 @@ async def test_the_good_rows_of_a_batch_count_and_each_bad_row_is_dead_lettered(
 
     dead = read_all(kafka_bootstrap, topics.dead_letters, idle_ms=2000)
     assert len(dead) == dead_rows
-    got: dict[str, tuple[int, str]] = {}
+    got: dict[str, tuple[int, str, str]] = {}
     for raw, headers in dead:
         index = int(headers["keypulse-batch-index"])
         row = orjson.loads(raw)
+        reason = headers["keypulse-reason"].decode()
         assert row["type"] == "request.completed"
-        RequestCompleted.model_validate(row)  # a single event as the producer meant it
+        if reason != "schema_violation":  # a valid single event, only out of its time bounds
+            RequestCompleted.model_validate(row)
+        error = headers["keypulse-error"].decode()
+        assert error.startswith(f"events[{index}].")
+        field = error.removeprefix(f"events[{index}].").split(":")[0]
         assert headers["keypulse-source-topic"] == topics.requests.encode()
-        assert headers["keypulse-error"].startswith(f"events[{index}].occurred_at_ms: ".encode())
-        got[row["event_id"]] = (index, headers["keypulse-reason"].decode())
+        got[row["event_id"]] = (index, reason, field)
     assert got == expected | expected_only_bad
-    assert Counter(r for _, r in got.values()) == Counter(future_timestamp=4, stale_timestamp=2)
+    assert Counter(r for _, r, _ in got.values()) == Counter(
+        future_timestamp=4, stale_timestamp=2, schema_violation=3
+    )
