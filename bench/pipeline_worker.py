@@ -27,8 +27,9 @@ class Breakdown:
     """Where the ingest agent's time goes, by timing wrappers around three of its methods.
 
     `wait_s`: the agent waits for the first record of a take (or the loop is busy
-    elsewhere); `process_s`: inside `_take` (a take, from its first record to its last
-    landed block, while later records join it); `decode_s`: awaiting the decode thread
+    elsewhere); `process_s`: inside `_take` (a take, from its first record until its
+    last block went to the writer, while later records join it); `decode_s`: awaiting
+    the decode thread
     (`_next_block`: JSON, validation, time bounds, columns); `write_s`: writing blocks
     (`_land`: ingest log + data insert). A block is written while the next one is
     decoded, so `decode_s + write_s` may exceed `process_s` by `overlap_s`.
@@ -60,9 +61,9 @@ class Breakdown:
                 me.wait_s += began - me.last_end
             me.takes += 1
             try:
-                events = await take(agent, first, arrivals)
-                me.records += len(events)
-                return events
+                taken = await take(agent, first, arrivals)
+                me.records += len(taken[0])
+                return taken
             finally:
                 me.last_end = time.perf_counter()
                 me.process_s += me.last_end - began

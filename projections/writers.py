@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.driver.client import Client
+from clickhouse_connect.driver.insert import InsertContext
+from clickhouse_connect.driver.transform import NativeTransform
 
 from projections.counters import GrowingCounter
 from projections.ingest_log import partition_watermarks
-from schemas.request_columns import COLUMNS
+from schemas.request_columns import COLUMNS, Columns
 from streams.worker.ports import AnomalyRecord, InsertBlock, KeyState, KeyStatus, OffsetRange
 
 _SOURCE = (*COLUMNS, "src_partition", "src_offset")
@@ -37,6 +40,29 @@ RAW_SENT_TYPES = tuple(_SENT_AS[c] for c in RAW_COLUMNS)
 and the LowCardinality strings go as plain strings, which ClickHouse converts exactly on
 insert (in C++, instead of encoding UUIDs and dictionaries in Python). Declared, so an
 insert needs no DESCRIBE first. A contract test holds them to the table."""
+
+_RAW_TYPES = [get_from_name(name) for name in RAW_SENT_TYPES]
+
+
+def native_rows(columns: Columns) -> bytes:
+    """A block's `requests_raw` columns in ClickHouse's Native format (one Native block,
+    the types `RAW_SENT_TYPES`), encoded by clickhouse-connect's own column writers."""
+    data = [columns[name] for name in _SOURCE]
+    context = InsertContext(
+        "requests_raw",
+        list(RAW_COLUMNS),
+        _RAW_TYPES,
+        data=data,
+        column_oriented=True,
+        block_size=max(1, len(data[0])),
+    )
+    chunks = list(NativeTransform.build_insert(context))
+    if context.insert_exception is not None:
+        raise context.insert_exception
+    head = chunks[0]
+    chunks[0] = head[head.index(b"\n") + 1 :]  # the "INSERT INTO ... FORMAT Native" line
+    return b"".join(chunks)
+
 
 INSERT_SETTINGS: dict[str, Any] = {
     "async_insert": 0,
@@ -139,17 +165,22 @@ class ClickHouseIngestStore:
             ranges = [OffsetRange(p, marks[p], marks[p]) for p in sorted(marks)]
             self._log(topic, "checkpoint", ranges, checkpoint=True)
 
+    def encode(self, block: InsertBlock) -> None:
+        """Encode the rows in Native format ahead of `write` (CPU only, any thread)."""
+        if block.count:
+            block.encoded = native_rows(block.columns)
+
     def write(self, block: InsertBlock) -> None:
         self._log(block.topic, block.token, block.ranges, block.count, block.max_occurred_at_ms)
         if block.count == 0:
             return
-        self._client.insert(
+        rows = block.encoded if isinstance(block.encoded, bytes) else native_rows(block.columns)
+        self._client.raw_insert(
             "requests_raw",
-            [block.columns[name] for name in _SOURCE],
-            column_names=RAW_COLUMNS,
-            column_type_names=RAW_SENT_TYPES,
-            column_oriented=True,
+            RAW_COLUMNS,
+            rows,
             settings={**INSERT_SETTINGS, "insert_deduplication_token": block.token},
+            fmt="Native",
         )
 
 

@@ -1,11 +1,14 @@
 """The ingest agent: request records -> ClickHouse, each event counted exactly once.
 
-Per take: the pure `TakePlanner` decodes the records block by block on a decode thread;
-each block's dead letters (whole records, or single rows of a batch) are sent and
-confirmed by the broker before that block is written; each block is written through the
-`IngestStore` on the one writer thread while the next block is decoded. Writes stay in
-order and one at a time (the write-ahead row, then the insert), and faust acknowledges
-the take only after its last block landed, so offsets are committed only after the
+The stream is consumed with manual acks into a queue of at most one take. A take ends at
+`max_messages` records or `within_s` after its first record (records already waiting
+join at once); its records go to the decode thread as they arrive, where the pure
+`TakePlanner` cuts them into blocks and the store encodes each block
+(`IngestStore.encode`). Each block's dead letters (whole records, or single rows of a
+batch) are sent and confirmed by the broker before that block is written, and each
+block is written on the one writer thread while the next one is decoded. Writes stay in
+order and one at a time (the write-ahead row, then the insert); a take's events are
+acknowledged only after its last block landed, so offsets are committed only after the
 write. On start and after a partition assignment the newest recorded insert is
 re-applied with its token (a no-op if it had landed) and records at or below the
 watermark are skipped.
@@ -83,20 +86,53 @@ async def _pump(source: Any, arrivals: asyncio.Queue[_Arrival]) -> None:
         await arrivals.put(_Arrival(time.monotonic(), event))
 
 
+@dataclass
+class _Written:
+    """A take whose blocks all went to the writer; `landed` resolves when the last did."""
+
+    events: list[Any]
+    landed: asyncio.Future[None] | None
+    acked: bool = False
+
+    async def ack(self, stream: Any) -> None:
+        """Acknowledge the take's events once it landed (raising a write failure)."""
+        if self.acked:
+            return
+        if self.landed is not None:
+            await self.landed
+        for event in self.events:
+            await stream.ack(event)
+        self.acked = True
+
+
 async def _first_arrival(
-    arrivals: asyncio.Queue[_Arrival], pump: asyncio.Future[None]
+    arrivals: asyncio.Queue[_Arrival],
+    pump: asyncio.Future[None],
+    stream: Any,
+    written: _Written | None,
 ) -> _Arrival | None:
-    """The next arrival; None once the stream ended (a failure of the pump is raised)."""
+    """The next arrival, acknowledging `written` if it lands first; None once the stream
+    ended (a failure of the pump or of the write is raised)."""
     if not arrivals.empty():
         return arrivals.get_nowait()
     getter = asyncio.ensure_future(arrivals.get())
-    either: set[asyncio.Future[Any]] = {getter, pump}
-    done, _ = await asyncio.wait(either, return_when=asyncio.FIRST_COMPLETED)
-    if getter in done:
-        return getter.result()
-    getter.cancel()
-    pump.result()
-    return None
+    waiting: set[asyncio.Future[Any]] = {getter, pump}
+    unacked = written if written is not None and not written.acked else None
+    if unacked is not None and unacked.landed is not None:
+        waiting.add(unacked.landed)
+    try:
+        while True:
+            done, _ = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+            if getter in done:
+                return getter.result()
+            if pump in done:
+                pump.result()
+                return None
+            if unacked is not None and unacked.landed in done:
+                waiting.discard(unacked.landed)
+                await unacked.ack(stream)
+    finally:
+        getter.cancel()
 
 
 def faust_record(message: Any) -> SourceRecord:
@@ -147,6 +183,8 @@ class IngestAgent:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ch-ingest")
         self._decode_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
         self._watermarks: dict[int, int] = {}
+        self._writing: asyncio.Future[None] | None = None
+        """The newest write handed to the writer thread (writes run one at a time)."""
         self._stale = True
         self.stats = IngestStats()
         self.listeners: list[BlockListener] = []
@@ -206,21 +244,32 @@ class IngestAgent:
         """The faust agent body (concurrency 1); a non-transient error goes to `on_bug`.
 
         The stream is consumed with manual acks (`stream.noack()`) into a queue of at
-        most one take; each take's events are acknowledged once all its blocks landed.
+        most one take. A take's events are acknowledged once all its blocks landed; the
+        next take is collected and decoded meanwhile.
         """
         try:
             await self.recover()
             arrivals: asyncio.Queue[_Arrival] = asyncio.Queue(maxsize=self._take_max)
             pump = asyncio.ensure_future(_pump(stream.noack(), arrivals))
             try:
-                while (first := await _first_arrival(arrivals, pump)) is not None:
-                    for event in await self._take(first, arrivals):
-                        await stream.ack(event)
+                await self._takes(stream, arrivals, pump)
             finally:
                 pump.cancel()
         except Exception as exc:
             self._on_bug("ingest agent", exc)
             raise
+
+    async def _takes(
+        self, stream: Any, arrivals: asyncio.Queue[_Arrival], pump: asyncio.Future[None]
+    ) -> None:
+        written: _Written | None = None
+        while (first := await _first_arrival(arrivals, pump, stream, written)) is not None:
+            events, landed = await self._take(first, arrivals)
+            if written is not None:
+                await written.ack(stream)  # landed: this take's first write waited for it
+            written = _Written(events, landed)
+        if written is not None:
+            await written.ack(stream)
 
     _take_max = 256
     _take_within = 0.5
@@ -231,18 +280,20 @@ class IngestAgent:
         self._take_max = max_messages
         self._take_within = within_s
 
-    async def _take(self, first: _Arrival, arrivals: asyncio.Queue[_Arrival]) -> list[Any]:
-        """Collect one take from `first` on while its blocks are planned and written;
-        returns its events once every block landed."""
+    async def _take(
+        self, first: _Arrival, arrivals: asyncio.Queue[_Arrival]
+    ) -> tuple[list[Any], asyncio.Future[None] | None]:
+        """Collect one take from `first` on while its blocks are planned and written.
+        Returns its events once every block was handed to the writer, with the write
+        that lands last (None: nothing was ever written)."""
         feed = RecordFeed([faust_record(first.event.message)])
         events = [first.event]
-        landing = asyncio.ensure_future(self._process_feed(feed))
+        handing = asyncio.ensure_future(self._process_feed(feed))
         try:
-            await self._collect(first.at + self._take_within, arrivals, events, feed, landing)
+            await self._collect(first.at + self._take_within, arrivals, events, feed, handing)
         finally:
             feed.close()
-        await landing
-        return events
+        return events, await handing
 
     async def _collect(
         self,
@@ -250,9 +301,9 @@ class IngestAgent:
         arrivals: asyncio.Queue[_Arrival],
         events: list[Any],
         feed: RecordFeed,
-        landing: asyncio.Future[None],
+        handing: asyncio.Future[Any],
     ) -> None:
-        while len(events) < self._take_max and not landing.done():
+        while len(events) < self._take_max and not handing.done():
             if arrivals.empty():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
@@ -270,35 +321,46 @@ class IngestAgent:
         """Plan, dead-letter and write `records` as one take; returns once it landed."""
         feed = RecordFeed(records)
         feed.close()
-        await self._process_feed(feed)
+        landed = await self._process_feed(feed)
+        if landed is not None:
+            await landed
 
-    async def _process_feed(self, feed: RecordFeed) -> None:
+    async def _settle(self) -> None:
+        """Wait for the write in flight (raising its failure)."""
+        if self._writing is not None:
+            await self._writing
+
+    async def _process_feed(self, feed: RecordFeed) -> asyncio.Future[None] | None:
         """Plan the feed's records block by block on the decode thread, dead-letter each
-        block's rejects, then write it while the next block is decoded; returns once
-        the last block landed (the feed closed)."""
+        block's rejects, then write it (after the write before it) while the next block
+        is decoded. Returns once the feed closed and its last block went to the writer,
+        with the write that lands last."""
         if self._stale:
+            await self._settle()
             await self.recover()
         planner = TakePlanner(self._topic, self._limits, dict(self._watermarks))
         steps = planner.blocks(feed)
-        writing: asyncio.Future[None] | None = None
         try:
             while (planned := await self._next_block(steps)) is not None:
                 await self._dead_letter(planned.rejected)
-                if writing is not None:
-                    await writing
-                writing = asyncio.ensure_future(self._land(planned.block))
-            if writing is not None:
-                await writing
+                await self._settle()
+                self._writing = asyncio.ensure_future(self._land(planned.block))
         finally:
-            if writing is not None and not writing.done():
-                await asyncio.wait([writing])  # a failure elsewhere: let the write finish
             self.stats.skipped_records += planner.skipped
+        return self._writing
 
     async def _next_block(self, steps: Iterator[PlannedBlock]) -> PlannedBlock | None:
-        """Decode the next block on the decode thread (CPU work off the event loop)."""
+        """Decode and encode the next block on the decode thread (CPU work off the event
+        loop and off the writer thread, which then only waits for the store)."""
         return await asyncio.get_running_loop().run_in_executor(
-            self._decode_executor, next, steps, None
+            self._decode_executor, self._decode_next, steps
         )
+
+    def _decode_next(self, steps: Iterator[PlannedBlock]) -> PlannedBlock | None:
+        planned = next(steps, None)
+        if planned is not None:
+            self._store.encode(planned.block)
+        return planned
 
     async def _land(self, block: InsertBlock) -> None:
         """Write `block` on the writer thread, then count it and tell the listeners."""

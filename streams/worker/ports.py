@@ -28,6 +28,8 @@ class InsertBlock:
     columns: Columns
     count: int
     max_occurred_at_ms: int
+    encoded: object = None
+    """The rows in the store's own wire form, when `IngestStore.encode` prepared them."""
 
     @property
     def token(self) -> str:
@@ -77,8 +79,14 @@ class IngestStore(Protocol):
         """Offset ranges of the newest recorded insert (possibly incomplete)."""
         ...
 
+    def encode(self, block: InsertBlock) -> None:
+        """Prepare the block's rows for `write` (sets `block.encoded`). CPU work only, no
+        I/O: safe on another thread than `write`'s, so it can run while a write does."""
+        ...
+
     def write(self, block: InsertBlock) -> None:
-        """Record the block's ranges, then insert its rows with its deduplication token."""
+        """Record the block's ranges, then insert its rows with its deduplication token
+        (encoding them first unless `encode` did)."""
         ...
 
 

@@ -55,6 +55,9 @@ class MemoryIngestStore(_Failing):
         mine = [b for b in self.log if b.topic == topic]
         return list(mine[-1].ranges) if mine else []
 
+    def encode(self, block: InsertBlock) -> None:
+        """Nothing to prepare: the fake keeps the block as it is."""
+
     def write(self, block: InsertBlock) -> None:
         self._call()
         self.log.append(LoggedBatch(block.topic, block.token, list(block.ranges)))

@@ -1,5 +1,6 @@
 """`projections.writers.ClickHouseIngestStore` on chDB: the declared insert types convert
-exactly into the tables' types, and written rows read back as the events they came from."""
+exactly into the tables' types, and written rows read back as the events they came from,
+whether `encode` prepared them ahead or `write` encoded them."""
 
 from __future__ import annotations
 
@@ -48,7 +49,10 @@ def test_sent_types_are_the_tables_or_convert_exactly(
         assert sent_as == stored[column] or (sent_as, stored[column]) in CONVERTED, column
 
 
-def test_written_rows_read_back_as_their_events(migrated_client: Client) -> None:
+@pytest.mark.parametrize("encoded_ahead", [True, False], ids=["encoded-ahead", "encoded-by-write"])
+def test_written_rows_read_back_as_their_events(
+    migrated_client: Client, encoded_ahead: bool
+) -> None:
     rng = random.Random(5)
     now = datetime.now(UTC).replace(microsecond=0)
     events = [
@@ -70,7 +74,11 @@ def test_written_rows_read_back_as_their_events(migrated_client: Client) -> None
     record = SourceRecord(2, 77, None, encode(RequestBatch.from_events(events)), to_epoch_ms(now))
     limits = IngestLimits(10_000, 1 << 24, max_future_ms=300_000, max_age_ms=35 * 86_400_000)
     (block,) = plan_ingest("w.requests", [record], {}, limits).blocks
-    ClickHouseIngestStore(migrated_client).write(block)
+    store = ClickHouseIngestStore(migrated_client)
+    if encoded_ahead:
+        store.encode(block)  # as the agent does on its decode thread
+        assert isinstance(block.encoded, bytes)
+    store.write(block)
 
     rows = migrated_client.query(
         "SELECT toString(event_id), toUnixTimestamp64Milli(occurred_at), key_id, account_id, "

@@ -1,6 +1,7 @@
 """The ingest agent's takes on a fake faust stream with manual acks: blocks are written
-while their take is still open, a take is acknowledged only after all its blocks landed,
-records already waiting join a take without waiting, and a bug acknowledges nothing."""
+while their take is still open, the next take is decoded while the last blocks are
+written, a take is acknowledged only after all its blocks landed (in order), records
+already waiting join a take without waiting, and a bug acknowledges nothing."""
 
 from __future__ import annotations
 
@@ -82,14 +83,20 @@ class _Stream:
 
 @dataclass
 class GatedStore(MemoryIngestStore):
-    """Writes wait for `gate`; `entered` counts writes that started."""
+    """Writes from the `gated_from`-th on wait for `gate`; `entered` counts writes that
+    started, `encoded` blocks encoded ahead."""
 
     gate: threading.Event = field(default_factory=threading.Event)
+    gated_from: int = 1
     entered: int = 0
+    encoded: int = 0
+
+    def encode(self, block: InsertBlock) -> None:
+        self.encoded += 1
 
     def write(self, block: InsertBlock) -> None:
         self.entered += 1
-        if not self.gate.wait(timeout=30):
+        if self.entered >= self.gated_from and not self.gate.wait(timeout=30):
             raise TimeoutError("the test never opened the gate")
         super().write(block)
 
@@ -147,6 +154,25 @@ async def test_records_waiting_for_a_take_join_it_without_waiting() -> None:
         store.gate.set()
         # the second take is full at once: no hour of waiting
         await eventually(lambda: stream.acked == [0, 1, 2, 3], 10, "both takes acknowledged")
+    finally:
+        running.cancel()
+        agent.close()
+    assert bugs.seen == []
+
+
+async def test_the_next_take_is_decoded_while_the_last_blocks_are_written() -> None:
+    store, stream, bugs = GatedStore(gated_from=2), _Stream(), Bugs()
+    agent = _agent(store, take_max=2, within_s=3600, bugs=bugs)
+    running = asyncio.ensure_future(agent.run(stream))
+    try:
+        stream.put(0, 1, 2, 3)  # two full takes
+        # the first take's last write waits at the gate; the second take's first block
+        # is decoded and encoded meanwhile (it is cut when record 3 arrives)
+        await eventually(lambda: store.encoded >= 3, 10, "the second take's first block")
+        assert (store.entered, stream.acked) == (2, [])
+        store.gate.set()
+        await eventually(lambda: stream.acked == [0, 1, 2, 3], 10, "both takes, in order")
+        assert agent.stats.blocks == 4
     finally:
         running.cancel()
         agent.close()
