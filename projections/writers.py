@@ -59,9 +59,9 @@ def native_rows(columns: Columns) -> bytes:
     chunks = list(NativeTransform.build_insert(context))
     if context.insert_exception is not None:
         raise context.insert_exception
-    head = chunks[0]
-    chunks[0] = head[head.index(b"\n") + 1 :]  # the "INSERT INTO ... FORMAT Native" line
-    return b"".join(chunks)
+    head = memoryview(chunks[0])
+    start = chunks[0].index(b"\n") + 1  # past the "INSERT INTO ... FORMAT Native" line
+    return b"".join([head[start:], *chunks[1:]])
 
 
 INSERT_SETTINGS: dict[str, Any] = {
