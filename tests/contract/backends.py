@@ -27,6 +27,7 @@ from projections.writers import ClickHouseKeyStore
 from schemas.alerts import AlertHistoryEntry
 from streams.worker.ports import KeyState, KeyStatus
 from tests.fakes.alerting import FakeQueries, FakeRules, FakeState, MemoryLog, Requests
+from tests.samples.streams import LOG_COLUMNS, log_row
 
 REQUESTS_TOPIC = "contract.requests"
 
@@ -88,8 +89,6 @@ class MemoryBackend:
 _RAW = ["event_id", "occurred_at", "key_id", "account_id", "method", "route", "status"]
 _RAW += ["latency_ms", "client_ip", "bytes_out", "is_render", "watermarked"]
 _RAW += ["src_partition", "src_offset"]
-_BATCH = ["topic", "seq", "token", "partitions", "start_offsets", "end_offsets", "events"]
-_BATCH += ["max_occurred_at"]
 _KEYS_CREATED = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -133,12 +132,12 @@ class SeededClickHouseQueries(ClickHouseEvaluationQueries):
     def land(
         self, max_occurred_at: datetime, ends: dict[int, int] | None = None, events: int = 1
     ) -> None:
-        ends = ends or {}
-        parts = sorted(ends)
         seq = next(self._counter)
-        row = [REQUESTS_TOPIC, seq, f"land-{seq}", parts, [0] * len(parts)]
-        row += [[ends[p] for p in parts], events, max_occurred_at]
-        self._db.insert("ingest_batches", [row], column_names=_BATCH, settings={"async_insert": 0})
+        ranges = {p: (0, end) for p, end in (ends or {}).items()}
+        row = log_row(REQUESTS_TOPIC, seq, ranges, events, max_occurred_at, token=f"land-{seq}")
+        self._db.insert(
+            "ingest_batches", [row], column_names=LOG_COLUMNS, settings={"async_insert": 0}
+        )
 
 
 class ClickHouseBackend:

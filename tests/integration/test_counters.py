@@ -19,6 +19,7 @@ from projections.writers import ClickHouseIngestStore
 from schemas.alerts import AlertInstance, AlertState, WebhookChannel
 from streams.worker.ports import InsertBlock, OffsetRange
 from tests.samples.alerting import SECRET, make_notification
+from tests.samples.streams import LOG_COLUMNS, log_row
 
 pytestmark = pytest.mark.clickhouse
 
@@ -42,20 +43,8 @@ def test_the_counter_starts_above_every_stored_key(migrated_client: Client) -> N
 
 def test_ingest_log_newest_row_wins_after_a_clock_step_back(migrated_client: Client) -> None:
     topic = "o.requests"
-    migrated_client.insert(
-        "ingest_batches",
-        [[topic, AHEAD_NS, f"{topic}|0:0-9", [0], [0], [9], 0, 0]],
-        column_names=(
-            "topic",
-            "seq",
-            "token",
-            "partitions",
-            "start_offsets",
-            "end_offsets",
-            "events",
-            "max_occurred_at",
-        ),
-    )
+    row = log_row(topic, AHEAD_NS, {0: (0, 9)}, 0, 0, token=f"{topic}|0:0-9")
+    migrated_client.insert("ingest_batches", [row], column_names=LOG_COLUMNS)
     store = ClickHouseIngestStore(migrated_client)  # the worker restarts, clock set back
     newer = InsertBlock(topic, [OffsetRange(0, 10, 14)], {}, 0, 0)
     store.write(newer)

@@ -13,27 +13,15 @@ from infra.settings import load_settings
 from projections.ingest_log import event_age_s, newest_event_time
 from projections.migrate import LEDGER, discover, migrate
 from projections.queries import UsageQueries
+from tests.samples.streams import LOG_COLUMNS, log_row
 
 TOPIC = "m.requests"
 CAP = next(m.id for m in discover() if m.name == "ingest_log_capped_event_times")
 
 
 def _landed(client: Client, seq: int, max_occurred_at: datetime) -> None:
-    client.insert(
-        "ingest_batches",
-        [[TOPIC, seq, f"t{seq}", [0], [seq], [seq], 10, max_occurred_at, False]],
-        column_names=(
-            "topic",
-            "seq",
-            "token",
-            "partitions",
-            "start_offsets",
-            "end_offsets",
-            "events",
-            "max_occurred_at",
-            "checkpoint",
-        ),
-    )
+    row = log_row(TOPIC, seq, {0: (seq, seq)}, 10, max_occurred_at, token=f"t{seq}")
+    client.insert("ingest_batches", [row], column_names=LOG_COLUMNS)
 
 
 @pytest.mark.clickhouse

@@ -39,3 +39,40 @@ def key_state(key_id: str, account_id: str = "acc_sample", **changes: Any) -> Ke
         version=1,
     )
     return replace(state, **changes)
+
+
+LOG_COLUMNS = (
+    "topic",
+    "seq",
+    "token",
+    "partitions",
+    "start_offsets",
+    "end_offsets",
+    "events",
+    "max_occurred_at",
+)
+"""The columns of an `ingest_batches` row that tests write by hand (as an older worker,
+or a seeded backend, would have)."""
+
+
+def log_row(
+    topic: str,
+    seq: int,
+    ranges: dict[int, tuple[int, int]],
+    events: int,
+    max_occurred_at: datetime | int,
+    token: str | None = None,
+) -> list[Any]:
+    """One `ingest_batches` row in `LOG_COLUMNS` order; `ranges` maps partition to
+    (start, end) offsets."""
+    parts = sorted(ranges)
+    return [
+        topic,
+        seq,
+        token or f"{topic}|{seq}",
+        parts,
+        [ranges[p][0] for p in parts],
+        [ranges[p][1] for p in parts],
+        events,
+        max_occurred_at,
+    ]
