@@ -437,20 +437,9 @@ def test_key_event_near_misses_get_one_verdict(
 # --------------------------------------------------------------------------- pinned cases
 
 SINGLE: dict[str, Any] = {
-    "type": "request.completed",
-    "schema_version": 1,
+    **orjson.loads((EXAMPLES_DIR / "request.completed.json").read_bytes()),
     "event_id": EVENT_ID,
     "occurred_at": AT,
-    "key_id": "key_abc123",
-    "account_id": "acc_7Hq2x",
-    "method": "POST",
-    "route": "/v1/render",
-    "status": 200,
-    "latency_ms": 84.5,
-    "client_ip": "203.0.113.7",
-    "bytes_out": 48213,
-    "is_render": True,
-    "watermarked": False,
 }
 REFUSED = [  # the list, and more: each is refused by every enforcer, in every envelope
     ("status", "200"),
