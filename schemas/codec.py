@@ -173,6 +173,8 @@ class DecodedRequests:
     count: int
     """The number of valid rows."""
     rejected: tuple[RejectedRow, ...] = ()
+    single: bool = False
+    """The record was one `request.completed` event (valid or rejected as a whole)."""
     """The invalid rows of a batch, by index."""
 
 
@@ -225,7 +227,7 @@ def decode_requests(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedR
     kind, version = _check_type(obj, ("request.batch", "request.completed"))
     if kind == "request.batch":
         return _batch(obj, version)
-    return DecodedRequests(columns=_single_event_columns(obj), count=1)
+    return DecodedRequests(columns=_single_event_columns(obj), count=1, single=True)
 
 
 def decode_request_batch(data: bytes) -> RequestBatch:

@@ -164,7 +164,6 @@ class TakePlanner:
             try:
                 decoded = check_time_bounds(
                     decode_requests(record.value, limits.max_message_bytes),
-                    record.value,
                     record.timestamp_ms,
                     limits.time_bounds,
                 )

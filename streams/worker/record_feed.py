@@ -17,13 +17,11 @@ from streams.worker.ingest_plan import SourceRecord
 class RecordFeed:
     def __init__(self, records: Iterable[SourceRecord] = ()) -> None:
         self._queue: queue.SimpleQueue[SourceRecord | None] = queue.SimpleQueue()
-        self.count = 0
         for record in records:
             self.put(record)
 
     def put(self, record: SourceRecord) -> None:
         self._queue.put(record)
-        self.count += 1
 
     def close(self) -> None:
         """No more records: iteration ends after the ones already put."""

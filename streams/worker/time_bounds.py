@@ -17,8 +17,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import orjson
-
 from schemas.codec import SUPPORTED_VERSIONS, DecodedRequests, RejectedRow
 from schemas.errors import InvalidMessage, InvalidReason
 from schemas.request_columns import row_as_event
@@ -56,12 +54,6 @@ def _violation(
     return None
 
 
-def _is_single(value: bytes) -> bool:
-    """Whether a decodable record value holds one event (read again: the rare path only)."""
-    obj = orjson.loads(value)
-    return isinstance(obj, dict) and obj.get("type") == SINGLE_TYPE
-
-
 def _batch_indices(decoded: DecodedRequests) -> list[int]:
     """The batch index of each valid row, in order (the decoder's rejected rows are gaps)."""
     gaps = {r.index for r in decoded.rejected}
@@ -70,17 +62,17 @@ def _batch_indices(decoded: DecodedRequests) -> list[int]:
 
 
 def check_time_bounds(
-    decoded: DecodedRequests, value: bytes, record_ms: int | None, bounds: TimeBounds
+    decoded: DecodedRequests, record_ms: int | None, bounds: TimeBounds
 ) -> DecodedRequests:
-    """`decoded` (from record `value` stamped `record_ms`) with its out-of-bounds rows
-    moved to `rejected`; raises `InvalidMessage` when `value` is a single event out of bounds."""
+    """`decoded` (from a record stamped `record_ms`) with its out-of-bounds rows moved to
+    `rejected`; raises `InvalidMessage` when the record is a single event out of bounds."""
     times = decoded.columns["occurred_at_ms"]
     if record_ms is None or not times:
         return decoded
     earliest, latest = record_ms - bounds.max_age_ms, record_ms + bounds.max_future_ms
     if earliest <= min(times) and max(times) <= latest:
         return decoded
-    if _is_single(value):
+    if decoded.single:
         single_error = _violation("occurred_at", times[0], record_ms, bounds)
         if single_error is not None:
             raise single_error

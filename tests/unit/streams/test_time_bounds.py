@@ -44,7 +44,7 @@ def test_rows_keep_their_batch_index_past_the_decoders_rejections() -> None:
         for i in (1, 3)
     )
     with_gaps = DecodedRequests(decoded.columns, decoded.count, earlier)
-    out = check_time_bounds(with_gaps, value, RECORD_MS, BOUNDS)
+    out = check_time_bounds(with_gaps, RECORD_MS, BOUNDS)
     assert [(r.index, r.reason) for r in out.rejected] == [
         (1, InvalidReason.SCHEMA_VIOLATION),
         (3, InvalidReason.SCHEMA_VIOLATION),
@@ -59,16 +59,16 @@ def test_the_bounds_follow_the_record_timestamp_not_the_clock() -> None:
     old = _event(datetime(2001, 1, 1, tzinfo=UTC))
     decoded = decode_requests(encode(old))
     then = to_epoch_ms(datetime(2001, 1, 1, 0, 1, tzinfo=UTC))
-    assert check_time_bounds(decoded, encode(old), then, BOUNDS) is decoded
+    assert check_time_bounds(decoded, then, BOUNDS) is decoded
     with pytest.raises(InvalidMessage) as caught:
-        check_time_bounds(decoded, encode(old), RECORD_MS, BOUNDS)
+        check_time_bounds(decoded, RECORD_MS, BOUNDS)
     assert caught.value.reason is InvalidReason.STALE_TIMESTAMP
     assert caught.value.message.startswith("occurred_at: 2001-01-01T00:00:00.000Z is more than 1 ")
 
 
 def test_a_batch_of_one_row_is_judged_per_row() -> None:
     value = encode(RequestBatch.from_events([_event(RECORD_AT + timedelta(days=3))]))
-    out = check_time_bounds(decode_requests(value), value, RECORD_MS, BOUNDS)
+    out = check_time_bounds(decode_requests(value), RECORD_MS, BOUNDS)
     assert out.count == 0 and all(column == [] for column in out.columns.values())
     (row,) = out.rejected
     assert (row.index, row.reason) == (0, InvalidReason.FUTURE_TIMESTAMP)
