@@ -145,6 +145,7 @@ class DeliveryStatus:
     RETRYING = "retrying"
     DEAD = "dead"
     DISABLED = "disabled"
+    ALL = (PENDING, DELIVERED, RETRYING, DEAD, DISABLED)
 
     OPEN = frozenset({PENDING, RETRYING})
 

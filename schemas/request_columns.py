@@ -196,11 +196,6 @@ _CHECKS: dict[str, Check] = {
 """Whole-column checks: one pass in C, the per-value scan only when it fails."""
 
 
-def _scan_one_row(name: str, values: list[Any]) -> tuple[list[Any], RowErrors]:
-    """A column of one value (a single event, a batch of one): the rule, no column pass."""
-    return _scan(RULES[name], values)
-
-
 def _column_lists(body: Any) -> Columns:
     """The body's columns, each a list (extra columns are ignored)."""
     if not isinstance(body, dict):
@@ -257,7 +252,7 @@ def check_columns(body: Any) -> CheckedColumns:
     n = _row_count(cols)
     errors: RowErrors = {}
     for name, check in _CHECKS.items():
-        outcome = check(cols[name]) if n > 1 else _scan_one_row(name, cols[name])
+        outcome = check(cols[name])
         if outcome is not None:
             cols[name], bad = outcome
             for row, detail in bad.items():

@@ -15,6 +15,7 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
+from alerting.ports import DeliveryStatus
 from infra import alert_admin
 from infra.cli.console import out, print_json
 from infra.cli.errors import clean_errors
@@ -24,7 +25,7 @@ from infra.settings import load_settings
 from schemas.alerts import Comparator
 
 READ_NOTE = " Reads through the worker's HTTP API while one runs, else ClickHouse directly."
-STATUSES = ("pending", "delivered", "retrying", "dead", "disabled")
+STATUSES = DeliveryStatus.ALL
 
 rules_app = typer.Typer(
     help="Alert rules (published to the alert-rules topic).", no_args_is_help=True

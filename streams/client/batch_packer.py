@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import orjson
 
 from schemas.request_columns import COLUMNS
-from schemas.utc import from_epoch_ms
 from schemas.uuid7 import uuid7_block
+from schemas.wire_time import format_occurred_at
 
 Row = tuple[int, str, str, str, str, int, float | int, str, int, bool, bool]
 ROW_FIELDS: tuple[str, ...] = COLUMNS[1:]
@@ -31,11 +31,6 @@ class PackedBatch:
     count: int
 
 
-def _iso_ms(unix_ms: int) -> str:
-    stamp = from_epoch_ms(unix_ms).strftime("%Y-%m-%dT%H:%M:%S")
-    return f"{stamp}.{unix_ms % 1000:03d}Z"
-
-
 def pack_rows(rows: list[Row], now_ms: int) -> PackedBatch:
     """Encode 1..100,000 rows as one `request.batch` record stamped at `now_ms`."""
     n = len(rows)
@@ -47,7 +42,7 @@ def pack_rows(rows: list[Row], now_ms: int) -> PackedBatch:
             "type": "request.batch",
             "schema_version": BATCH_SCHEMA_VERSION,
             "event_id": envelope_ids[0],
-            "occurred_at": _iso_ms(now_ms),
+            "occurred_at": format_occurred_at(now_ms),
             "batch_id": envelope_ids[1],
             "columns": columns,
         }

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel
 
-from alerting.ports import DeliveryRecord
+from alerting.ports import DeliveryRecord, DeliveryStatus
 from infra.http.context import DEFAULT_LIMIT, Limit, Page, RouteContext
 from infra.http.problems import PROBLEM_RESPONSES, UNAVAILABLE, published
 from projections.alert_store import ClickHouseDeliveryLog
@@ -14,7 +14,7 @@ from projections.alert_store import ClickHouseDeliveryLog
 StatusQ = Annotated[
     str | None,
     Query(
-        pattern="^(pending|retrying|delivered|dead|disabled)$",
+        pattern=f"^({'|'.join(DeliveryStatus.ALL)})$",
         description="Only deliveries whose latest status is this",
     ),
 ]

@@ -4,7 +4,6 @@ API on a free port, problem-body checks and the usage truth computed from the ev
 from __future__ import annotations
 
 import math
-import socket
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -15,6 +14,7 @@ import httpx
 
 from infra.http.auth import hash_secret
 from infra.settings import ApiSettings, ManagementKey, Settings
+from infra.tools.receivers import free_port
 from infra.wiring import Worker, running_worker
 from projections.windows import Window
 from schemas.requests import RequestCompleted
@@ -48,12 +48,6 @@ def management_keys() -> list[ManagementKey]:
         key("mk_alpharev", ALPHA, "full", "alpha_revoked", revoked=True),
         key("mk_betafull", BETA, "full", "beta_full"),
     ]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def serving_settings(settings: Settings) -> Settings:
