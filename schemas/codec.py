@@ -38,10 +38,7 @@ from schemas.ids import EVENT_ID
 from schemas.keys import (
     KEY_EVENT_ADAPTER,
     KEY_EVENT_TYPES,
-    KeyCreated,
-    KeyDeleted,
-    KeyRenamed,
-    KeyRevoked,
+    KeyEventModel,
 )
 from schemas.request_bounds import json_integer
 from schemas.request_columns import COLUMNS, Columns, check_columns, row_as_event
@@ -235,9 +232,6 @@ def decode_request_batch(data: bytes) -> RequestBatch:
     obj = _load(data, MAX_MESSAGE_BYTES)
     _check_type(obj, ("request.batch",))
     return _validated(lambda o: RequestBatch.model_validate(o, context=WIRE), obj)
-
-
-KeyEventModel = KeyCreated | KeyRenamed | KeyRevoked | KeyDeleted
 
 
 def decode_key_event(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> KeyEventModel:

@@ -17,12 +17,21 @@ import orjson
 from pydantic import BaseModel
 
 from schemas.alerts import AlertRuleCreated, AlertRuleDeleted, AlertRuleUpdated, Notification
-from schemas.keys import KeyCreated, KeyDeleted, KeyRenamed, KeyRevoked
+from schemas.keys import (
+    AccountCreated,
+    KeyCreated,
+    KeyDeleted,
+    KeyRenamed,
+    KeyRevoked,
+    PlanChanged,
+)
 from schemas.requests import RequestBatch, RequestCompleted
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
 EXPORTED: tuple[type[BaseModel], ...] = (
+    AccountCreated,
+    PlanChanged,
     KeyCreated,
     KeyRenamed,
     KeyRevoked,

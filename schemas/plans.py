@@ -26,5 +26,9 @@ PLAN_KEY_LIMITS: dict[Plan, KeyLimits] = {
     Plan.ENTERPRISE: KeyLimits(live=None, test=None),
 }
 
+ADMIN_KEY_LIMIT = 5
+"""Active admin keys per account on every plan; they do not count against the live and
+test limits, which are for the product API's keys."""
+
 TEST_KEY_DAILY_RENDERS = 100
 """`pk_test_` keys: 100 renders a day, watermarked."""

@@ -18,8 +18,8 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal, overload
 
-from schemas.codec import KeyEventModel, encode
-from schemas.keys import KEY_EVENT_TYPES
+from schemas.codec import encode
+from schemas.keys import KEY_EVENT_TYPES, KeyEventModel
 from streams.client.kafka_client import build_producer, close_producer
 
 

@@ -19,7 +19,7 @@ from schemas.codec import (
 from schemas.errors import InvalidMessage, InvalidReason
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "schemas" / "examples"
-KEY_EXAMPLES = sorted(EXAMPLES.glob("key.*.json"))
+KEY_EXAMPLES = sorted([*EXAMPLES.glob("key.*.json"), *EXAMPLES.glob("account.*.json")])
 REQUEST_EXAMPLES = sorted(EXAMPLES.glob("request.*.json"))
 RULE_EXAMPLES = sorted(EXAMPLES.glob("alert_rule_*.json"))
 
@@ -30,7 +30,7 @@ def _raw(path: Path) -> bytes:
 
 def _decoder(path: Path) -> Callable[[bytes], object]:
     """The codec entry point for an example's topic, by its event type."""
-    if path.stem.startswith("key."):
+    if path.stem.startswith(("key.", "account.")):
         return decode_key_event
     if path.stem.startswith("alert_rule_"):
         return decode_rule_event

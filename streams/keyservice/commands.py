@@ -1,0 +1,309 @@
+"""Key and account commands, and the pure decision that turns one into events.
+
+`decide(ledger, command, ctx)` returns the events a command makes on the account's ledger
+(checked with `schemas.key_ledger.check`, never applied here) plus what the caller is
+told, or raises `CommandRefused` with a stable code. The key service applies the events
+to a scratch copy before deciding the next command of a group. It takes the time and
+every random value from `ctx`, so it is deterministic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from ipaddress import IPv4Address, IPv6Address
+from typing import Any
+from uuid import UUID
+
+from schemas.key_format import hash_secret, hint
+from schemas.key_ledger import AccountLedger, KeyRecord, KeyStatus, Refusal, check
+from schemas.keys import (
+    AccountCreated,
+    KeyAccess,
+    KeyCreated,
+    KeyDeleted,
+    KeyEventModel,
+    KeyRenamed,
+    KeyRevoked,
+    KeyType,
+    PlanChanged,
+    RevokeReason,
+)
+from schemas.plans import Plan
+
+IDEMPOTENCY_TTL = timedelta(hours=24)
+MAX_NAME_LENGTH = 100
+_GENERIC_NAME = re.compile(
+    r"(key|test|api[ _-]?key|my[ _-]?key|new[ _-]?key|default|temp|tmp|foo|asdf)[ _-]?\d*",
+    re.IGNORECASE,
+)
+GENERIC_NAME_WARNING = (
+    "{name!r} does not say what the key is for; a descriptive name such as "
+    "'Production web app' or 'Staging analytics' makes it easier to know what breaks "
+    "when you revoke it"
+)
+
+
+@dataclass(frozen=True)
+class CreateAccount:
+    account_id: str
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class ChangePlan:
+    account_id: str
+    plan: Plan
+
+
+@dataclass(frozen=True)
+class CreateKey:
+    account_id: str
+    name: str
+    key_type: KeyType
+    access: KeyAccess = KeyAccess.FULL
+    idempotency_key: str | None = None
+    request_hash: str | None = None
+
+
+@dataclass(frozen=True)
+class RenameKey:
+    account_id: str
+    key_id: str
+    name: str
+
+
+@dataclass(frozen=True)
+class RevokeKey:
+    account_id: str
+    key_id: str
+    reason: RevokeReason = RevokeReason.USER_REQUEST
+
+
+@dataclass(frozen=True)
+class DeleteKey:
+    account_id: str
+    key_id: str
+
+
+Command = CreateAccount | ChangePlan | CreateKey | RenameKey | RevokeKey | DeleteKey
+
+
+class CommandRefused(Exception):
+    """A command the account's state does not allow; `code` is stable (problem+json)."""
+
+    def __init__(self, code: str, detail: str, status: int, **extra: Any) -> None:
+        super().__init__(detail)
+        self.code = code
+        self.detail = detail
+        self.status = status
+        self.extra = extra
+
+
+@dataclass(frozen=True)
+class Context:
+    """Everything a decision takes from outside: the time, who acts, and fresh ids."""
+
+    now: datetime
+    actor: str
+    source_ip: IPv4Address | IPv6Address | None
+    new_event_id: Callable[[], UUID]
+    new_key_id: Callable[[], str]
+    new_secret: Callable[[str], str]
+
+
+@dataclass
+class Decision:
+    """The events to append and the answer for the caller once they are applied."""
+
+    events: list[KeyEventModel] = field(default_factory=list)
+    account_id: str = ""
+    key_id: str | None = None
+    secret: str | None = None
+    replayed: bool = False
+    """An idempotent retry of a create: nothing new, and the secret cannot be shown again."""
+    warnings: list[str] = field(default_factory=list)
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` is not a valid key name (None: it is)."""
+    if not name.strip():
+        return "the name is empty; give the key a name that says what it is for"
+    if name != name.strip():
+        return "the name starts or ends with whitespace; remove it"
+    if len(name) > MAX_NAME_LENGTH:
+        return f"the name is {len(name)} characters long; at most {MAX_NAME_LENGTH} are allowed"
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        return "the name contains a control character (tab, newline, …); remove it"
+    return None
+
+
+def name_warnings(name: str) -> list[str]:
+    return [GENERIC_NAME_WARNING.format(name=name)] if _GENERIC_NAME.fullmatch(name) else []
+
+
+def _refuse(refusal: Refusal, ledger: AccountLedger | None, **facts: Any) -> CommandRefused:
+    account = ledger.account_id if ledger is not None else facts.get("account_id", "")
+    key_id = facts.get("key_id", "")
+    if refusal is Refusal.PLAN_LIMIT_REACHED and ledger is not None:
+        kind = facts["key_type"]
+        limit = ledger.limit(kind)
+        return CommandRefused(
+            "plan_limit_reached",
+            f"the {ledger.plan.value} plan allows {limit} active {kind} keys and {account} has "
+            f"{ledger.count(kind)}; revoke one or change the plan (PUT /account/plan)",
+            409,
+            plan=ledger.plan.value,
+            key_type=kind,
+            limit=limit,
+            active=ledger.count(kind),
+        )
+    messages: dict[Refusal, tuple[int, str]] = {
+        Refusal.ACCOUNT_NOT_FOUND: (404, f"no account {account}; create it first"),
+        Refusal.ACCOUNT_EXISTS: (409, f"account {account} already exists"),
+        Refusal.KEY_NOT_FOUND: (404, f"no key {key_id} in this account"),
+        Refusal.KEY_DELETED: (404, f"key {key_id} was deleted"),
+        Refusal.KEY_NOT_REVOKED: (
+            409,
+            f"key {key_id} is active; revoke it first (POST /api-keys/{key_id}/revoke), "
+            "then delete it",
+        ),
+        Refusal.ADMIN_LIMIT_REACHED: (
+            409,
+            f"{account} already has the most active admin keys allowed; revoke one first",
+        ),
+    }
+    status, detail = messages.get(refusal, (409, refusal.value))
+    return CommandRefused(refusal.value, detail, status, key_id=key_id or None)
+
+
+def _envelope(ledger: AccountLedger | None, ctx: Context) -> dict[str, Any]:
+    return {
+        "event_id": ctx.new_event_id(),
+        "occurred_at": ctx.now,
+        "seq": 1 if ledger is None else ledger.seq + 1,
+        "prev": None if ledger is None else ledger.head,
+        "actor": ctx.actor,
+        "source_ip": ctx.source_ip,
+    }
+
+
+def _key(ledger: AccountLedger, key_id: str) -> KeyRecord:
+    key = ledger.keys.get(key_id)
+    if key is None or key.status is KeyStatus.DELETED:
+        raise _refuse(Refusal.KEY_NOT_FOUND, ledger, key_id=key_id)
+    return key
+
+
+def _replayed_create(ledger: AccountLedger, cmd: CreateKey, now: datetime) -> Decision | None:
+    if cmd.idempotency_key is None:
+        return None
+    seen = ledger.idempotency.get(cmd.idempotency_key)
+    if seen is None or now - seen.at > IDEMPOTENCY_TTL:
+        return None
+    if seen.request_hash != cmd.request_hash:
+        raise CommandRefused(
+            "idempotency_key_reused",
+            "this Idempotency-Key was used for a different request in the last 24 hours; "
+            "use a new key for a new request",
+            422,
+        )
+    return Decision(account_id=ledger.account_id, key_id=seen.key_id, replayed=True)
+
+
+def _create_key(ledger: AccountLedger, cmd: CreateKey, ctx: Context) -> Decision:
+    problem = name_problem(cmd.name)
+    if problem is not None:
+        raise CommandRefused("invalid_name", problem, 422)
+    replayed = _replayed_create(ledger, cmd, ctx.now)
+    if replayed is not None:
+        return replayed
+    secret = ctx.new_secret(cmd.key_type.value)
+    event = KeyCreated(
+        **_envelope(ledger, ctx),
+        account_id=ledger.account_id,
+        key_id=ctx.new_key_id(),
+        name=cmd.name,
+        key_type=cmd.key_type,
+        access=cmd.access,
+        secret_hash=hash_secret(secret),
+        hint=hint(secret),
+        idempotency_key=cmd.idempotency_key,
+        request_hash=cmd.request_hash,
+    )
+    limit_class = "admin" if cmd.access is KeyAccess.ADMIN else cmd.key_type.value
+    _allowed(ledger, event, key_type=limit_class)
+    return Decision(
+        [event], ledger.account_id, event.key_id, secret, warnings=name_warnings(cmd.name)
+    )
+
+
+def _allowed(ledger: AccountLedger, event: KeyEventModel, **facts: Any) -> None:
+    """Raise why `event` would not be applied to `ledger`."""
+    refusal = check(ledger, event)
+    if refusal is not None:
+        raise _refuse(refusal, ledger, **facts)
+
+
+def _decide_key(ledger: AccountLedger, cmd: Command, ctx: Context) -> Decision:
+    if isinstance(cmd, CreateKey):
+        return _create_key(ledger, cmd, ctx)
+    if isinstance(cmd, ChangePlan):
+        if cmd.plan is ledger.plan:
+            return Decision(account_id=ledger.account_id)
+        plan_event = PlanChanged(
+            **_envelope(ledger, ctx),
+            account_id=ledger.account_id,
+            plan=cmd.plan,
+            previous=ledger.plan,
+        )
+        _allowed(ledger, plan_event)
+        return Decision([plan_event], ledger.account_id)
+    assert not isinstance(cmd, CreateAccount)
+    key = _key(ledger, cmd.key_id)
+    done = Decision(account_id=ledger.account_id, key_id=key.key_id)
+    event: KeyEventModel
+    if isinstance(cmd, RenameKey):
+        problem = name_problem(cmd.name)
+        if problem is not None:
+            raise CommandRefused("invalid_name", problem, 422)
+        done.warnings = name_warnings(cmd.name)
+        if cmd.name == key.name:
+            return done
+        event = KeyRenamed(
+            **_envelope(ledger, ctx), account_id=ledger.account_id, key_id=key.key_id, name=cmd.name
+        )
+    elif isinstance(cmd, RevokeKey):
+        if key.status is KeyStatus.REVOKED:
+            return done  # revocation is permanent; a repeat changes nothing
+        event = KeyRevoked(
+            **_envelope(ledger, ctx),
+            account_id=ledger.account_id,
+            key_id=key.key_id,
+            reason=cmd.reason,
+        )
+    else:
+        event = KeyDeleted(
+            **_envelope(ledger, ctx), account_id=ledger.account_id, key_id=key.key_id
+        )
+    _allowed(ledger, event, key_id=key.key_id)
+    done.events = [event]
+    return done
+
+
+def decide(ledger: AccountLedger | None, command: Command, ctx: Context) -> Decision:
+    """The events `command` makes on `ledger` (which it does not change)."""
+    if isinstance(command, CreateAccount):
+        if ledger is not None:
+            if ledger.plan is command.plan:
+                return Decision(account_id=ledger.account_id)  # a retried create
+            raise _refuse(Refusal.ACCOUNT_EXISTS, ledger)
+        event = AccountCreated(
+            **_envelope(None, ctx), account_id=command.account_id, plan=command.plan
+        )
+        return Decision([event], command.account_id)
+    if ledger is None:
+        raise _refuse(Refusal.ACCOUNT_NOT_FOUND, None, account_id=command.account_id)
+    return _decide_key(ledger, command, ctx)
