@@ -40,10 +40,11 @@ from schemas.codec import (
     header_value,
 )
 from schemas.errors import InvalidMessage, InvalidReason
-from schemas.keys import KeyCreated, KeyDeleted, KeyRenamed, KeyRevoked, KeyType, RevokeReason
+from schemas.keys import KeyEventModel, KeyType, RevokeReason
 from schemas.plans import Plan
 from schemas.requests import RequestBatch, RequestCompleted
 from schemas.utc import from_epoch_ms
+from tests.samples.keys import Chain
 
 EXAMPLES = Path(__file__).resolve().parents[3] / "schemas" / "examples"
 AT = from_epoch_ms(1_768_469_400_123)
@@ -258,24 +259,22 @@ def test_notification_rejects_unknown_fields() -> None:
 
 # --------------------------------------------------------------------------- round trips
 
-KEY_EVENTS = [
-    KeyCreated(
-        occurred_at=AT,
-        key_id="key_abc123",
-        account_id="acc_7Hq2x",
-        name="production",
-        key_type=KeyType.LIVE,
-        secret_hash="sha256:" + "ab" * 32,
-        plan=Plan.PRO,
-    ),
-    KeyRenamed(key_id="key_abc123", account_id="acc_7Hq2x", name="renamed"),
-    KeyRevoked(key_id="key_abc123", account_id="acc_7Hq2x", reason=RevokeReason.COMPROMISED),
-    KeyDeleted(key_id="key_abc123", account_id="acc_7Hq2x", actor="ops@example.com"),
-]
+
+def _key_events() -> list[KeyEventModel]:
+    chain = Chain("acc_7Hq2x", Plan.PRO, at=AT)
+    chain.change_plan(Plan.BUSINESS)
+    chain.create_key("key_abc123", "production", KeyType.LIVE)
+    chain.rename("key_abc123", "renamed")
+    chain.revoke("key_abc123", RevokeReason.COMPROMISED)
+    chain.delete("key_abc123")
+    return chain.events
+
+
+KEY_EVENTS = _key_events()
 
 
 @pytest.mark.parametrize("event", KEY_EVENTS, ids=lambda e: e.type)
-def test_key_event_round_trip(event: KeyCreated | KeyRenamed | KeyRevoked | KeyDeleted) -> None:
+def test_key_event_round_trip(event: KeyEventModel) -> None:
     decoded = decode_key_event(encode(event))
     assert decoded == event
     assert type(decoded) is type(event)

@@ -48,9 +48,18 @@ from schemas.base import WIRE
 from schemas.codec import decode_key_event, decode_requests
 from schemas.errors import InvalidMessage
 from schemas.export import export_json_schemas, json_schema
-from schemas.keys import KEY_EVENT_ADAPTER, KeyCreated, KeyDeleted, KeyRenamed, KeyRevoked
+from schemas.keys import (
+    KEY_EVENT_ADAPTER,
+    AccountCreated,
+    KeyCreated,
+    KeyDeleted,
+    KeyRenamed,
+    KeyRevoked,
+    PlanChanged,
+)
 from schemas.request_columns import COLUMNS
 from schemas.requests import RequestBatch, RequestCompleted
+from schemas.uuid7 import uuid7
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "schemas" / "examples"
 EVENT_ID = "0194b5a3-1f29-7abc-8def-0123456789a9"
@@ -87,7 +96,14 @@ def _validator(model: type[BaseModel]) -> Any:
 
 
 REQUEST_SCHEMAS = {m: _validator(m) for m in (RequestCompleted, RequestBatch)}
-KEY_MODELS: tuple[type[BaseModel], ...] = (KeyCreated, KeyRenamed, KeyRevoked, KeyDeleted)
+KEY_MODELS: tuple[type[BaseModel], ...] = (
+    AccountCreated,
+    PlanChanged,
+    KeyCreated,
+    KeyRenamed,
+    KeyRevoked,
+    KeyDeleted,
+)
 KEY_SCHEMAS = {m: _validator(m) for m in KEY_MODELS}
 
 
@@ -512,7 +528,7 @@ def test_python_producers_may_leave_the_envelope_to_the_model() -> None:
     fields = {k: v for k, v in SINGLE.items() if k not in REQUIRED[:4]}
     event = RequestCompleted(**fields)
     assert _agreed(request_verdicts(event.model_dump(mode="json")))
-    key = KeyDeleted(key_id="key_abc123", account_id="acc_7Hq2x")
+    key = KeyDeleted(key_id="key_abc123", account_id="acc_7Hq2x", seq=2, prev=uuid7())
     assert _agreed(key_event_verdicts(key.model_dump(mode="json")))
 
 
