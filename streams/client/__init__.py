@@ -6,6 +6,8 @@
   Kafka is unreachable. `stats()`, `flush()`, `close()`.
 - `KeyEventPublisher(PublisherConfig(...)).publish(event, wait=True)`: one record per
   lifecycle event, keyed by account_id, confirmed synchronously on request.
+- `KeyFollower(FollowerConfig(...)).start()`: the key-events topic folded into memory
+  (every account's keys and plan), for the key service and the verifier.
 
 Both use kafka-python producers with idempotence and acks=all; nothing is created at
 import time. This package imports only `schemas` and the base install's dependencies
@@ -20,11 +22,15 @@ from streams.client.key_events import (
     PublishError,
     PublishResult,
 )
+from streams.client.key_follower import FollowerConfig, KeyFollower, NotReady
 from streams.client.recorder_config import RecorderConfig, RecorderStats
 from streams.client.spill import SpillError
 from streams.client.usage_recorder import UsageRecorder
 
 __all__ = [
+    "FollowerConfig",
+    "KeyFollower",
+    "NotReady",
     "KeyEventPublisher",
     "PublishError",
     "PublishResult",
