@@ -29,9 +29,9 @@ from streams.client.usage_recorder import UsageRecorder
 
 __all__ = [
     "FollowerConfig",
+    "KeyEventPublisher",
     "KeyFollower",
     "NotReady",
-    "KeyEventPublisher",
     "PublishError",
     "PublishResult",
     "PublisherConfig",
