@@ -23,6 +23,7 @@ from infra.kafka.broker import broker_running
 from infra.settings import ENV_PREFIX, KafkaSettings, load_settings
 from projections.migrate import migrate
 from schemas.topics import TopicNames
+from tests.secret_scan import find_secrets, topic_bytes
 
 TEST_BOOTSTRAP_VARIABLE = "KEYPULSE_TEST_BOOTSTRAP"
 """`host:port` of the broker the tests use (default 127.0.0.1:9092); started for the
@@ -47,7 +48,31 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = bootstrap.rpartition(":")[2]
     settings = KafkaSettings(bootstrap_servers=bootstrap, controller_port=int(port) + 1)
     with broker_running(settings, tmp_path_factory.mktemp("kafka")) as lease:
+        before = _topic_names(lease.bootstrap_servers)
         yield lease.bootstrap_servers
+        _no_secret_on_any_new_topic(lease.bootstrap_servers, before)
+
+
+def _topic_names(bootstrap: str) -> set[str]:
+    from kafka import KafkaConsumer
+
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap, group_id=None)
+    try:
+        return set(consumer.topics())
+    finally:
+        consumer.close()
+
+
+def _no_secret_on_any_new_topic(bootstrap: str, before: set[str]) -> None:
+    """At the end of the session: no key secret on any topic the session created (every
+    record of every topic, whatever test wrote it)."""
+    new = sorted(_topic_names(bootstrap) - before)
+    scanned = topic_bytes(bootstrap, new)
+    leaks = {t: find_secrets(data) for t, (_, data) in scanned.items()}
+    leaks = {t: s for t, s in leaks.items() if s}
+    records = sum(n for n, _ in scanned.values())
+    print(f"\nsecret scan: {len(scanned)} topics, {records} records, {len(leaks)} with a secret")
+    assert not leaks, {t: sorted(s[:12] + "…" for s in found) for t, found in leaks.items()}
 
 
 @pytest.fixture
