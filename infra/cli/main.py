@@ -11,9 +11,11 @@ import typer
 
 from infra.cli import api as cli_api
 from infra.cli import read as cli_read
+from infra.cli.accounts import accounts_app
 from infra.cli.alerts import deliveries_app, rules_app
 from infra.cli.console import out
 from infra.cli.errors import clean_errors
+from infra.cli.keys import keys_app
 from infra.clickhouse import make_client, migration_context
 from infra.kafka.admin import ensure_topics
 from infra.kafka.broker import LocalKafka, broker_running, ensure_broker
@@ -29,6 +31,8 @@ app.add_typer(topics_app, name="topics")
 app.add_typer(schemas_app, name="schemas")
 app.add_typer(rules_app, name="rules")
 app.add_typer(deliveries_app, name="deliveries")
+app.add_typer(accounts_app, name="accounts")
+app.add_typer(keys_app, name="keys")
 
 
 @kafka_app.command("start")

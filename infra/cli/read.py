@@ -1,5 +1,6 @@
-"""`keypulse keys` and `keypulse usage`, answered through the one read path
-(`infra.cli.read_backend`): the worker's HTTP API while one runs, else ClickHouse."""
+"""`keypulse keys` (the listing; `infra.cli.keys` mounts it beside the write commands) and
+`keypulse usage`, answered through the one read path (`infra.cli.read_backend`): the
+worker's HTTP API while one runs, else ClickHouse."""
 
 from __future__ import annotations
 
@@ -70,8 +71,7 @@ def usage_table(usage: dict[str, Any]) -> Table:
     return table
 
 
-@clean_errors
-def keys_cmd(account: AccountOpt = None, as_json: JsonOpt = False) -> None:
+def list_keys(account: str | None, as_json: bool) -> None:
     """The keys page: Name, Key ID, Type, Created, Last Used, Status, requests 24h/7d/30d."""
     with reading(load_settings()) as backend:
         rows = backend.list_keys(account)
@@ -98,5 +98,4 @@ def usage_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    app.command("keys")(keys_cmd)
     app.command("usage")(usage_cmd)

@@ -1,0 +1,123 @@
+"""How the key and account commands show their results: JSON shapes and rich renderables
+(pure; no I/O). A secret appears only in `created_json` and `secret_lines`, which only the
+create commands print, once."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from rich.table import Table
+
+from schemas.key_ledger import AccountLedger, KeyRecord, KeyStatus
+from streams.keyservice.service import AccountView
+
+Json = dict[str, Any]
+
+LIMIT_CLASSES = ("live", "test", "admin")
+SHOWN_ONCE = (
+    "This is the only time the secret is shown: store it now (for example in your secrets "
+    "manager). keypulse keeps only its hash and cannot show it again."
+)
+
+
+def _time(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def key_json(key: KeyRecord) -> Json:
+    """A key as JSON (never its secret; its hash is no business of a script either)."""
+    return {
+        "key_id": key.key_id,
+        "account_id": key.account_id,
+        "name": key.name,
+        "type": key.key_type.value,
+        "access": key.access.value,
+        "status": key.status.value,
+        "hint": key.hint,
+        "created_at": _time(key.created_at),
+        "created_by": key.created_by,
+        "revoked_at": _time(key.revoked_at),
+        "revoke_reason": key.revoke_reason.value if key.revoke_reason else None,
+        "deleted_at": _time(key.deleted_at),
+    }
+
+
+def account_json(view: AccountView, ledger: AccountLedger | None = None) -> Json:
+    """An account: plan, limits and active counts per class (live, test, admin); with its
+    ledger also when it was created and how many keys it has per status."""
+    body: Json = {
+        "account_id": view.account_id,
+        "plan": view.plan.value,
+        "seq": view.seq,
+        "limits": dict(view.limits),
+        "active": dict(view.active),
+    }
+    if ledger is not None:
+        statuses = [k.status for k in ledger.keys.values()]
+        body["keys"] = {s.value: statuses.count(s) for s in KeyStatus}
+        body["created_at"] = _time(ledger.created_at)
+        body["updated_at"] = _time(ledger.updated_at)
+    return body
+
+
+def over_limit(view: AccountView) -> list[str]:
+    """What a plan below the active counts means (the keys stay, new ones are refused)."""
+    notes = []
+    for cls in ("live", "test"):
+        limit, active = view.limits[cls], view.active[cls]
+        if limit is not None and active > limit:
+            notes.append(
+                f"{view.account_id} has {active} active {cls} keys and the {view.plan.value} "
+                f"plan allows {limit}: the existing keys keep working, new {cls} keys are "
+                f"refused until fewer than {limit} are active (revoke some)"
+            )
+    return notes
+
+
+def created_json(key: KeyRecord, secret: str | None, warnings: list[str]) -> Json:
+    body: Json = {"key": key_json(key), "secret": secret, "warnings": warnings}
+    if secret is None:
+        body["note"] = replayed_note(key.key_id)
+    return body
+
+
+def replayed_note(key_id: str) -> str:
+    return (
+        f"this Idempotency-Key already created {key_id}; its secret was shown then and "
+        "cannot be shown again"
+    )
+
+
+def _limit(value: int | None) -> str:
+    return "unlimited" if value is None else str(value)
+
+
+def account_table(view: AccountView, ledger: AccountLedger | None = None) -> Table:
+    table = Table(title=f"account {view.account_id}", show_header=False)
+    table.add_column("field")
+    table.add_column("value")
+    table.add_row("plan", view.plan.value)
+    for cls in LIMIT_CLASSES:
+        table.add_row(
+            f"{cls} keys", f"{view.active[cls]} active of {_limit(view.limits[cls])} allowed"
+        )
+    if ledger is not None:
+        counts = account_json(view, ledger)["keys"]
+        table.add_row("keys", ", ".join(f"{n} {status}" for status, n in counts.items()))
+        table.add_row("created", ledger.created_at.isoformat(timespec="seconds"))
+    return table
+
+
+def key_table(key: KeyRecord) -> Table:
+    table = Table(show_header=False)
+    table.add_column("field")
+    table.add_column("value", overflow="fold")
+    row = key_json(key)
+    row["hint"] = f"{key.hint}…"
+    for field in ("key_id", "name", "type", "access", "status", "hint", "created_at"):
+        table.add_row(field, str(row[field]))
+    if key.revoked_at is not None:
+        table.add_row("revoked_at", str(row["revoked_at"]))
+        table.add_row("revoke_reason", str(row["revoke_reason"]))
+    return table
