@@ -1,0 +1,108 @@
+"""The key commands' pure parts: what they print and the spinner of a slow step."""
+
+from __future__ import annotations
+
+import io
+import threading
+from datetime import UTC, datetime
+from uuid import uuid4
+
+import pytest
+from rich.console import Console
+
+from infra.cli.key_session import waiting_for
+from infra.cli.key_views import account_json, created_json, key_json, over_limit
+from infra.cli.keys import request_hash
+from schemas.key_ledger import AccountLedger, KeyRecord, KeyStatus
+from schemas.keys import KeyAccess, KeyType
+from schemas.plans import Plan
+from streams.keyservice.service import AccountView
+from tests.eventually import eventually_sync
+
+AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
+
+
+def _key(status: KeyStatus = KeyStatus.ACTIVE) -> KeyRecord:
+    return KeyRecord(
+        account_id="acc_views",
+        key_id="key_views01",
+        name="Web",
+        key_type=KeyType.LIVE,
+        access=KeyAccess.FULL,
+        status=status,
+        secret_hash="sha256:" + "ab" * 32,
+        hint="pk_live_Ab3x",
+        created_at=AT,
+        created_by="cli",
+        updated_at=AT,
+        seq=2,
+    )
+
+
+def test_key_json_has_no_secret_hash() -> None:
+    body = key_json(_key())
+    assert "secret_hash" not in body and "ab" * 32 not in str(body)
+    assert body["hint"] == "pk_live_Ab3x" and body["created_at"] == AT.isoformat()
+
+
+def test_a_replayed_create_says_why_there_is_no_secret() -> None:
+    assert "note" not in created_json(_key(), "pk_live_x", [])
+    replayed = created_json(_key(), None, [])
+    assert replayed["secret"] is None and "cannot be shown again" in replayed["note"]
+
+
+def _ledger(plan: Plan, live: int) -> AccountLedger:
+    ledger = AccountLedger("acc_views", plan, 1, uuid4(), AT, AT)
+    ledger.active = {"live": live}
+    ledger.keys = {"key_views01": _key(KeyStatus.REVOKED)}
+    return ledger
+
+
+@pytest.mark.parametrize(("plan", "live", "notes"), [(Plan.FREE, 3, 1), (Plan.FREE, 2, 0)])
+def test_over_limit_notes_only_when_above_the_plan(plan: Plan, live: int, notes: int) -> None:
+    found = over_limit(AccountView.of(_ledger(plan, live)))
+    assert len(found) == notes
+    if notes:
+        assert found[0].startswith("acc_views has 3 active live keys and the free plan allows 2")
+
+
+def test_account_json_counts_keys_by_status() -> None:
+    ledger = _ledger(Plan.ENTERPRISE, 0)
+    body = account_json(AccountView.of(ledger), ledger)
+    assert body["limits"] == {"live": None, "test": None, "admin": 5}
+    assert body["keys"] == {"active": 0, "revoked": 1, "deleted": 0}
+
+
+def test_request_hash_is_the_canonical_create_body() -> None:
+    a = request_hash("Web", KeyType.LIVE, KeyAccess.FULL)
+    assert a == request_hash("Web", KeyType.LIVE, KeyAccess.FULL)
+    assert a != request_hash("Web", KeyType.TEST, KeyAccess.FULL)
+    assert a.startswith("sha256:") and len(a) == 71
+
+
+def test_a_slow_step_shows_a_spinner_and_a_quick_one_does_not() -> None:
+    screen = io.StringIO()
+    console = Console(file=screen, force_terminal=True, width=80)
+    assert waiting_for("quick", lambda: 7, console, after_s=5.0) == 7
+    assert screen.getvalue() == ""
+
+    release = threading.Event()
+    result: list[int] = []
+    runner = threading.Thread(
+        target=lambda: result.append(
+            waiting_for("reading the topic", lambda: release.wait(30) and 8, console, 0.05)
+        )
+    )
+    runner.start()
+    eventually_sync(lambda: "reading the topic" in screen.getvalue(), 10, "the spinner")
+    release.set()
+    runner.join(10)
+    assert result == [8]
+
+
+def test_a_failing_step_raises_its_own_error() -> None:
+    def boom() -> None:
+        raise ValueError("broken")
+
+    with pytest.raises(ValueError, match="broken"):
+        waiting_for("x", boom, Console(file=io.StringIO()), after_s=5.0)
