@@ -121,7 +121,7 @@ class ClickHouseEvaluationQueries:
         if not key_ids:
             return {}
         rows = self._client.query(
-            "SELECT key_id, argMax(name, version) FROM keys "
+            "SELECT key_id, argMax(name, seq) FROM keys "
             "WHERE key_id IN {ids:Array(String)} GROUP BY key_id",
             parameters={"ids": sorted(set(key_ids))},
         ).result_rows

@@ -44,8 +44,8 @@ LEFT JOIN (SELECT key_id, any(account_id) AS owner FROM keys GROUP BY key_id) AS
 ON u.key_id = k.key_id
 WHERE k.owner IS NULL OR k.owner != u.account_id
 """
-"""A key's account never changes (part of the registry's sort key; a second key.created
-is ignored), so `keys` is read without FINAL."""
+"""A key's account never changes (part of the registry's sort key; the fold refuses a
+second key.created), so `keys` is read without FINAL."""
 
 
 def finding_id(account_id: str, key_id: str, reason: UnattributedReason) -> uuid.UUID:

@@ -16,6 +16,10 @@ reads the account's keys from the registry (one small query) and restricts the r
 to them (`key_id IN [...]`): on chDB an `IN (SELECT ...)` semi-join inside the rollup
 query costs several times that query (docs/decisions.md). `account_usage` gets the
 per-key figures and their total in one pass over the rollup (`GROUPING SETS`).
+
+The key registry projection itself (the keys agent's fold of the key events) is read by
+the listing (`keys`, with the account's current plan from `accounts`), `account` and
+`audit_log` (`key_audit`, one row per applied event, newest first).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from clickhouse_connect.driver.client import Client
 
@@ -67,18 +72,53 @@ EMPTY_USAGE = Usage(0, 0, 0, 0, 0, None, None, None)
 
 @dataclass(frozen=True)
 class KeyRow:
+    """A key of the listing: its record in the registry projection (`keys`), the account's
+    current plan (`accounts`), its last use and request counts."""
+
     key_id: str
     name: str
     key_type: str
     access: str
     status: str
+    hint: str
+    """The secret's prefix and first 4 characters, e.g. `pk_live_Ab3x`."""
     plan: str
     created_at: datetime
+    created_by: str
     revoked_at: datetime | None
+    revoke_reason: str | None
     last_used: datetime | None
     requests_24h: int
     requests_7d: int
     requests_30d: int
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One applied key or account event (`key_audit`)."""
+
+    seq: int
+    event_id: UUID
+    type: str
+    key_id: str | None
+    """None for an account event."""
+    actor: str
+    source_ip: str | None
+    occurred_at: datetime
+    detail: str
+
+
+@dataclass(frozen=True)
+class AccountRow:
+    """An account as the projection has it, with its active keys per limit class
+    (`live`, `test`, `admin`)."""
+
+    account_id: str
+    plan: str
+    seq: int
+    created_at: datetime
+    updated_at: datetime
+    active: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -119,6 +159,35 @@ _OWNED_KEYS = (
     "SELECT key_id FROM keys FINAL WHERE account_id = {account:String} AND status != 'deleted'"
 )
 """The keys the registry says the account owns (revoked included, deleted not)."""
+_PLAN = "SELECT any(toString(plan)) FROM accounts FINAL WHERE account_id = {account:String}"
+"""The account's current plan, "" when it has no row (a scalar subquery of the listing)."""
+_LISTED = (
+    "k.key_id, k.name, k.key_type, k.access, k.status, k.hint, k.created_at, k.created_by, "
+    "k.revoked_at, k.revoke_reason"
+)
+
+
+def _key_row(row: Sequence[Any], counts: dict[str, tuple[int, int, int]]) -> KeyRow:
+    """A listing row from `_LISTED`, last use, plan, and the key's request counts."""
+    key_id, name, key_type, access, status, hint, created, by, revoked, reason, last, plan = row
+    day, week, month = counts.get(key_id, (0, 0, 0))
+    return KeyRow(
+        key_id=key_id,
+        name=name,
+        key_type=key_type,
+        access=access,
+        status=status,
+        hint=hint,
+        plan=plan,
+        created_at=as_utc(created),
+        created_by=by,
+        revoked_at=as_utc(revoked) if revoked else None,
+        revoke_reason=reason,
+        last_used=as_utc(last) if last else None,
+        requests_24h=day,
+        requests_7d=week,
+        requests_30d=month,
+    )
 
 
 def _usage(counters: Sequence[Any], quantiles: Sequence[Any]) -> Usage:
@@ -256,8 +325,8 @@ class UsageQueries:
     def _key_rows(self, account_id: str, now: datetime, key_id: str | None) -> list[KeyRow]:
         only = " AND key_id = {key:String}" if key_id is not None else ""
         keys = self._client.query(
-            "SELECT k.key_id, k.name, k.key_type, k.access, k.status, k.plan, k.created_at, "
-            "k.revoked_at, l.last_used FROM (SELECT * FROM keys FINAL "
+            f"SELECT {_LISTED}, l.last_used, "
+            f"({_PLAN}) FROM (SELECT * FROM keys FINAL "
             f"WHERE account_id = {{account:String}} AND status != 'deleted'{only}) AS k "
             "LEFT JOIN (SELECT key_id, max(last_used) AS last_used FROM key_last_used "
             f"WHERE account_id = {{account:String}}{only} GROUP BY key_id) AS l "
@@ -268,24 +337,57 @@ class UsageQueries:
         if not keys:
             return []
         counts = self._requests_by_key(account_id, now, key_id)
-        none = (0, 0, 0)
-        return [
-            KeyRow(
-                key_id=key_id,
-                name=name,
-                key_type=key_type,
-                access=access,
-                status=status,
-                plan=plan,
-                created_at=as_utc(created),
-                revoked_at=as_utc(revoked) if revoked else None,
-                last_used=as_utc(last) if last else None,
-                requests_24h=counts.get(key_id, none)[0],
-                requests_7d=counts.get(key_id, none)[1],
-                requests_30d=counts.get(key_id, none)[2],
+        return [_key_row(row, counts) for row in keys]
+
+    def audit_log(
+        self, account_id: str, limit: int, before_seq: int | None = None
+    ) -> tuple[list[AuditRow], bool]:
+        """The account's applied events, newest first: at most `limit` of them (those
+        before `before_seq` when given) and whether older ones remain."""
+        before = " AND seq < {before:UInt64}" if before_seq is not None else ""
+        rows = self._client.query(
+            "SELECT seq, event_id, type, key_id, actor, source_ip, occurred_at, detail "
+            f"FROM key_audit FINAL WHERE {_ACCOUNT}{before} "
+            "ORDER BY seq DESC LIMIT {limit:UInt32}",
+            parameters={"account": account_id, "before": before_seq or 0, "limit": limit + 1},
+        ).result_rows
+        audit = [
+            AuditRow(
+                seq=int(seq),
+                event_id=event_id,
+                type=str(kind),
+                key_id=str(key) or None,
+                actor=str(actor),
+                source_ip=None if ip is None else str(ip),
+                occurred_at=as_utc(at),
+                detail=str(detail),
             )
-            for key_id, name, key_type, access, status, plan, created, revoked, last in keys
+            for seq, event_id, kind, key, actor, ip, at, detail in rows[:limit]
         ]
+        return audit, len(rows) > limit
+
+    def account(self, account_id: str) -> AccountRow | None:
+        """The account's plan, position and active keys per limit class (None: unknown)."""
+        rows = self._client.query(
+            "SELECT plan, seq, created_at, updated_at FROM accounts FINAL WHERE " + _ACCOUNT,
+            parameters={"account": account_id},
+        ).result_rows
+        if not rows:
+            return None
+        plan, seq, created, updated = rows[0]
+        active = self._client.query(
+            "SELECT if(access = 'admin', 'admin', key_type) AS class, count() "
+            f"FROM keys FINAL WHERE {_ACCOUNT} AND status = 'active' GROUP BY class",
+            parameters={"account": account_id},
+        ).result_rows
+        return AccountRow(
+            account_id=account_id,
+            plan=str(plan),
+            seq=int(seq),
+            created_at=as_utc(created),
+            updated_at=as_utc(updated),
+            active={str(c): int(n) for c, n in active},
+        )
 
     def _requests_by_key(
         self, account_id: str, now: datetime, key_id: str | None = None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.driver.client import Client
@@ -11,8 +12,17 @@ from clickhouse_connect.driver.transform import NativeTransform
 
 from projections.counters import GrowingCounter
 from projections.ingest_log import partition_watermarks
+from schemas.codec import decode_key_event, encode
+from schemas.key_ledger import KeyRecord
+from schemas.keys import KEY_EVENT_TYPES, KeyEventModel, KeyLifecycle
 from schemas.request_columns import COLUMNS, Columns
-from streams.worker.ports import AnomalyRecord, InsertBlock, KeyState, KeyStatus, OffsetRange
+from streams.worker.ports import (
+    AccountHistory,
+    AuditEntry,
+    InsertBlock,
+    KeyChanges,
+    OffsetRange,
+)
 
 _SOURCE = (*COLUMNS, "src_partition", "src_offset")
 """Block columns in insert order: the batch columns plus the Kafka source position."""
@@ -191,59 +201,124 @@ _KEY_COLUMNS = (
     "key_type",
     "access",
     "status",
-    "plan",
+    "secret_hash",
+    "hint",
     "created_at",
-    "revoked_at",
-    "deleted_at",
+    "created_by",
     "updated_at",
+    "revoked_at",
+    "revoke_reason",
+    "deleted_at",
+    "seq",
+)
+_ACCOUNT_COLUMNS = ("account_id", "plan", "seq", "head", "created_at", "updated_at")
+_AUDIT_COLUMNS = (
+    "account_id",
+    "seq",
+    "event_id",
+    "type",
+    "key_id",
+    "actor",
+    "source_ip",
+    "occurred_at",
+    "detail",
+    "event",
+)
+_ANOMALY_COLUMNS = (
+    "account_id",
+    "key_id",
+    "event_id",
+    "event_type",
+    "anomaly",
+    "detail",
+    "occurred_at",
     "version",
 )
+_SYNC_INSERT: dict[str, Any] = {"async_insert": 0, "insert_deduplicate": 1}
+
+
+def key_row(record: KeyRecord) -> list[Any]:
+    """A `keys` row in `_KEY_COLUMNS` order."""
+    return [
+        record.account_id,
+        record.key_id,
+        record.name,
+        record.key_type.value,
+        record.access.value,
+        record.status.value,
+        record.secret_hash,
+        record.hint,
+        record.created_at,
+        record.created_by,
+        record.updated_at,
+        record.revoked_at,
+        record.revoke_reason.value if record.revoke_reason is not None else None,
+        record.deleted_at,
+        record.seq,
+    ]
+
+
+def audit_row(entry: AuditEntry) -> list[Any]:
+    """A `key_audit` row in `_AUDIT_COLUMNS` order (`event`: the codec's encoding)."""
+    event = entry.event
+    return [
+        event.account_id,
+        event.seq,
+        event.event_id,
+        event.type,
+        event.key_id if isinstance(event, KeyLifecycle) else "",
+        event.actor,
+        None if event.source_ip is None else str(event.source_ip),
+        event.occurred_at,
+        entry.detail,
+        encode(event).decode(),
+    ]
 
 
 class ClickHouseKeyStore:
-    """`KeyStore` over the `keys` ReplacingMergeTree (read with FINAL: the highest
-    version of a key wins); times load as aware UTC datetimes, as they were saved."""
+    """`KeyStore` over `key_audit`, `keys`, `accounts` and `key_anomalies`: one insert per
+    table and save. `key_audit` is read with FINAL (one row per account and seq); times
+    are aware UTC datetimes, as saved."""
 
     def __init__(self, client: Client) -> None:
         self._client = client
 
-    def load(self, key_ids: list[str]) -> dict[str, KeyState]:
-        if not key_ids:
+    def load(self, account_ids: list[str]) -> dict[str, AccountHistory]:
+        ids = sorted(set(account_ids))
+        if not ids:
             return {}
+        applied: dict[str, list[KeyEventModel]] = {a: [] for a in ids}
         rows = self._client.query(
-            f"SELECT {', '.join(_KEY_COLUMNS)} FROM keys FINAL "
-            "WHERE key_id IN {ids:Array(String)}",
-            parameters={"ids": sorted(set(key_ids))},
-            tz_mode="aware",
-        ).named_results()
-        states: dict[str, KeyState] = {}
-        for row in rows:
-            row["status"] = KeyStatus(row["status"])
-            states[row["key_id"]] = KeyState(**row)
-        return states
+            "SELECT account_id, event FROM key_audit FINAL "
+            "WHERE account_id IN {ids:Array(String)} ORDER BY account_id, seq",
+            parameters={"ids": ids},
+        ).result_rows
+        for account_id, event in rows:
+            applied[account_id].append(decode_key_event(event.encode()))
+        refused: dict[str, set[UUID]] = {a: set() for a in ids}
+        rows = self._client.query(
+            "SELECT DISTINCT account_id, event_id FROM key_anomalies "
+            "WHERE account_id IN {ids:Array(String)} AND event_type IN {types:Array(String)}",
+            parameters={"ids": ids, "types": list(KEY_EVENT_TYPES)},
+        ).result_rows
+        for account_id, event_id in rows:
+            refused[account_id].add(event_id)
+        return {a: AccountHistory(a, applied[a], frozenset(refused[a])) for a in ids}
 
-    def save(self, states: list[KeyState], anomalies: list[AnomalyRecord]) -> None:
-        if states:
-            self._client.insert(
-                "keys",
-                [[getattr(s, c) for c in _KEY_COLUMNS] for s in states],
-                column_names=_KEY_COLUMNS,
-                settings={"async_insert": 0},
-            )
-        if anomalies:
-            cols = (
-                "account_id",
-                "key_id",
-                "event_id",
-                "event_type",
-                "anomaly",
-                "detail",
-                "occurred_at",
-                "version",
-            )
-            self._client.insert(
-                "key_anomalies",
-                [[getattr(a, c) for c in cols] for a in anomalies],
-                column_names=cols,
-                settings={"async_insert": 0},
-            )
+    def _insert(self, table: str, rows: list[list[Any]], columns: tuple[str, ...]) -> None:
+        if rows:
+            self._client.insert(table, rows, column_names=columns, settings=_SYNC_INSERT)
+
+    def save(self, changes: KeyChanges) -> None:
+        self._insert(
+            "key_anomalies",
+            [[getattr(a, c) for c in _ANOMALY_COLUMNS] for a in changes.anomalies],
+            _ANOMALY_COLUMNS,
+        )
+        self._insert("key_audit", [audit_row(e) for e in changes.audit], _AUDIT_COLUMNS)
+        self._insert("keys", [key_row(k) for k in changes.keys], _KEY_COLUMNS)
+        self._insert(
+            "accounts",
+            [[getattr(a, c) for c in _ACCOUNT_COLUMNS] for a in changes.accounts],
+            _ACCOUNT_COLUMNS,
+        )

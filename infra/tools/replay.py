@@ -1,7 +1,8 @@
 """`keypulse replay`: rebuild the projections from Kafka into fresh tables, then swap.
 
 Reads `keypulse.requests` and `keypulse.key-events` from the beginning up to the end
-offsets seen at start, through the same pure planning and the same writers as the
+offsets seen at start, through the same pure planning, the same fold of the key events
+(`schemas.key_ledger`, as the keys agent applies it) and the same writers as the
 worker, into a scratch database; then exchanges each rebuilt table with the live one
 (materialized views resolve tables by name, so the live views keep feeding the swapped
 tables) and drops the scratch database. Tables that cannot be rebuilt from Kafka (alert
@@ -23,12 +24,13 @@ from infra.settings import Settings
 from infra.wiring import streams_config
 from projections.migrate import migrate
 from projections.writers import ClickHouseIngestStore, ClickHouseKeyStore
-from schemas.codec import KeyEventModel, decode_key_event
+from schemas.codec import decode_key_event
 from schemas.errors import InvalidMessage
+from schemas.keys import KeyEventModel
 from schemas.topics import TopicNames
 from streams.worker.ingest_plan import SourceRecord, plan_ingest
 from streams.worker.kafka_ranges import iter_ranges, topic_ranges
-from streams.worker.keys_agent import apply_key_events
+from streams.worker.keys_agent import AccountState, fold_key_events
 
 REBUILT_TABLES = (
     "requests_raw",
@@ -37,6 +39,8 @@ REBUILT_TABLES = (
     "key_ip_seen",
     "ingest_batches",
     "keys",
+    "accounts",
+    "key_audit",
     "key_anomalies",
 )
 
@@ -47,6 +51,7 @@ class ReplayResult:
     events: int = 0
     rejected: int = 0
     key_events: int = 0
+    key_events_refused: int = 0
 
 
 def _topic_chunks(
@@ -78,12 +83,12 @@ def _replay_requests(
         result.request_records += len(chunk)
 
 
-def _decodable_key_events(chunk: list[SourceRecord]) -> list[tuple[int, KeyEventModel]]:
-    """(offset, event) of each record that decodes; the others were dead-lettered live."""
-    decoded: list[tuple[int, KeyEventModel]] = []
+def _decodable_key_events(chunk: list[SourceRecord]) -> list[KeyEventModel]:
+    """The events of the records that decode; the others were dead-lettered live."""
+    decoded: list[KeyEventModel] = []
     for rec in chunk:
         try:
-            decoded.append((rec.offset, decode_key_event(rec.value)))
+            decoded.append(decode_key_event(rec.value))
         except InvalidMessage:
             continue
     return decoded
@@ -92,12 +97,19 @@ def _decodable_key_events(chunk: list[SourceRecord]) -> list[tuple[int, KeyEvent
 def _replay_key_events(
     chunks: Iterator[list[SourceRecord]], store: ClickHouseKeyStore, result: ReplayResult
 ) -> None:
+    """Fold the key events as the keys agent does (`fold_key_events`: the one fold,
+    `schemas.key_ledger.apply`, in topic order per account) into the scratch database,
+    which starts empty: every account begins with no history."""
+    states: dict[str, AccountState] = {}
     for chunk in chunks:
         decoded = _decodable_key_events(chunk)
-        loaded = store.load([e.key_id for _, e in decoded])
-        states, anomalies = apply_key_events(loaded, decoded)
-        store.save(states, anomalies)
+        for event in decoded:
+            states.setdefault(event.account_id, AccountState(event.account_id))
+        changes = fold_key_events(states, decoded)
+        if changes:
+            store.save(changes)
         result.key_events += len(decoded)
+        result.key_events_refused += len(changes.anomalies)
 
 
 def _progress(console: Console) -> Progress:
@@ -147,7 +159,8 @@ def run_replay(settings: Settings, console: Console) -> ReplayResult:
         _swap_in(client, live_db, scratch_db)
     console.print(
         f"replay done: {result.request_records} request records, {result.events} events, "
-        f"{result.rejected} rejected, {result.key_events} key events; "
+        f"{result.rejected} rejected, {result.key_events} key events "
+        f"({result.key_events_refused} refused); "
         f"{len(REBUILT_TABLES)} tables swapped in"
     )
     return result

@@ -138,6 +138,15 @@ def build_app(config: StreamsConfig, services: WorkerServices) -> KeypulseApp:
         )
         key_topic = app.topic(names.key_events, key_type=bytes, value_type=bytes)
         app.agent(key_topic, name="keypulse.keys", concurrency=1)(keys.run)
+        keys_ref = keys
+
+        @app.on_partitions_revoked.connect  # type: ignore[arg-type]
+        async def _keys_revoked(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+            keys_ref.forget()
+
+        @app.on_partitions_assigned.connect  # type: ignore[arg-type]
+        async def _keys_assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
+            keys_ref.forget()
 
     for register in services.extra_agents:
         register(app)

@@ -3,12 +3,14 @@ that cross them. `projections` implements these and imports nothing else of `str
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from typing import Protocol
 from uuid import UUID
 
+from schemas.key_ledger import KeyRecord
+from schemas.keys import KeyEventModel
 from schemas.request_columns import Columns
 
 
@@ -37,35 +39,14 @@ class InsertBlock:
         return f"{self.topic}|{spans}"
 
 
-class KeyStatus(StrEnum):
-    ACTIVE = "active"
-    REVOKED = "revoked"
-    DELETED = "deleted"
-
-
 class Anomaly(StrEnum):
-    UNKNOWN_KEY = "unknown_key"
-    DELETE_WITHOUT_REVOKE = "delete_without_revoke"
-    EVENT_AFTER_DELETE = "event_after_delete"
-    ACCOUNT_MISMATCH = "account_mismatch"
+    """`key_anomalies` kinds that are not a refusal of the fold (those are recorded under
+    their `schemas.key_ledger.Refusal` code)."""
+
     UNATTRIBUTED_REQUEST = "unattributed_request"
     """Request events for a key the registry does not know (counted per key and account)."""
-
-
-@dataclass(frozen=True)
-class KeyState:
-    account_id: str
-    key_id: str
-    name: str
-    key_type: str
-    access: str
-    status: KeyStatus
-    plan: str
-    created_at: datetime
-    revoked_at: datetime | None
-    deleted_at: datetime | None
-    updated_at: datetime
-    version: int
+    ACCOUNT_MISMATCH = "account_mismatch"
+    """Request events sent under another account than the key's owner."""
 
 
 class IngestStore(Protocol):
@@ -91,25 +72,80 @@ class IngestStore(Protocol):
 
 
 @dataclass(frozen=True)
+class AccountHistory:
+    """What the projection holds of one account: its applied events in seq order (every
+    one applied by the fold, `schemas.key_ledger.apply`) and the ids of the events it
+    refused. Empty for an account it has never seen."""
+
+    account_id: str
+    applied: list[KeyEventModel] = field(default_factory=list)
+    refused: frozenset[UUID] = frozenset()
+
+
+@dataclass(frozen=True)
 class AnomalyRecord:
+    """A key event the fold refused (`anomaly` is the `Refusal` code); it changed nothing.
+    `key_id` is "" for an account event."""
+
     account_id: str
     key_id: str
     event_id: UUID
     event_type: str
-    anomaly: Anomaly
+    anomaly: str
     detail: str
     occurred_at: datetime
     version: int
 
 
-class KeyStore(Protocol):
-    """The key registry (ClickHouse `keys`)."""
+@dataclass(frozen=True)
+class AuditEntry:
+    """One applied event as the audit log shows it; `detail` says what changed."""
 
-    def load(self, key_ids: list[str]) -> dict[str, KeyState]:
-        """Current state of each known key among `key_ids`."""
+    event: KeyEventModel
+    detail: str
+
+
+@dataclass(frozen=True)
+class AccountRecord:
+    """An account's row: its state after its newest applied event (`seq`, `head`)."""
+
+    account_id: str
+    plan: str
+    seq: int
+    head: UUID
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass
+class KeyChanges:
+    """What one take of key events changes in the projection."""
+
+    anomalies: list[AnomalyRecord] = field(default_factory=list)
+    audit: list[AuditEntry] = field(default_factory=list)
+    keys: list[KeyRecord] = field(default_factory=list)
+    """The current record of every key the take touched."""
+    accounts: list[AccountRecord] = field(default_factory=list)
+    """The current row of every account the take touched."""
+
+    def __bool__(self) -> bool:
+        return bool(self.anomalies or self.audit or self.keys or self.accounts)
+
+
+class KeyStore(Protocol):
+    """The key registry projection (ClickHouse `key_audit`, `keys`, `accounts`,
+    `key_anomalies`)."""
+
+    def load(self, account_ids: list[str]) -> dict[str, AccountHistory]:
+        """The history of each of `account_ids` (an empty one for an unknown account)."""
         ...
 
-    def save(self, states: list[KeyState], anomalies: list[AnomalyRecord]) -> None: ...
+    def save(self, changes: KeyChanges) -> None:
+        """Write the changes: anomalies first, then the audit rows (the applied events,
+        which `load` reads back), then the key and account rows. Every row is a function
+        of its event or of the fold, so writing the same changes again changes nothing,
+        and a save that stopped halfway is completed by saving again."""
+        ...
 
 
 class UnattributedReason(StrEnum):

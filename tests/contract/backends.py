@@ -25,9 +25,11 @@ from projections.alert_store import (
 )
 from projections.writers import ClickHouseKeyStore
 from schemas.alerts import AlertHistoryEntry
-from streams.worker.ports import KeyState, KeyStatus
+from schemas.key_ledger import KeyStatus
+from schemas.keys import RevokeReason
+from streams.worker.ports import KeyChanges
 from tests.fakes.alerting import FakeQueries, FakeRules, FakeState, MemoryLog, Requests
-from tests.samples.streams import LOG_COLUMNS, log_row
+from tests.samples.streams import LOG_COLUMNS, key_record, log_row
 
 REQUESTS_TOPIC = "contract.requests"
 
@@ -111,23 +113,23 @@ class SeededClickHouseQueries(ClickHouseEvaluationQueries):
         self._db.insert("requests_raw", rows, column_names=_RAW, settings={"async_insert": 0})
 
     def add_key(self, account_id: str, key_id: str, name: str, status: str = "active") -> None:
+        """The key's row as the keys agent writes it (the newest call wins: a higher
+        seq). The name may be empty here, which no event allows: a row of old data."""
         at = _KEYS_CREATED
         state = KeyStatus(status)
-        key = KeyState(
-            account_id=account_id,
-            key_id=key_id,
+        key = key_record(
+            key_id,
+            account_id,
             name=name,
-            key_type="live",
-            access="full",
             status=state,
-            plan="pro",
             created_at=at,
-            revoked_at=at if state is KeyStatus.REVOKED else None,
-            deleted_at=at if state is KeyStatus.DELETED else None,
             updated_at=at,
-            version=next(self._counter),
+            revoked_at=None if state is KeyStatus.ACTIVE else at,
+            revoke_reason=None if state is KeyStatus.ACTIVE else RevokeReason.USER_REQUEST,
+            deleted_at=at if state is KeyStatus.DELETED else None,
+            seq=next(self._counter),
         )
-        ClickHouseKeyStore(self._db).save([key], [])
+        ClickHouseKeyStore(self._db).save(KeyChanges(keys=[key]))
 
     def land(
         self, max_occurred_at: datetime, ends: dict[int, int] | None = None, events: int = 1

@@ -4,9 +4,10 @@ chDB, so the fakes the unit tests use cannot drift from the adapters."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from uuid import uuid4
 
 import pytest
@@ -14,21 +15,30 @@ from clickhouse_connect.driver.client import Client
 
 from projections.writers import ClickHouseIngestStore, ClickHouseKeyStore
 from schemas.codec import encode
+from schemas.key_ledger import KeyRecord, KeyStatus
+from schemas.keys import KeyAccess, KeyEventModel, KeyType, RevokeReason
+from schemas.plans import Plan
 from schemas.requests import RequestBatch, RequestCompleted
 from schemas.utc import to_epoch_ms
 from streams.worker.ingest_plan import IngestLimits, SourceRecord, plan_ingest
+from streams.worker.keys_agent import (
+    AccountState,
+    account_record,
+    fold_key_events,
+    key_id_of,
+    restore,
+)
 from streams.worker.ports import (
-    Anomaly,
-    AnomalyRecord,
+    AccountHistory,
+    AccountRecord,
     IngestStore,
     InsertBlock,
-    KeyState,
-    KeyStatus,
+    KeyChanges,
     KeyStore,
     OffsetRange,
 )
 from tests.fakes.streams import MemoryIngestStore, MemoryKeyStore
-from tests.samples.streams import key_state
+from tests.samples.keys import Chain
 
 TOPIC = "c.requests"
 OTHER = "c.other"
@@ -52,7 +62,17 @@ class IngestSubject:
 @dataclass
 class KeySubject:
     store: KeyStore
-    anomalies: Callable[[], list[tuple[str, str, int]]]  # (key_id, anomaly, version)
+    rows: Callable[[], KeyRows]  # what the tables hold now (a test read)
+
+
+@dataclass(frozen=True)
+class KeyRows:
+    """Every projection row, newest version of each, in a comparable form."""
+
+    audit: list[tuple[str, int, str, str, str]]  # account, seq, type, key_id, detail
+    keys: list[KeyRecord]
+    accounts: list[AccountRecord]
+    anomalies: list[tuple[str, str, str, int]]  # account, key_id, anomaly, version
 
 
 def _clickhouse_event_ids(client: Client) -> list[str]:
@@ -74,23 +94,76 @@ def ingest(request: pytest.FixtureRequest) -> Iterator[IngestSubject]:
     )
 
 
+def _memory_rows(memory: MemoryKeyStore) -> KeyRows:
+    return KeyRows(
+        audit=sorted(
+            (a, seq, e.event.type, key_id_of(e.event), e.detail)
+            for (a, seq), e in memory.audit.items()
+        ),
+        keys=sorted(memory.keys.values(), key=lambda k: (k.account_id, k.key_id)),
+        accounts=sorted(memory.accounts.values(), key=lambda a: a.account_id),
+        anomalies=sorted(
+            (a.account_id, a.key_id, a.anomaly, a.version) for a in memory.anomalies.values()
+        ),
+    )
+
+
+def _clickhouse_rows(client: Client) -> KeyRows:
+    audit = client.query(
+        "SELECT account_id, seq, type, key_id, detail FROM key_audit FINAL ORDER BY 1, 2"
+    ).result_rows
+    keys = client.query(
+        "SELECT account_id, key_id, name, key_type, access, status, secret_hash, hint, "
+        "created_at, created_by, updated_at, seq, revoked_at, revoke_reason, deleted_at "
+        "FROM keys FINAL ORDER BY account_id, key_id",
+        tz_mode="aware",
+    ).result_rows
+    accounts = client.query(
+        "SELECT account_id, plan, seq, head, created_at, updated_at FROM accounts FINAL "
+        "ORDER BY account_id",
+        tz_mode="aware",
+    ).result_rows
+    anomalies = client.query(
+        "SELECT account_id, key_id, anomaly, version FROM key_anomalies FINAL ORDER BY 1, 2, 3"
+    ).result_rows
+    return KeyRows(
+        audit=[(str(a), int(s), str(t), str(k), str(d)) for a, s, t, k, d in audit],
+        keys=[_record(row) for row in keys],
+        accounts=[AccountRecord(*row) for row in accounts],
+        anomalies=[(str(a), str(k), str(n), int(v)) for a, k, n, v in anomalies],
+    )
+
+
+def _record(row: Sequence[Any]) -> KeyRecord:
+    account, key, name, key_type, access, status, secret_hash, hint, *rest = row
+    created, by, updated, seq, revoked_at, reason, deleted_at = rest
+    return KeyRecord(
+        account_id=account,
+        key_id=key,
+        name=name,
+        key_type=KeyType(key_type),
+        access=KeyAccess(access),
+        status=KeyStatus(status),
+        secret_hash=secret_hash,
+        hint=hint,
+        created_at=created,
+        created_by=by,
+        updated_at=updated,
+        seq=seq,
+        revoked_at=revoked_at,
+        revoke_reason=None if reason is None else RevokeReason(reason),
+        deleted_at=deleted_at,
+    )
+
+
 @pytest.fixture(params=["memory", pytest.param("clickhouse", marks=pytest.mark.clickhouse)])
 def keys(request: pytest.FixtureRequest) -> Iterator[KeySubject]:
     if request.param == "memory":
         memory = MemoryKeyStore()
-        yield KeySubject(
-            memory, lambda: sorted((a.key_id, a.anomaly.value, a.version) for a in memory.anomalies)
-        )
+        yield KeySubject(memory, lambda: _memory_rows(memory))
         return
     client: Client = request.getfixturevalue("migrated_client")
-
-    def anomalies() -> list[tuple[str, str, int]]:
-        rows = client.query(
-            "SELECT key_id, anomaly, version FROM key_anomalies FINAL ORDER BY 1, 2, 3"
-        ).result_rows
-        return [(str(k), str(a), int(v)) for k, a, v in rows]
-
-    yield KeySubject(ClickHouseKeyStore(client), anomalies)
+    yield KeySubject(ClickHouseKeyStore(client), lambda: _clickhouse_rows(client))
 
 
 # --------------------------------------------------------------------------- ingest
@@ -186,57 +259,89 @@ def test_the_newest_write_is_the_last_range_also_after_a_restart(ingest: IngestS
 # --------------------------------------------------------------------------- keys
 
 
-def _key(key_id: str, version: int, **changes: object) -> KeyState:
-    base: dict[str, object] = {"version": version, "created_at": T0, "updated_at": T0}
-    return key_state(key_id, "acc_contract", **(base | changes))
+def _chain() -> Chain:
+    chain = Chain("acc_contract", Plan.FREE, at=T0)
+    chain.create_key("key_contract1", "first", at=T0 + timedelta(seconds=1, milliseconds=250))
+    chain.create_key("key_contract2", "admin", KeyType.TEST, KeyAccess.ADMIN)
+    chain.rename("key_contract1", "renamed")
+    chain.revoke("key_contract1", RevokeReason.COMPROMISED)
+    return chain
 
 
-def _anomaly(key_id: str, version: int) -> AnomalyRecord:
-    return AnomalyRecord(
-        account_id="acc_contract",
-        key_id=key_id,
-        event_id=uuid4(),
-        event_type="key.deleted",
-        anomaly=Anomaly.DELETE_WITHOUT_REVOKE,
-        detail="key is still active",
-        occurred_at=T0,
-        version=version,
-    )
+def _fold(states: dict[str, AccountState], events: list[KeyEventModel]) -> KeyChanges:
+    for event in events:
+        states.setdefault(event.account_id, AccountState(event.account_id))
+    return fold_key_events(states, events)
 
 
-def test_unknown_keys_load_as_nothing(keys: KeySubject) -> None:
+def _stale(chain: Chain) -> KeyEventModel:
+    """Another writer's event with the seq and prev of the chain's second event."""
+    return chain.events[1].model_copy(update={"event_id": uuid4(), "key_id": "key_contract9"})
+
+
+def test_unknown_accounts_load_as_empty_histories(keys: KeySubject) -> None:
     assert keys.store.load([]) == {}
-    assert keys.store.load(["key_unknown01"]) == {}
+    assert keys.store.load(["acc_unknown"]) == {"acc_unknown": AccountHistory("acc_unknown")}
 
 
-def test_saved_states_load_back_equal(keys: KeySubject) -> None:
-    active = _key("key_contract1", 3)
-    revoked = _key(
-        "key_contract2",
-        7,
-        status=KeyStatus.REVOKED,
-        revoked_at=T0 + timedelta(minutes=5, milliseconds=250),
-        updated_at=T0 + timedelta(minutes=5, milliseconds=250),
-    )
-    keys.store.save([active, revoked], [])
-    loaded = keys.store.load(["key_contract1", "key_contract2", "key_contract1", "key_nope0001"])
-    assert loaded == {"key_contract1": active, "key_contract2": revoked}
-    assert keys.store.load(["key_contract2"]) == {"key_contract2": revoked}
+def test_saved_changes_load_back_as_the_same_history(keys: KeySubject) -> None:
+    chain = _chain()
+    states: dict[str, AccountState] = {}
+    stale = _stale(chain)
+    keys.store.save(_fold(states, [*chain.events[:3], stale]))
+    keys.store.save(_fold(states, chain.events[3:]))
+    other = Chain("acc_contract2", Plan.PRO, at=T0)
+    keys.store.save(_fold(states, other.events))
+    loaded = keys.store.load(["acc_contract", "acc_contract", "acc_contract2"])
+    assert loaded == {
+        "acc_contract": AccountHistory("acc_contract", chain.events, frozenset({stale.event_id})),
+        "acc_contract2": AccountHistory("acc_contract2", other.events),
+    }
+    assert restore(loaded["acc_contract"]).ledger == states["acc_contract"].ledger
 
 
-def test_the_highest_version_wins(keys: KeySubject) -> None:
-    keys.store.save([_key("key_contract1", 5, name="five")], [])
-    keys.store.save([_key("key_contract1", 9, name="nine")], [])
-    keys.store.save([_key("key_contract1", 7, name="seven")], [])  # late, older position
-    assert keys.store.load(["key_contract1"])["key_contract1"].name == "nine"
-
-
-def test_anomalies_are_kept_and_change_no_state(keys: KeySubject) -> None:
-    state = _key("key_contract1", 2)
-    keys.store.save([state], [_anomaly("key_contract1", 4)])
-    keys.store.save([], [_anomaly("key_contract2", 6)])
-    assert keys.store.load(["key_contract1", "key_contract2"]) == {"key_contract1": state}
-    assert keys.anomalies() == [
-        ("key_contract1", "delete_without_revoke", 4),
-        ("key_contract2", "delete_without_revoke", 6),
+def test_the_rows_are_the_folded_state(keys: KeySubject) -> None:
+    chain = _chain()
+    states: dict[str, AccountState] = {}
+    keys.store.save(_fold(states, [*chain.events, _stale(chain)]))
+    ledger = states["acc_contract"].ledger
+    assert ledger is not None
+    rows = keys.rows()
+    assert rows.keys == [ledger.keys["key_contract1"], ledger.keys["key_contract2"]]
+    assert rows.accounts == [account_record(ledger)]
+    assert [(a, s, t, k) for a, s, t, k, _ in rows.audit] == [
+        ("acc_contract", e.seq, e.type, key_id_of(e)) for e in chain.events
     ]
+    assert rows.audit[-1][4] == "reason: compromised"
+    assert rows.anomalies == [("acc_contract", "key_contract9", "stale_sequence", 2)]
+
+
+def test_the_newest_seq_wins_and_saving_again_changes_nothing(keys: KeySubject) -> None:
+    chain = _chain()
+    states: dict[str, AccountState] = {}
+    first = _fold(states, chain.events[:2])
+    second = _fold(states, chain.events[2:])
+    keys.store.save(first)
+    keys.store.save(second)
+    settled = keys.rows()
+    keys.store.save(first)  # late: an older take written again
+    keys.store.save(second)
+    assert keys.rows() == settled
+    assert [k.seq for k in settled.keys] == [5, 3]
+    assert settled.accounts[0].seq == 5
+
+
+def test_a_save_is_completed_by_saving_the_take_again(keys: KeySubject) -> None:
+    """A save that stopped after the audit rows (the keys agent writes the take again)."""
+    chain = _chain()
+    states: dict[str, AccountState] = {}
+    changes = _fold(states, chain.events)
+    keys.store.save(KeyChanges(anomalies=changes.anomalies, audit=changes.audit))
+    restored = restore(keys.store.load(["acc_contract"])["acc_contract"])
+    again = fold_key_events({"acc_contract": restored}, chain.events)
+    keys.store.save(again)
+    rows = keys.rows()
+    ledger = states["acc_contract"].ledger
+    assert ledger is not None
+    assert rows.keys == sorted(ledger.keys.values(), key=lambda k: k.key_id)
+    assert rows.accounts == [account_record(ledger)]

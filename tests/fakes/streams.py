@@ -10,8 +10,18 @@ each, in order) to drive the agents' retry and bug paths.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from uuid import UUID
 
-from streams.worker.ports import AnomalyRecord, InsertBlock, KeyState, OffsetRange
+from schemas.key_ledger import KeyRecord
+from streams.worker.ports import (
+    AccountHistory,
+    AccountRecord,
+    AnomalyRecord,
+    AuditEntry,
+    InsertBlock,
+    KeyChanges,
+    OffsetRange,
+)
 
 
 @dataclass
@@ -76,22 +86,43 @@ class MemoryIngestStore(_Failing):
 
 @dataclass
 class MemoryKeyStore(_Failing):
-    """`KeyStore`: the highest version of each key wins, as in a ReplacingMergeTree."""
+    """`KeyStore`: rows kept as the ClickHouse tables keep them: one audit entry per
+    (account, seq), the highest seq of each key and account, one anomaly per
+    (account, key, event) with the highest version."""
 
-    keys: dict[str, KeyState] = field(default_factory=dict)
-    anomalies: list[AnomalyRecord] = field(default_factory=list)
+    audit: dict[tuple[str, int], AuditEntry] = field(default_factory=dict)
+    keys: dict[tuple[str, str], KeyRecord] = field(default_factory=dict)
+    accounts: dict[str, AccountRecord] = field(default_factory=dict)
+    anomalies: dict[tuple[str, str, UUID], AnomalyRecord] = field(default_factory=dict)
 
-    def load(self, key_ids: list[str]) -> dict[str, KeyState]:
+    def load(self, account_ids: list[str]) -> dict[str, AccountHistory]:
         self._call()
-        return {k: self.keys[k] for k in set(key_ids) if k in self.keys}
+        out: dict[str, AccountHistory] = {}
+        for account_id in set(account_ids):
+            entries = sorted(
+                (seq, entry.event) for (a, seq), entry in self.audit.items() if a == account_id
+            )
+            refused = frozenset(e for (a, _, e) in self.anomalies if a == account_id)
+            out[account_id] = AccountHistory(account_id, [e for _, e in entries], refused)
+        return out
 
-    def save(self, states: list[KeyState], anomalies: list[AnomalyRecord]) -> None:
+    def save(self, changes: KeyChanges) -> None:
         self._call()
-        for s in states:
-            held = self.keys.get(s.key_id)
-            if held is None or s.version >= held.version:
-                self.keys[s.key_id] = s
-        self.anomalies.extend(anomalies)
+        for anomaly in changes.anomalies:
+            at = (anomaly.account_id, anomaly.key_id, anomaly.event_id)
+            held = self.anomalies.get(at)
+            if held is None or anomaly.version >= held.version:
+                self.anomalies[at] = anomaly
+        for entry in changes.audit:
+            self.audit[(entry.event.account_id, entry.event.seq)] = entry
+        for key in changes.keys:
+            held_key = self.keys.get((key.account_id, key.key_id))
+            if held_key is None or key.seq >= held_key.seq:
+                self.keys[(key.account_id, key.key_id)] = key
+        for account in changes.accounts:
+            held_account = self.accounts.get(account.account_id)
+            if held_account is None or account.seq >= held_account.seq:
+                self.accounts[account.account_id] = account
 
 
 @dataclass

@@ -1,4 +1,5 @@
-"""Sample values for the streams tests: one registry state builder, one recorded request."""
+"""Sample values for the streams tests: key records and folded chains, one recorded
+request, `ingest_batches` rows."""
 
 from __future__ import annotations
 
@@ -6,7 +7,11 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from streams.worker.ports import KeyState, KeyStatus
+from schemas.key_ledger import KeyRecord, KeyStatus
+from schemas.keys import KeyAccess, KeyType
+from streams.worker.keys_agent import AccountState, fold_key_events
+from streams.worker.ports import KeyChanges
+from tests.samples.keys import Chain
 
 T0 = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
 
@@ -22,23 +27,31 @@ REQUEST: dict[str, Any] = {
 """The keyword arguments of one valid `UsageRecorder.record()` call."""
 
 
-def key_state(key_id: str, account_id: str = "acc_sample", **changes: Any) -> KeyState:
-    """An active live key created at `T0` (version 1), with `changes` applied."""
-    state = KeyState(
+def key_record(key_id: str, account_id: str = "acc_sample", **changes: Any) -> KeyRecord:
+    """An active live key created at `T0` (seq 2, the first key of its account), with
+    `changes` applied."""
+    record = KeyRecord(
         account_id=account_id,
         key_id=key_id,
         name=f"name of {key_id}",
-        key_type="live",
-        access="full",
+        key_type=KeyType.LIVE,
+        access=KeyAccess.FULL,
         status=KeyStatus.ACTIVE,
-        plan="pro",
+        secret_hash="sha256:" + "ab" * 32,
+        hint="pk_live_Ab3x",
         created_at=T0,
-        revoked_at=None,
-        deleted_at=None,
+        created_by="key_creator01",
         updated_at=T0,
-        version=1,
+        seq=2,
     )
-    return replace(state, **changes)
+    return replace(record, **changes)
+
+
+def folded(*chains: Chain) -> KeyChanges:
+    """What the keys agent writes for the chains' events, folded from an empty projection."""
+    events = [e for chain in chains for e in chain.events]
+    states = {e.account_id: AccountState(e.account_id) for e in events}
+    return fold_key_events(states, events)
 
 
 LOG_COLUMNS = (

@@ -1,23 +1,38 @@
-"""The pure key-registry reducer `reduce_key` and the fold `apply_key_events`: every
-transition and every anomaly case of docs/key-registry.md."""
+"""The keys agent's fold over the ledger (`fold_key_events`, `restore`): what one take of
+key events writes to the projection, compared with `schemas.key_ledger.apply` folding the
+same events in plain Python; every refused event recorded under its refusal code and
+changing nothing; re-delivered events judged once."""
 
 from __future__ import annotations
 
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 
-from schemas.codec import KeyEventModel
-from schemas.keys import KeyAccess, KeyCreated, KeyDeleted, KeyRenamed, KeyRevoked, KeyType
+from schemas.key_ledger import AccountLedger, KeyStatus, apply
+from schemas.keys import (
+    AccountCreated,
+    KeyAccess,
+    KeyEventModel,
+    KeyRenamed,
+    KeyType,
+    RevokeReason,
+)
 from schemas.plans import Plan
-from streams.worker.key_registry import reduce_key
-from streams.worker.keys_agent import apply_key_events
-from streams.worker.ports import Anomaly, KeyState, KeyStatus
-from tests.samples.streams import key_state
+from streams.worker.keys_agent import (
+    AccountState,
+    CorruptHistory,
+    account_record,
+    audit_detail,
+    fold_key_events,
+    key_id_of,
+    restore,
+)
+from streams.worker.ports import AccountHistory, AuditEntry, KeyChanges
+from tests.samples.keys import Chain
 
 ACCOUNT = "acc_registry"
-KEY = "key_registry01"
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
 
@@ -25,162 +40,189 @@ def _at(minutes: int) -> datetime:
     return T0 + timedelta(minutes=minutes)
 
 
-def created(minutes: int = 0, name: str = "ci key", account: str = ACCOUNT) -> KeyCreated:
-    return KeyCreated(
-        key_id=KEY,
-        account_id=account,
-        name=name,
-        key_type=KeyType.LIVE,
-        access=KeyAccess.READ_ONLY,
-        secret_hash="sha256:" + "ab" * 32,
-        plan=Plan.PRO,
-        occurred_at=_at(minutes),
+def _plain(events: list[KeyEventModel]) -> dict[str, AccountLedger]:
+    """The ledgers `schemas.key_ledger.apply` makes of `events`, refusals skipped."""
+    ledgers: dict[str, AccountLedger] = {}
+    for event in events:
+        ledger, refusal = apply(ledgers.get(event.account_id), event)
+        if refusal is None and ledger is not None:
+            ledgers[event.account_id] = ledger
+    return ledgers
+
+
+def _fold(
+    events: list[KeyEventModel], states: dict[str, AccountState] | None = None
+) -> tuple[KeyChanges, dict[str, AccountState]]:
+    states = {} if states is None else states
+    for event in events:
+        states.setdefault(event.account_id, AccountState(event.account_id))
+    return fold_key_events(states, events), states
+
+
+def _history() -> Chain:
+    chain = Chain(ACCOUNT, Plan.FREE, at=T0)
+    chain.create_key("key_registry01", "ci key", access=KeyAccess.READ_ONLY, at=_at(1))
+    chain.create_key("key_registry02", "admin", KeyType.TEST, KeyAccess.ADMIN, at=_at(2))
+    chain.rename("key_registry01", "prod key", at=_at(3))
+    chain.revoke("key_registry01", RevokeReason.COMPROMISED, at=_at(4))
+    chain.delete("key_registry01", at=_at(5))
+    chain.change_plan(Plan.PRO, at=_at(6))
+    return chain
+
+
+def test_a_take_writes_what_the_ledger_folds() -> None:
+    chain = _history()
+    changes, states = _fold(chain.events)
+    (truth,) = _plain(chain.events).values()
+    assert states[ACCOUNT].ledger == truth
+    assert changes.anomalies == []
+    assert [e.event for e in changes.audit] == chain.events
+    assert changes.accounts == [account_record(truth)]
+    assert changes.keys == [truth.keys["key_registry01"], truth.keys["key_registry02"]]
+    deleted = truth.keys["key_registry01"]
+    assert (deleted.status, deleted.name, deleted.seq) == (KeyStatus.DELETED, "prod key", 6)
+    assert (deleted.revoked_at, deleted.revoke_reason) == (_at(4), RevokeReason.COMPROMISED)
+    assert changes.accounts[0].plan == "pro" and changes.accounts[0].seq == 7
+    assert changes.accounts[0].head == chain.events[-1].event_id
+
+
+def test_audit_details_say_what_changed() -> None:
+    changes, _ = _fold(_history().events)
+    assert [(e.event.type, key_id_of(e.event), e.detail) for e in changes.audit] == [
+        ("account.created", "", "plan: free"),
+        ("key.created", "key_registry01", "name: ci key; type: live; access: read_only"),
+        ("key.created", "key_registry02", "name: admin; type: test; access: admin"),
+        ("key.renamed", "key_registry01", "name: prod key"),
+        ("key.revoked", "key_registry01", "reason: compromised"),
+        ("key.deleted", "key_registry01", ""),
+        ("account.plan_changed", "", "plan: free -> pro"),
+    ]
+
+
+def test_refused_events_change_nothing_and_are_recorded_under_their_code() -> None:
+    chain = Chain(ACCOUNT, Plan.FREE, at=T0)
+    chain.create_key("key_registry01", at=_at(1))
+    chain.create_key("key_registry02", at=_at(2))  # Free: 2 live keys, now full
+    changes, states = _fold(chain.events)
+    before = states[ACCOUNT].ledger
+    assert before is not None
+    snapshot = before.copy()
+    head, prior = chain.events[-1], chain.events[-2]
+    stale = KeyRenamed(
+        account_id=ACCOUNT, seq=head.seq, prev=prior.event_id, key_id="key_registry01", name="x"
     )
-
-
-def renamed(minutes: int, name: str, account: str = ACCOUNT) -> KeyRenamed:
-    return KeyRenamed(key_id=KEY, account_id=account, name=name, occurred_at=_at(minutes))
-
-
-def revoked(minutes: int, account: str = ACCOUNT) -> KeyRevoked:
-    return KeyRevoked(key_id=KEY, account_id=account, occurred_at=_at(minutes))
-
-
-def deleted(minutes: int, account: str = ACCOUNT) -> KeyDeleted:
-    return KeyDeleted(key_id=KEY, account_id=account, occurred_at=_at(minutes))
-
-
-ACTIVE = key_state(
-    KEY, ACCOUNT, name="ci key", access="read_only", created_at=T0, updated_at=T0, version=10
-)
-REVOKED = replace(
-    ACTIVE, status=KeyStatus.REVOKED, revoked_at=_at(5), updated_at=_at(5), version=12
-)
-DELETED = replace(
-    REVOKED, status=KeyStatus.DELETED, deleted_at=_at(9), updated_at=_at(9), version=15
-)
-
-
-def test_create_makes_an_active_key_from_the_event() -> None:
-    outcome = reduce_key(None, created(), version=10)
-    assert outcome.changed and outcome.anomaly is None
-    assert outcome.state == ACTIVE
-
-
-def test_a_second_create_is_a_no_op() -> None:
-    outcome = reduce_key(REVOKED, created(30, name="other"), version=40)
-    assert (outcome.state, outcome.changed, outcome.anomaly) == (REVOKED, False, None)
-
-
-def test_rename_changes_name_time_and_version() -> None:
-    outcome = reduce_key(ACTIVE, renamed(3, "prod key"), version=11)
-    assert outcome.changed and outcome.anomaly is None
-    assert outcome.state == replace(ACTIVE, name="prod key", updated_at=_at(3), version=11)
-
-
-def test_rename_to_the_same_name_is_a_no_op() -> None:
-    outcome = reduce_key(ACTIVE, renamed(3, "ci key"), version=11)
-    assert (outcome.state, outcome.changed) == (ACTIVE, False)
-
-
-def test_rename_of_a_revoked_key_keeps_it_revoked() -> None:
-    outcome = reduce_key(REVOKED, renamed(7, "old key"), version=13)
-    assert outcome.changed
-    assert outcome.state == replace(REVOKED, name="old key", updated_at=_at(7), version=13)
-    assert outcome.state.status is KeyStatus.REVOKED
-
-
-def test_revoke_records_the_revocation_time() -> None:
-    outcome = reduce_key(ACTIVE, revoked(5), version=12)
-    assert outcome.changed and outcome.anomaly is None
-    assert outcome.state == REVOKED
-
-
-def test_revoke_is_idempotent_and_keeps_the_first_time() -> None:
-    outcome = reduce_key(REVOKED, revoked(8), version=14)
-    assert (outcome.state, outcome.changed, outcome.anomaly) == (REVOKED, False, None)
-    assert outcome.state is not None and outcome.state.revoked_at == _at(5)
-
-
-def test_delete_of_a_revoked_key() -> None:
-    outcome = reduce_key(REVOKED, deleted(9), version=15)
-    assert outcome.changed and outcome.anomaly is None
-    assert outcome.state == DELETED
-
-
-@pytest.mark.parametrize(
-    "event",
-    [renamed(1, "x"), revoked(1), deleted(1)],
-    ids=["rename", "revoke", "delete"],
-)
-def test_anomaly_unknown_key(event: KeyEventModel) -> None:
-    outcome = reduce_key(None, event, version=3)
-    assert (outcome.state, outcome.changed, outcome.anomaly) == (None, False, Anomaly.UNKNOWN_KEY)
-    assert outcome.detail == f"{event.type} before key.created"
-
-
-def test_anomaly_delete_without_revoke_leaves_the_key_active() -> None:
-    outcome = reduce_key(ACTIVE, deleted(2), version=11)
-    assert (outcome.state, outcome.changed) == (ACTIVE, False)
-    assert outcome.anomaly is Anomaly.DELETE_WITHOUT_REVOKE
-
-
-@pytest.mark.parametrize(
-    "event",
-    [renamed(20, "x"), revoked(20), deleted(20)],
-    ids=["rename", "revoke", "delete"],
-)
-def test_anomaly_event_after_delete_is_ignored(event: KeyEventModel) -> None:
-    outcome = reduce_key(DELETED, event, version=20)
-    assert (outcome.state, outcome.changed) == (DELETED, False)
-    assert outcome.anomaly is Anomaly.EVENT_AFTER_DELETE
-    assert outcome.detail == f"{event.type} after delete"
-
-
-@pytest.mark.parametrize(
-    "event",
-    [renamed(4, "x", "acc_intruder"), revoked(4, "acc_intruder"), deleted(4, "acc_intruder")],
-    ids=["rename", "revoke", "delete"],
-)
-def test_anomaly_account_mismatch_changes_nothing(event: KeyEventModel) -> None:
-    for state in (ACTIVE, REVOKED):
-        outcome = reduce_key(state, event, version=30)
-        assert (outcome.state, outcome.changed) == (state, False)
-        assert outcome.anomaly is Anomaly.ACCOUNT_MISMATCH
-        assert outcome.detail == "event for acc_intruder"
-
-
-def test_account_mismatch_is_checked_before_delete_state() -> None:
-    outcome = reduce_key(DELETED, revoked(30, "acc_intruder"), version=31)
-    assert outcome.anomaly is Anomaly.ACCOUNT_MISMATCH
-
-
-def test_apply_key_events_folds_in_order_and_records_anomalies() -> None:
-    events: list[tuple[int, KeyEventModel]] = [
-        (10, created()),
-        (11, deleted(2)),  # not revoked yet: anomaly, not applied
-        (12, revoked(5)),
-        (13, revoked(6)),  # duplicate: no change
-        (15, deleted(9)),
-        (16, renamed(10, "late")),  # after delete: anomaly
+    broken = KeyRenamed(
+        account_id=ACCOUNT, seq=head.seq + 1, prev=uuid4(), key_id="key_registry01", name="y"
+    )
+    again = AccountCreated(account_id=ACCOUNT, seq=1, prev=None, plan=Plan.PRO)
+    ghost = Chain("acc_ghost", Plan.FREE)
+    orphan = ghost.create_key("key_ghost001")
+    limited = Chain(ACCOUNT, Plan.FREE)
+    limited.events = list(chain.events)
+    third = limited.create_key("key_registry03")
+    not_revoked = limited.delete("key_registry01")
+    not_revoked = not_revoked.model_copy(update={"seq": third.seq, "prev": third.prev})
+    refused: list[KeyEventModel] = [stale, broken, again, orphan, third, not_revoked]
+    changes, states = _fold(refused, states)
+    assert states[ACCOUNT].ledger == snapshot
+    assert states["acc_ghost"].ledger is None
+    assert (changes.audit, changes.keys, changes.accounts) == ([], [], [])
+    assert [(a.event_id, a.anomaly, a.key_id, a.version) for a in changes.anomalies] == [
+        (stale.event_id, "stale_sequence", "key_registry01", 3),
+        (broken.event_id, "broken_chain", "key_registry01", 4),
+        (again.event_id, "account_exists", "", 1),
+        (orphan.event_id, "account_not_found", "key_ghost001", 2),
+        (third.event_id, "plan_limit_reached", "key_registry03", 4),
+        (not_revoked.event_id, "key_not_revoked", "key_registry01", 4),
     ]
-    current: dict[str, KeyState] = {}
-    states, anomalies = apply_key_events(current, events)
-    assert states == [DELETED]  # one row per changed key: its last state
-    assert current == {KEY: DELETED}
-    assert [(a.version, a.anomaly, a.event_type) for a in anomalies] == [
-        (11, Anomaly.DELETE_WITHOUT_REVOKE, "key.deleted"),
-        (16, Anomaly.EVENT_AFTER_DELETE, "key.renamed"),
+    assert changes.anomalies[0].detail == (
+        f"seq 3, prev {prior.event_id}; account at seq 3, head {head.event_id}"
+    )
+    assert changes.anomalies[3].detail == (
+        f"seq 2, prev {ghost.events[0].event_id}; account not created"
+    )
+    assert changes.anomalies[2].detail.startswith("seq 1, prev none; account at seq 3")
+    assert {a.event_type for a in changes.anomalies} == {
+        "key.renamed",
+        "account.created",
+        "key.created",
+        "key.deleted",
+    }
+    assert changes.anomalies[1].occurred_at == broken.occurred_at
+
+
+def test_a_stale_writer_between_valid_events_changes_nothing() -> None:
+    chain = _history()
+    stale = replace_seq(chain.events[3], name="stale writer's name")
+    events = [*chain.events[:5], stale, *chain.events[5:]]
+    changes, states = _fold(events)
+    assert states[ACCOUNT].ledger == _plain(chain.events)[ACCOUNT]
+    assert [e.event for e in changes.audit] == chain.events
+    assert [(a.event_id, a.anomaly) for a in changes.anomalies] == [
+        (stale.event_id, "stale_sequence")
     ]
-    assert anomalies[0].event_id == events[1][1].event_id
-    assert anomalies[1].occurred_at == _at(10)
 
 
-def test_apply_key_events_again_changes_nothing() -> None:
-    """Re-delivery of the same events (replay, a crash before the commit) is a no-op."""
-    events: list[tuple[int, KeyEventModel]] = [(10, created()), (12, revoked(5))]
-    current: dict[str, KeyState] = {}
-    first, _ = apply_key_events(current, events)
-    again, anomalies = apply_key_events(current, events)
-    assert first == [REVOKED]
-    assert (again, anomalies) == ([], [])
+def replace_seq(event: KeyEventModel, **changes: object) -> KeyEventModel:
+    """Another writer's event with the same seq and prev as `event` (a new event id)."""
+    return event.model_copy(update={"event_id": uuid4(), **changes})
+
+
+def test_re_delivered_events_are_judged_once() -> None:
+    chain = _history()
+    stale = replace_seq(chain.events[2])
+    events = [*chain.events, stale]
+    first, states = _fold(events)
+    again, states = _fold(events, states)
+    assert again.anomalies == []  # refused before: nothing new, not a second verdict
+    assert again.audit == first.audit  # applied before: the same rows again
+    assert (again.keys, again.accounts) == (first.keys, first.accounts)
+    assert states[ACCOUNT].ledger == _plain(chain.events)[ACCOUNT]
+
+
+def test_a_refused_event_re_delivered_after_later_events_keeps_its_verdict() -> None:
+    chain = Chain(ACCOUNT, Plan.FREE)
+    chain.create_key("key_registry01")
+    chain.create_key("key_registry02")
+    over = Chain(ACCOUNT, Plan.FREE)
+    over.events = list(chain.events)
+    third = over.create_key("key_registry03")  # refused: plan limit
+    later = chain.rename("key_registry01", "later")  # the same seq, applied
+    first, states = _fold([*chain.events[:-1], third, later])
+    assert [(a.event_id, a.anomaly) for a in first.anomalies] == [
+        (third.event_id, "plan_limit_reached")
+    ]
+    again, _ = _fold([third, later], states)  # a stale_sequence verdict now, if judged again
+    assert again.anomalies == []
+
+
+def test_restore_folds_the_stored_history_again() -> None:
+    chain = _history()
+    changes, states = _fold(chain.events)
+    refused = frozenset({uuid4()})
+    restored = restore(AccountHistory(ACCOUNT, [e.event for e in changes.audit], refused))
+    assert restored.ledger == states[ACCOUNT].ledger
+    assert restored.applied == {e.seq: e.event_id for e in chain.events}
+    assert restored.refused == set(refused)
+    assert restore(AccountHistory("acc_new")) == AccountState("acc_new")
+
+
+def test_a_history_the_fold_refuses_is_a_bug() -> None:
+    chain = _history()
+    gap = [chain.events[0], *chain.events[2:]]
+    with pytest.raises(CorruptHistory, match="stale_sequence"):
+        restore(AccountHistory(ACCOUNT, gap))
+
+
+def test_an_applied_event_re_delivered_writes_its_key_as_it_now_is() -> None:
+    """A save that stopped after the audit rows is completed when the take comes again."""
+    chain = _history()
+    _, states = _fold(chain.events)
+    again, _ = _fold([chain.events[1]], states)  # key_registry01 created: now deleted
+    assert again.audit == [AuditEntry(chain.events[1], audit_detail(chain.events[1]))]
+    assert [(k.key_id, k.status, k.seq) for k in again.keys] == [
+        ("key_registry01", KeyStatus.DELETED, 6)
+    ]
+    ledger = states[ACCOUNT].ledger
+    assert ledger is not None
+    assert again.accounts == [account_record(ledger)]

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from uuid import uuid4
 
 import pytest
 
 from schemas.codec import encode
-from schemas.keys import KeyCreated, KeyType
+from schemas.key_ledger import KeyStatus
+from schemas.keys import KeyEventModel
 from schemas.plans import Plan
 from schemas.requests import RequestBatch, RequestCompleted
 from schemas.utc import now_ms
@@ -17,6 +19,7 @@ from streams.worker.ingest_agent import IngestAgent
 from streams.worker.ingest_plan import IngestLimits, SourceRecord
 from streams.worker.keys_agent import KeysAgent
 from tests.fakes.streams import MemoryDeadLetters, MemoryIngestStore, MemoryKeyStore
+from tests.samples.keys import Chain
 
 TOPIC = "u.requests"
 
@@ -129,34 +132,81 @@ async def test_a_bug_in_the_ingest_agent_reaches_on_bug() -> None:
         agent.close()
 
 
-def _created(key_id: str) -> bytes:
-    return encode(
-        KeyCreated(
-            key_id=key_id,
-            account_id="acc_agents",
-            name="k",
-            key_type=KeyType.TEST,
-            secret_hash="sha256:" + "ef" * 32,
-            plan=Plan.FREE,
-        )
-    )
+def _take(events: list[KeyEventModel], start: int = 0) -> list[_Event]:
+    return [
+        _Event(_Message(0, start + i, e.account_id.encode(), encode(e)))
+        for i, e in enumerate(events)
+    ]
+
+
+def _keys_agent(store: MemoryKeyStore, bugs: Bugs | None = None) -> KeysAgent:
+    return KeysAgent("u.key-events", store, MemoryDeadLetters(), on_bug=bugs or Bugs())
 
 
 async def test_the_keys_agent_retries_transient_failures_and_stops_on_a_bug() -> None:
+    chain = Chain("acc_agents", Plan.FREE)
+    chain.create_key("key_agents001")
     store = MemoryKeyStore(failures=[ConnectionRefusedError(111, "refused")])
     bugs = Bugs()
-    agent = KeysAgent("u.key-events", store, MemoryDeadLetters(), on_bug=bugs)
-    first = [_Event(_Message(0, 0, None, _created("key_agents001")))]
-    second = [_Event(_Message(0, 1, None, _created("key_agents002")))]
+    agent = _keys_agent(store, bugs)
     try:
-        await agent.process_events(first)  # load failed once (retried), then save
-        assert set(store.keys) == {"key_agents001"}
+        await agent.process_events(_take(chain.events))  # load failed once (retried), then save
+        assert set(store.keys) == {("acc_agents", "key_agents001")}
+        second = chain.create_key("key_agents002")
         store.failures = [AttributeError("no attribute 'plan'")]
         with pytest.raises(AttributeError):
-            await agent.run(_Stream([second]))
+            await agent.run(_Stream([_take([second], 2)]))
         assert [(name, type(exc)) for name, exc in bugs.seen] == [
             ("key registry agent", AttributeError)
         ]
-        assert set(store.keys) == {"key_agents001"}
+        assert set(store.keys) == {("acc_agents", "key_agents001")}
+    finally:
+        agent.close()
+
+
+async def test_the_keys_agent_loads_an_account_once_and_again_after_forget() -> None:
+    chain = Chain("acc_agents", Plan.FREE)
+    chain.create_key("key_agents001")
+    store = MemoryKeyStore()
+    agent = _keys_agent(store)
+    try:
+        await agent.process_events(_take(chain.events))
+        await agent.process_events(_take([chain.rename("key_agents001", "renamed")], 2))
+        assert agent.loads == 1  # the cache served the second take
+        # Meanwhile another worker owned the partition and folded two more events.
+        other = MemoryKeyStore(audit=dict(store.audit))
+        elsewhere: list[KeyEventModel] = [
+            chain.revoke("key_agents001"),
+            chain.create_key("key_agents002"),
+        ]
+        await _keys_agent(other).process_events(_take(elsewhere, 3))
+        store.audit = dict(other.audit)
+        agent.forget()  # the partition is assigned back
+        await agent.process_events(_take([chain.delete("key_agents001")], 5))
+        assert agent.loads == 2 and agent.anomalies == 0
+        record = store.keys[("acc_agents", "key_agents001")]
+        assert (record.status, record.seq) == (KeyStatus.DELETED, 6)
+        assert store.accounts["acc_agents"].seq == 6
+    finally:
+        agent.close()
+
+
+async def test_the_keys_agent_dead_letters_garbage_and_records_refusals() -> None:
+    chain = Chain("acc_agents", Plan.FREE)
+    chain.create_key("key_agents001")
+    stale = chain.events[1].model_copy(update={"event_id": uuid4(), "key_id": "key_agents009"})
+    store = MemoryKeyStore()
+    dead = MemoryDeadLetters()
+    agent = KeysAgent("u.key-events", store, dead, on_bug=Bugs())
+    try:
+        take = _take([*chain.events, stale])
+        take.insert(1, _Event(_Message(0, 9, None, b"{not json")))
+        await agent.process_events(take)
+        assert len(dead.sent) == 1 and dead.sent[0][1] == b"{not json"
+        assert (agent.processed, agent.applied, agent.anomalies) == (3, 2, 1)
+        assert [(a.event_id, a.anomaly) for a in store.anomalies.values()] == [
+            (stale.event_id, "stale_sequence")
+        ]
+        assert set(store.keys) == {("acc_agents", "key_agents001")}
     finally:
         agent.close()
