@@ -2,8 +2,9 @@
 
 `python -I client_install_probe.py BOOTSTRAP REQUESTS_TOPIC KEY_EVENTS_TOPIC PLAN_JSON`
 where PLAN_JSON maps key ids to how many events to record for each. Records them through
-`streams.client.UsageRecorder` (status 200 + i for the i-th event of a key), publishes one
-`KeyCreated` per key through `KeyEventPublisher`, and prints one JSON object: the
+`streams.client.UsageRecorder` (status 200 + i for the i-th event of a key), publishes the
+account's chain (`account.created`, then one `key.created` per key, each with its `seq` and
+`prev`) through `KeyEventPublisher`, and prints one JSON object: the
 recorder's final stats, the publish results, which server-side packages could be
 imported, and which top-level modules importing `streams.client` loaded.
 """
@@ -32,7 +33,8 @@ def main() -> None:
     from streams import client
 
     loaded = sorted({name.split(".")[0] for name in set(sys.modules) - before})
-    from schemas.keys import KeyCreated, KeyType
+    from schemas.key_format import generate_secret, hash_secret, hint
+    from schemas.keys import AccountCreated, KeyCreated, KeyEventModel, KeyType
     from schemas.plans import Plan
 
     config = client.RecorderConfig(bootstrap_servers=bootstrap, topic=requests_topic)
@@ -54,16 +56,25 @@ def main() -> None:
     publisher = client.KeyEventPublisher(
         client.PublisherConfig(bootstrap_servers=bootstrap, topic=key_events_topic)
     )
-    with publisher:
-        for key_id in plan:
-            event = KeyCreated(
+    chain: list[KeyEventModel] = [
+        AccountCreated(account_id="acc_install", seq=1, prev=None, plan=Plan.PRO)
+    ]
+    for key_id in plan:
+        secret = generate_secret("live")  # only its hash and hint leave this process
+        chain.append(
+            KeyCreated(
                 key_id=key_id,
                 account_id="acc_install",
+                seq=chain[-1].seq + 1,
+                prev=chain[-1].event_id,
                 name=f"install {key_id}",
                 key_type=KeyType.LIVE,
-                secret_hash="sha256:" + "0" * 64,
-                plan=Plan.FREE,
+                secret_hash=hash_secret(secret),
+                hint=hint(secret),
             )
+        )
+    with publisher:
+        for event in chain:
             result = publisher.publish(event, wait=True, timeout=30)
             published.append({"event_id": str(event.event_id), "offset": result.offset})
     report = {

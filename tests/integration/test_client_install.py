@@ -5,9 +5,10 @@ download the base dependencies). The root is copied to a temporary directory fir
 without its caches, venv and build output, so that the build writes nothing into the
 working tree. `client_install_probe.py` then runs there, isolated
 (`python -I`: no PYTHONPATH, no user site, not the repository on `sys.path`): it records
-events through `streams.client.UsageRecorder`, publishes one key event per key through
-`KeyEventPublisher`, and reports which server-side packages it could import. This
-process reads both topics back and checks the exact counts against the plan it gave.
+events through `streams.client.UsageRecorder`, publishes the account's chain (created,
+then one key per plan entry) through `KeyEventPublisher`, and reports which server-side
+packages it could import. This process reads both topics back and checks the exact counts
+against the plan it gave, and that the one fold applies the whole chain.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from schemas.codec import decode_key_event, decode_requests
+from schemas.key_ledger import AccountLedger, apply
+from schemas.keys import KeyCreated
 from schemas.topics import TopicNames
 from tests.integration.producer_support import read_topic
 
@@ -150,5 +153,10 @@ def test_base_install_records_and_publishes_without_server_packages(
     assert len(event_ids) == total
 
     key_events = [decode_key_event(r.value) for r in read_topic(kafka_bootstrap, topics.key_events)]
-    assert sorted(e.key_id for e in key_events) == sorted(PLAN)
+    assert sorted(e.key_id for e in key_events if isinstance(e, KeyCreated)) == sorted(PLAN)
     assert {str(e.event_id) for e in key_events} == {p["event_id"] for p in report["published"]}
+    ledger: AccountLedger | None = None
+    for event in sorted(key_events, key=lambda e: e.seq):
+        ledger, refusal = apply(ledger, event)
+        assert refusal is None, (event, refusal)
+    assert ledger is not None and sorted(ledger.keys) == sorted(PLAN)

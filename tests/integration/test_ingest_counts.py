@@ -12,13 +12,12 @@ from infra.clickhouse import make_client
 from infra.wiring import running_worker
 from projections.queries import EMPTY_USAGE, UsageQueries
 from projections.windows import Window
-from schemas.codec import encode
-from schemas.keys import KeyCreated, KeyRevoked, KeyType
 from schemas.plans import Plan
 from schemas.requests import RequestCompleted
 from schemas.topics import TopicNames
 from tests.eventually import eventually
 from tests.integration.ingest_helpers import batches, produce, wait_for_events, worker_settings
+from tests.samples.keys import Chain, publish
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -79,20 +78,12 @@ async def test_exact_counts_per_key_and_window(
     ]
     rng.shuffle(events)
     produce(kafka_bootstrap, topics.requests, batches(events, 2500))
-    key_events = [
-        KeyCreated(
-            key_id=k,
-            account_id=ACCOUNT,
-            name=f"key {i}",
-            key_type=KeyType.LIVE,
-            secret_hash="sha256:" + "ab" * 32,
-            plan=Plan.PRO,
-        )
-        for i, k in enumerate(KEYS)
-    ] + [KeyRevoked(key_id=KEYS[2], account_id=ACCOUNT)]
-    produce(
-        kafka_bootstrap, topics.key_events, [encode(e) for e in key_events], key=ACCOUNT.encode()
-    )
+    chain = Chain(ACCOUNT, Plan.PRO)
+    for i, k in enumerate(KEYS):
+        chain.create_key(k, f"key {i}")
+    chain.revoke(KEYS[2])
+    key_events = chain.events
+    publish(kafka_bootstrap, topics.key_events, key_events)
 
     settings = worker_settings(tmp_path, kafka_bootstrap, topic_prefix)
     async with running_worker(settings) as worker:

@@ -15,13 +15,13 @@ from infra.clickhouse import make_client
 from infra.settings import Settings
 from projections.queries import UsageQueries
 from schemas.codec import encode
-from schemas.keys import KeyCreated, KeyType
 from schemas.plans import Plan
 from schemas.requests import RequestBatch, RequestCompleted
 from schemas.topics import TopicNames
 from tests.eventually import eventually
 from tests.integration.http.api_support import ALPHA, Api, serving, serving_settings
 from tests.integration.ingest_helpers import produce, read_all, wait_for_events, worker_settings
+from tests.samples.keys import Chain, publish
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -73,15 +73,9 @@ async def test_a_far_future_event_leaves_freshness_correct(
     far_single = encode(_event(FAR_FUTURE))
     far_row = _event(FAR_FUTURE, 7)
     mixed = [*first[:150], far_row, *first[150:]]
-    key_created = KeyCreated(
-        key_id=KEY,
-        account_id=ALPHA,
-        name="fresh",
-        key_type=KeyType.LIVE,
-        secret_hash="sha256:" + "ab" * 32,
-        plan=Plan.PRO,
-    )
-    produce(kafka_bootstrap, topics.key_events, [encode(key_created)], ALPHA.encode())
+    chain = Chain(ALPHA, Plan.PRO)
+    chain.create_key(KEY, "fresh")
+    publish(kafka_bootstrap, topics.key_events, chain.events)
     produce(kafka_bootstrap, topics.requests, [far_single, encode(RequestBatch.from_events(mixed))])
 
     settings = serving_settings(worker_settings(tmp_path, kafka_bootstrap, topic_prefix))

@@ -11,7 +11,7 @@ import pytest
 from kafka import KafkaConsumer, TopicPartition
 
 from schemas.codec import decode_key_event
-from schemas.keys import KeyCreated, KeyDeleted, KeyRenamed, KeyRevoked, KeyType, RevokeReason
+from schemas.keys import KeyEventModel, RevokeReason
 from schemas.plans import Plan
 from schemas.topics import TopicNames
 from streams.client import (
@@ -23,6 +23,7 @@ from streams.client import (
     UsageRecorder,
 )
 from tests.integration.producer_support import EVENT, count_request_events
+from tests.samples.keys import Chain
 
 pytestmark = pytest.mark.kafka
 
@@ -72,21 +73,15 @@ def test_close_drains_without_flush(kafka_bootstrap: str, topics: TopicNames) ->
     assert count_request_events(kafka_bootstrap, topics.requests).events == 123
 
 
-def _lifecycle(account: str) -> list[KeyCreated | KeyRenamed | KeyRevoked | KeyDeleted]:
+def _lifecycle(account: str) -> list[KeyEventModel]:
+    """An account's whole chain: created, one key created, renamed, revoked, deleted."""
     key = f"key_{account[4:]}01"
-    return [
-        KeyCreated(
-            key_id=key,
-            account_id=account,
-            name="renderer",
-            key_type=KeyType.LIVE,
-            secret_hash="sha256:" + "ab" * 32,
-            plan=Plan.PRO,
-        ),
-        KeyRenamed(key_id=key, account_id=account, name="renderer (eu)"),
-        KeyRevoked(key_id=key, account_id=account, reason=RevokeReason.COMPROMISED),
-        KeyDeleted(key_id=key, account_id=account),
-    ]
+    chain = Chain(account, Plan.PRO)
+    chain.create_key(key, "renderer")
+    chain.rename(key, "renderer (eu)")
+    chain.revoke(key, RevokeReason.COMPROMISED)
+    chain.delete(key)
+    return chain.events
 
 
 def test_key_events_are_confirmed_keyed_and_ordered(
@@ -94,7 +89,7 @@ def test_key_events_are_confirmed_keyed_and_ordered(
 ) -> None:
     publisher = KeyEventPublisher(PublisherConfig(kafka_bootstrap, topics.key_events))
     try:
-        sent: list[tuple[PublishResult, object]] = []
+        sent: list[tuple[PublishResult, KeyEventModel]] = []
         for account in ("acc_alpha", "acc_beta", "acc_gamma"):
             for event in _lifecycle(account):
                 sent.append((publisher.publish(event, wait=True, timeout=10), event))
@@ -104,7 +99,7 @@ def test_key_events_are_confirmed_keyed_and_ordered(
     finally:
         publisher.close()
     for account in ("acc_alpha", "acc_beta", "acc_gamma"):
-        results = [r for r, e in sent if getattr(e, "account_id", None) == account]
+        results = [r for r, e in sent if e.account_id == account]
         assert len({r.partition for r in results}) == 1
         assert [r.offset for r in results] == sorted(r.offset for r in results)
     consumer = KafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=None)
@@ -114,7 +109,7 @@ def test_key_events_are_confirmed_keyed_and_ordered(
             consumer.assign([tp])
             consumer.seek(tp, result.offset)
             (message,) = consumer.poll(timeout_ms=5000, max_records=1)[tp]
-            assert message.key == event.account_id.encode()  # type: ignore[attr-defined]
+            assert message.key == event.account_id.encode()
             assert decode_key_event(message.value) == event
     finally:
         consumer.close()

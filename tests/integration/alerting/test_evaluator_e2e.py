@@ -25,8 +25,6 @@ from infra.tools.receivers import HttpReceiver, MailSink, SmtpReceiver, start_ht
 from infra.wiring import Worker, running_worker
 from projections.alert_store import ClickHouseAlertStateStore, ClickHouseDeliveryLog
 from schemas.alerts import AlertState, NotificationKind
-from schemas.codec import encode
-from schemas.keys import KeyCreated, KeyType
 from schemas.plans import Plan
 from schemas.topics import TopicNames
 from tests.eventually import eventually
@@ -35,8 +33,8 @@ from tests.integration.alerting.alert_e2e_support import (
     away_from_minute_end,
     record_traffic,
 )
-from tests.integration.ingest_helpers import produce
 from tests.samples.alerting import SECRET
+from tests.samples.keys import Chain, publish
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -145,15 +143,9 @@ async def _scenario(
     )
     await asyncio.to_thread(alert_admin.check_rule_urls, rule, settings)
     await asyncio.to_thread(alert_admin.publish_rule, settings, rule)
-    created = KeyCreated(
-        key_id=KEY,
-        account_id=ACCOUNT,
-        name="Production server",
-        key_type=KeyType.LIVE,
-        secret_hash="sha256:" + "ab" * 32,
-        plan=Plan.PRO,
-    )
-    produce(kafka_bootstrap, topics.key_events, [encode(created)], key=ACCOUNT.encode())
+    chain = Chain(ACCOUNT, Plan.PRO)
+    chain.create_key(KEY, "Production server")
+    await asyncio.to_thread(publish, kafka_bootstrap, topics.key_events, chain.events)
     await away_from_minute_end()
     async with running_worker(settings) as worker:
         alerting = Alerting.of(worker)
