@@ -26,15 +26,17 @@ def _time(value: datetime | None) -> str | None:
 
 
 def key_json(key: KeyRecord) -> Json:
-    """A key as JSON (never its secret; its hash is no business of a script either)."""
+    """A key as JSON, in the fields of the HTTP API's key (`id`, `hint` shown as
+    `pk_live_Ab3x…`), plus its account and deletion time; never its secret or hash."""
     return {
+        "id": key.key_id,
         "key_id": key.key_id,
         "account_id": key.account_id,
         "name": key.name,
         "type": key.key_type.value,
         "access": key.access.value,
         "status": key.status.value,
-        "hint": key.hint,
+        "hint": f"{key.hint}…",
         "created_at": _time(key.created_at),
         "created_by": key.created_by,
         "revoked_at": _time(key.revoked_at),
@@ -114,7 +116,6 @@ def key_table(key: KeyRecord) -> Table:
     table.add_column("field")
     table.add_column("value", overflow="fold")
     row = key_json(key)
-    row["hint"] = f"{key.hint}…"
     for field in ("key_id", "name", "type", "access", "status", "hint", "created_at"):
         table.add_row(field, str(row[field]))
     if key.revoked_at is not None:

@@ -1,11 +1,12 @@
 """`keypulse demo`: the whole product on one machine, end to end, then a clean stop.
 
 Starts Kafka (unless one runs), an SMTP sink and a webhook receiver, and the worker
-(agents, evaluator, notifier, HTTP API) in this process; creates an account with live
-and test keys through the producer library; backfills 30 days of traffic with a daily
-shape and streams live traffic in which one key misbehaves (5xx rate and latency
-climb); installs alert rules that notify the local receivers; then prints the keys
-table, the alert that fired and the deliveries that arrived.
+(agents, evaluator, notifier, HTTP API) in this process; creates an account, its admin
+key (printed once, for the HTTP API) and live and test keys through the key service;
+backfills 30 days of traffic with a daily shape and streams live traffic in which one key
+misbehaves (5xx rate and latency climb); installs alert rules that notify the local
+receivers; then prints the keys table (read from the HTTP API with the admin key), the
+alert that fired and the deliveries that arrived.
 """
 
 from __future__ import annotations
@@ -14,10 +15,11 @@ import asyncio
 import math
 import random
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
@@ -25,41 +27,53 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 from infra.alert_admin import build_rule, new_rule_id, new_webhook_secret, publish_rule
 from infra.cli.errors import CommandFailed
 from infra.cli.read import keys_table
-from infra.clickhouse import make_client
-from infra.http.auth import hash_secret
-from infra.http.routes.keys import KeyOut
 from infra.kafka.admin import ensure_topics
 from infra.kafka.broker import broker_running
-from infra.settings import ManagementKey, Settings
+from infra.settings import Settings
 from infra.tools.receivers import Receivers, free_port
 from infra.wiring import running_worker
-from projections.queries import UsageQueries
-from schemas.keys import KeyCreated, KeyType
+from schemas.keys import KeyAccess, KeyType
 from schemas.plans import Plan
 from schemas.topics import TopicNames
 from schemas.utc import to_epoch_ms, utc_now
 from streams.client import RecorderConfig, UsageRecorder
-from streams.client.key_events import KeyEventPublisher, PublisherConfig
+from streams.keyservice.commands import CreateAccount, CreateKey
+from streams.keyservice.service import KeyService, start_key_service
 
 ACCOUNT = "acc_demo"
-BAD_KEY = "key_demoexport"
+ACTOR = "demo"
 
 
 @dataclass(frozen=True)
 class DemoKey:
-    key_id: str
     name: str
     key_type: KeyType
     weight: float
+    misbehaves: bool = False
+    key_id: str = ""
+    """Given by the key service when the demo creates the key."""
 
 
 KEYS = (
-    DemoKey("key_demoweb01", "Production web", KeyType.LIVE, 5.0),
-    DemoKey("key_demomobile", "Mobile app", KeyType.LIVE, 3.0),
-    DemoKey(BAD_KEY, "Batch exporter", KeyType.LIVE, 2.0),
-    DemoKey("key_democi001", "CI tests", KeyType.TEST, 0.6),
-    DemoKey("key_demostage", "Staging", KeyType.TEST, 0.4),
+    DemoKey("Production web", KeyType.LIVE, 5.0),
+    DemoKey("Mobile app", KeyType.LIVE, 3.0),
+    DemoKey("Batch exporter", KeyType.LIVE, 2.0, misbehaves=True),
+    DemoKey("CI tests", KeyType.TEST, 0.6),
+    DemoKey("Staging", KeyType.TEST, 0.4),
 )
+
+
+@dataclass(frozen=True)
+class DemoAccount:
+    admin_key_id: str
+    admin_secret: str
+    keys: tuple[DemoKey, ...]
+
+    @property
+    def bad_key(self) -> DemoKey:
+        return next(k for k in self.keys if k.misbehaves)
+
+
 ROUTES = ("/v1/render", "/v1/render", "/v1/templates", "/v1/assets", "/v1/usage")
 
 
@@ -74,19 +88,7 @@ def _demo_settings(settings: Settings, run: str, receivers: Receivers, api_port:
             "kafka": settings.kafka.model_copy(
                 update={"topic_prefix": f"demo{run}.", "consumer_group": f"demo{run}"}
             ),
-            "api": settings.api.model_copy(
-                update={
-                    "port": api_port,
-                    "management_keys": [
-                        ManagementKey(
-                            key_id="mk_demo",
-                            account_id=ACCOUNT,
-                            scope="full",
-                            secret_hash=hash_secret(f"demo-{run}"),
-                        )
-                    ],
-                }
-            ),
+            "api": settings.api.model_copy(update={"port": api_port, "management_keys": []}),
             "alerting": settings.alerting.model_copy(
                 update={
                     "allow_loopback_webhooks": True,
@@ -100,28 +102,45 @@ def _demo_settings(settings: Settings, run: str, receivers: Receivers, api_port:
     )
 
 
-def _create_keys(settings: Settings, topics: TopicNames) -> None:
-    config = PublisherConfig(settings.kafka.bootstrap_servers, topics.key_events)
-    publisher = KeyEventPublisher(config)
+def _create(service: KeyService, command: CreateKey) -> tuple[str, str]:
+    """The new key's id and secret."""
+    decision = service.execute(command, actor=ACTOR).decision
+    assert decision.key_id is not None and decision.secret is not None
+    return decision.key_id, decision.secret
+
+
+def _create_account(settings: Settings, topics: TopicNames) -> DemoAccount:
+    """The demo account, its admin key and its keys, through the key service."""
+    service = start_key_service(
+        settings.kafka.bootstrap_servers, topics.key_events, client_id="keypulse-demo"
+    )
     try:
-        for key in KEYS:
-            publisher.publish(
-                KeyCreated(
-                    key_id=key.key_id,
-                    account_id=ACCOUNT,
-                    name=key.name,
-                    key_type=key.key_type,
-                    secret_hash=hash_secret(f"pk_{key.key_type.value}_{key.key_id}"),
-                    plan=Plan.PRO,
-                    actor="demo",
-                ),
-                wait=True,
-            )
+        service.execute(CreateAccount(ACCOUNT, Plan.PRO), actor=ACTOR)
+        admin = CreateKey(ACCOUNT, "Demo admin", KeyType.LIVE, KeyAccess.ADMIN)
+        admin_key_id, admin_secret = _create(service, admin)
+        keys = tuple(
+            replace(k, key_id=_create(service, CreateKey(ACCOUNT, k.name, k.key_type))[0])
+            for k in KEYS
+        )
     finally:
-        publisher.close()
+        service.close()
+    return DemoAccount(admin_key_id, admin_secret, keys)
 
 
-def _install_rules(settings: Settings, receivers: Receivers) -> list[str]:
+def _list_keys(settings: Settings, admin_secret: str) -> list[dict[str, Any]]:
+    """The keys page from the HTTP API, as the account's admin key sees it."""
+    response = httpx.get(
+        f"http://{settings.api.host}:{settings.api.port}/api-keys",
+        headers={"Authorization": f"Bearer {admin_secret}"},
+        timeout=30,
+    )
+    if response.status_code != 200:
+        raise DemoFailed(f"demo failed: GET /api-keys answered {response.status_code}")
+    rows: list[dict[str, Any]] = response.json()["data"]
+    return rows
+
+
+def _install_rules(settings: Settings, receivers: Receivers, bad_key: str) -> list[str]:
     channels = [
         {"type": "webhook", "url": receivers.webhook_url, "secret": new_webhook_secret()},
         {"type": "email", "to": ["oncall@demo.example"]},
@@ -146,7 +165,7 @@ def _install_rules(settings: Settings, receivers: Receivers) -> list[str]:
             {
                 "rule_id": new_rule_id(),
                 "account_id": ACCOUNT,
-                "scope": {"type": "key", "key_id": BAD_KEY},
+                "scope": {"type": "key", "key_id": bad_key},
                 "window_s": "1m",
                 "comparator": "gt",
                 "channels": channels,
@@ -166,10 +185,10 @@ def _daily_shape(t: datetime) -> float:
 def _record(
     recorder: UsageRecorder, rng: random.Random, key: DemoKey, at_ms: int | None, badness: float
 ) -> None:
-    failing = key.key_id == BAD_KEY and rng.random() < badness
+    failing = key.misbehaves and rng.random() < badness
     status = rng.choice((500, 502, 503)) if failing else rng.choice((200,) * 18 + (404, 429))
     latency = rng.lognormvariate(3.6, 0.5)
-    if key.key_id == BAD_KEY:
+    if key.misbehaves:
         latency += badness * rng.uniform(900, 2200)
     recorder.record(
         key_id=key.key_id,
@@ -186,12 +205,14 @@ def _record(
     )
 
 
-def _backfill(recorder: UsageRecorder, rng: random.Random, now: datetime) -> int:
+def _backfill(
+    recorder: UsageRecorder, rng: random.Random, now: datetime, keys: tuple[DemoKey, ...]
+) -> int:
     """30 days of hourly traffic with a daily shape (ends an hour before now)."""
     count = 0
     for hours_ago in range(30 * 24, 1, -1):
         at = now - timedelta(hours=hours_ago)
-        for key in KEYS:
+        for key in keys:
             for _ in range(int(key.weight * 12 * _daily_shape(at))):
                 jitter = rng.uniform(0, 3600)
                 _record(recorder, rng, key, to_epoch_ms(at) + int(jitter * 1000), 0.02)
@@ -200,11 +221,15 @@ def _backfill(recorder: UsageRecorder, rng: random.Random, now: datetime) -> int
 
 
 async def _stream_live(
-    recorder: UsageRecorder, rng: random.Random, duration_s: float, console: Console
+    recorder: UsageRecorder,
+    rng: random.Random,
+    duration_s: float,
+    console: Console,
+    keys: tuple[DemoKey, ...],
 ) -> int:
     """Live traffic (~150 events/s); the exporter degrades over the second half."""
     count = 0
-    total_weight = sum(k.weight for k in KEYS)
+    total_weight = sum(k.weight for k in keys)
     with Progress(
         TextColumn("live traffic"),
         BarColumn(),
@@ -218,7 +243,7 @@ async def _stream_live(
             badness = max(0.0, min(0.7, (elapsed / duration_s - 0.3) * 1.6))
             for _ in range(15):
                 r = rng.uniform(0, total_weight)
-                for key in KEYS:
+                for key in keys:
                     r -= key.weight
                     if r <= 0:
                         break
@@ -250,13 +275,10 @@ def _data(body: dict[str, Any]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _report(console: Console, settings: Settings, receivers: Receivers, rules: list[str]) -> None:
-    client = make_client(settings)
-    try:
-        rows = UsageQueries(client).list_keys(ACCOUNT, utc_now())
-    finally:
-        client.close()
-    console.print(keys_table([KeyOut.of(r).model_dump(mode="json") for r in rows]))
+def _report(
+    console: Console, rows: list[dict[str, Any]], receivers: Receivers, rules: list[str]
+) -> None:
+    console.print(keys_table(rows))
     hook = next(w for w in receivers.webhooks if _data(w.body).get("state") == "firing")
     data = _data(hook.body)
     rule, key = data.get("rule", {}), data.get("key", {})
@@ -298,29 +320,35 @@ async def _run(settings: Settings, console: Console, duration_s: float) -> None:
         )
         topics = TopicNames.with_prefix(demo.kafka.topic_prefix)
         async with running_worker(demo, serve_http=True):
+            account = await asyncio.to_thread(_create_account, demo, topics)
             console.print(
-                f"worker up; HTTP API at http://{demo.api.host}:{demo.api.port}/docs "
-                f"(Authorization: Bearer demo-{run})"
+                f"worker up; HTTP API at http://{demo.api.host}:{demo.api.port}/docs with "
+                f"{ACCOUNT}'s admin key {account.admin_key_id} (shown once):"
             )
-            await asyncio.to_thread(_create_keys, demo, topics)
-            rules = await asyncio.to_thread(_install_rules, demo, receivers)
-            console.print(f"account {ACCOUNT}: {len(KEYS)} keys, rules: {', '.join(rules)}")
+            console.print(
+                f"  Authorization: Bearer {account.admin_secret}", markup=False, highlight=False
+            )
+            rules = await asyncio.to_thread(_install_rules, demo, receivers, account.bad_key.key_id)
+            console.print(f"account {ACCOUNT}: {len(account.keys)} keys, rules: {', '.join(rules)}")
             rng = random.Random(42)
             config = RecorderConfig(demo.kafka.bootstrap_servers, topics.requests)
             recorder = UsageRecorder(config)
             try:
-                backfilled = await asyncio.to_thread(_backfill, recorder, rng, utc_now())
+                backfilled = await asyncio.to_thread(
+                    _backfill, recorder, rng, utc_now(), account.keys
+                )
                 console.print(
                     f"backfilled {backfilled:,} events over 30 days "
                     f"({config.compression or 'no'} compression)"
                 )
-                await _stream_live(recorder, rng, duration_s, console)
+                await _stream_live(recorder, rng, duration_s, console, account.keys)
                 await asyncio.to_thread(recorder.flush, 30)
             finally:
                 await asyncio.to_thread(recorder.close, 30)
             await _wait_for_alert(receivers, timeout_s=max(60.0, duration_s))
             await asyncio.sleep(1.0)
-        _report(console, demo, receivers, rules)
+            rows = await asyncio.to_thread(_list_keys, demo, account.admin_secret)
+        _report(console, rows, receivers, rules)
         console.print(f"data kept in {demo.data_dir}; demo finished cleanly")
     finally:
         await receivers.stop()

@@ -1,16 +1,21 @@
 """A shortened `keypulse demo` runs headless to completion and shows a delivered alert.
 
-The demo records through the library with its default compression (lz4), so the worker
-consumes lz4 batches here as it does in production."""
+The demo creates its account and keys through the key service, prints the admin key once
+and reads the keys page from the HTTP API with it. It records through the library with
+its default compression (lz4), so the worker consumes lz4 batches here as it does in
+production."""
 
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+
+from schemas.key_format import ParsedSecret, check_secret
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -39,3 +44,8 @@ def test_demo_runs_headless_and_delivers_an_alert(tmp_path: Path, kafka_bootstra
     assert "Batch exporter" in output
     assert "(lz4 compression)" in output
     assert "demo finished cleanly" in output
+    secrets = re.findall(r"pk_(?:live|test)_[0-9A-Za-z]{36}", output)
+    assert len(secrets) == 1, "the admin key is printed once, no other secret at all"
+    assert f"Authorization: Bearer {secrets[0]}" in output
+    assert isinstance(check_secret(secrets[0]), ParsedSecret)
+    assert "Demo admin" in output, "the keys page was read with the admin key"

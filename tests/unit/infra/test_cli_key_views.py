@@ -42,7 +42,11 @@ def _key(status: KeyStatus = KeyStatus.ACTIVE) -> KeyRecord:
 def test_key_json_has_no_secret_hash() -> None:
     body = key_json(_key())
     assert "secret_hash" not in body and "ab" * 32 not in str(body)
-    assert body["hint"] == "pk_live_Ab3x" and body["created_at"] == AT.isoformat()
+    assert (
+        body["hint"] == "pk_live_Ab3x…"
+        and body["id"] == body["key_id"]
+        and body["created_at"] == AT.isoformat()
+    )
 
 
 def test_a_replayed_create_says_why_there_is_no_secret() -> None:
