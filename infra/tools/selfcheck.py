@@ -1,4 +1,8 @@
-"""`keypulse up --check`: push a small batch through Kafka and the worker, and count it."""
+"""`keypulse up --check`: push a small batch through Kafka and the worker, and count it.
+
+The batch is recorded under the self-check account's test key, which the key service
+creates on the first self-check (with the account) and every later one reuses.
+"""
 
 from __future__ import annotations
 
@@ -10,23 +14,51 @@ from rich.console import Console
 from infra.settings import Settings
 from infra.wiring import running_worker
 from schemas.codec import encode
-from schemas.keys import KeyCreated, KeyType
+from schemas.key_ledger import KeyStatus
+from schemas.keys import KeyType
 from schemas.plans import Plan
 from schemas.requests import RequestBatch, RequestCompleted
 from schemas.topics import TopicNames
+from streams.keyservice.commands import CreateAccount, CreateKey
+from streams.keyservice.service import start_key_service
 
 SELFCHECK_ACCOUNT = "acc_selfcheck"
-SELFCHECK_KEY = "key_selfcheck"
+SELFCHECK_KEY_NAME = "Self-check"
+ACTOR = "selfcheck"
+
+
+def _selfcheck_key(settings: Settings, topic: str) -> str:
+    """The self-check account's active self-check key: the existing one, or a new one
+    (the account too) through the key service. Its secret is not kept: the self-check
+    records usage under the key id and never authenticates."""
+    service = start_key_service(
+        settings.kafka.bootstrap_servers, topic, client_id="keypulse-selfcheck"
+    )
+    try:
+        ledger = service.follower.snapshot(SELFCHECK_ACCOUNT)
+        if ledger is None:
+            service.execute(CreateAccount(SELFCHECK_ACCOUNT, Plan.FREE), actor=ACTOR)
+        else:
+            for key in ledger.keys.values():
+                if key.name == SELFCHECK_KEY_NAME and key.status is KeyStatus.ACTIVE:
+                    return key.key_id
+        command = CreateKey(SELFCHECK_ACCOUNT, SELFCHECK_KEY_NAME, KeyType.TEST)
+        key_id = service.execute(command, actor=ACTOR).decision.key_id
+        assert key_id is not None
+        return key_id
+    finally:
+        service.close()
 
 
 def _produce(settings: Settings, events: int) -> None:
     from kafka import KafkaProducer
 
     names = TopicNames.with_prefix(settings.kafka.topic_prefix)
+    key_id = _selfcheck_key(settings, names.key_events)
     batch = RequestBatch.from_events(
         [
             RequestCompleted(
-                key_id=SELFCHECK_KEY,
+                key_id=key_id,
                 account_id=SELFCHECK_ACCOUNT,
                 method="GET",
                 route="/selfcheck",
@@ -37,18 +69,8 @@ def _produce(settings: Settings, events: int) -> None:
             for i in range(events)
         ]
     )
-    created = KeyCreated(
-        key_id=SELFCHECK_KEY,
-        account_id=SELFCHECK_ACCOUNT,
-        name="self-check",
-        key_type=KeyType.TEST,
-        secret_hash="sha256:" + "0" * 64,
-        plan=Plan.FREE,
-        actor="selfcheck",
-    )
     producer = KafkaProducer(bootstrap_servers=settings.kafka.bootstrap_servers, acks="all")
     try:
-        producer.send(names.key_events, encode(created), key=SELFCHECK_ACCOUNT.encode()).get(30)
         producer.send(names.requests, encode(batch)).get(timeout=30)
     finally:
         producer.close()
