@@ -4,8 +4,11 @@ The events go through the real insert path (`ClickHouseIngestStore.write(InsertB
 in time order (as a live pipeline would deliver them), in blocks of 50,000 rows with
 synthetic offsets. Traffic is skewed: key popularity follows a Zipf law (a few hot keys,
 a long cold tail), days grow towards the present and hours follow a daily curve.
-Keys are registered with `ClickHouseKeyStore.save`; one account holds 1,000 keys (the
-listing case), the others hold 1 to 50 keys each.
+Keys are registered the way the worker registers them: each account's chain of key events
+(`account.created`, then one `key.created` per key, with `seq` and `prev`) is built
+directly, judged by the keys agent's pure fold (`fold_key_events`) and saved with
+`ClickHouseKeyStore.save`. One account holds 1,000 keys (the listing case, on the
+enterprise plan), the others hold 1 to 50 keys each (business).
 """
 
 from __future__ import annotations
@@ -23,8 +26,12 @@ import numpy as np
 from clickhouse_connect.driver.client import Client
 
 from projections.writers import ClickHouseIngestStore, ClickHouseKeyStore
+from schemas.key_format import generate_secret, hash_secret, hint
+from schemas.keys import AccountCreated, KeyCreated, KeyEventModel, KeyType
+from schemas.plans import Plan
 from schemas.utc import to_epoch_ms, utc_now
-from streams.worker.ports import InsertBlock, KeyState, KeyStatus, OffsetRange
+from streams.worker.keys_agent import fold_key_events, restore
+from streams.worker.ports import AccountHistory, InsertBlock, KeyChanges, OffsetRange
 
 BIG_ACCOUNT = "acc_bigcorp"
 TOPIC = "bench.requests"
@@ -179,26 +186,46 @@ class BlockSource:
         )
 
 
-def key_states(dataset: Dataset) -> list[KeyState]:
-    """KeyCreated state for every key, created a little before its first possible event."""
+def key_events(dataset: Dataset) -> list[KeyEventModel]:
+    """Each account's chain, created a little before its keys' first possible event: its
+    `account.created`, then its keys in order, each with the account's next `seq` and
+    `prev`. Secrets are generated and dropped at once (only hashes and hints are kept)."""
     created = dataset.anchor - timedelta(days=dataset.params.days + 1)
-    return [
-        KeyState(
+    heads: dict[str, KeyEventModel] = {}
+    events: list[KeyEventModel] = []
+    for i, k in enumerate(dataset.keys):
+        at = created + timedelta(seconds=i)
+        head = heads.get(k.account_id)
+        if head is None:
+            plan = Plan.ENTERPRISE if k.account_id == BIG_ACCOUNT else Plan.BUSINESS
+            head = AccountCreated(
+                account_id=k.account_id, seq=1, prev=None, plan=plan, occurred_at=at
+            )
+            events.append(head)
+        secret = generate_secret(k.key_type)
+        key = KeyCreated(
             account_id=k.account_id,
+            seq=head.seq + 1,
+            prev=head.event_id,
+            occurred_at=at,
             key_id=k.key_id,
             name=f"{k.key_type} key {i}",
-            key_type=k.key_type,
-            access="full",
-            status=KeyStatus.ACTIVE,
-            plan="enterprise" if k.account_id == BIG_ACCOUNT else "business",
-            created_at=created + timedelta(seconds=i),
-            revoked_at=None,
-            deleted_at=None,
-            updated_at=created + timedelta(seconds=i),
-            version=i + 1,
+            key_type=KeyType(k.key_type),
+            secret_hash=hash_secret(secret),
+            hint=hint(secret),
         )
-        for i, k in enumerate(dataset.keys)
-    ]
+        events.append(key)
+        heads[k.account_id] = key
+    return events
+
+
+def key_changes(dataset: Dataset) -> KeyChanges:
+    """What the keys agent writes for `key_events` on an empty projection."""
+    accounts = {k.account_id for k in dataset.keys}
+    states = {a: restore(AccountHistory(a)) for a in accounts}
+    changes = fold_key_events(states, key_events(dataset))
+    assert not changes.anomalies, changes.anomalies[:3]
+    return changes
 
 
 def read_marker(data_dir: Path, params: LoadParams) -> datetime | None:
@@ -223,7 +250,7 @@ def load(
     on_block: Callable[[int, int], None],
 ) -> dict[str, float]:
     """Insert the keys and every block; return timings (generation vs insert seconds)."""
-    ClickHouseKeyStore(client).save(key_states(dataset), [])
+    ClickHouseKeyStore(client).save(key_changes(dataset))
     store = ClickHouseIngestStore(client)
     source = BlockSource(dataset)
     gen_s = insert_s = 0.0
