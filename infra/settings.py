@@ -98,7 +98,10 @@ class WorkerSettings(BaseModel):
 
 
 class ManagementKey(BaseModel):
-    """A key for the HTTP API, configured with its hash only (never the secret)."""
+    """An operator bootstrap key for the HTTP API, configured with its hash only (never
+    the secret). Only for bootstrapping an account and for the operator's own tools: the
+    management API's keys are the registry's admin and read-only keys. Scope `full` acts
+    as an admin key, `read_only` as a read-only key, on `account_id`."""
 
     key_id: Annotated[str, Field(pattern=r"^mk_[A-Za-z0-9]{3,64}$")]
     account_id: Annotated[str, Field(pattern=r"^acc_[A-Za-z0-9]{3,64}$")]
@@ -112,10 +115,12 @@ class ApiSettings(BaseModel):
     port: Annotated[int, Field(gt=0, lt=65536)] = 8787
     serve_in_worker: bool = True
     token: SecretStr = SecretStr("")
-    """A management key secret the CLI sends when it reads through a running worker."""
+    """The key the CLI sends when it reads through a running worker: a read-only or
+    admin key of the registry (or an operator bootstrap key)."""
     management_keys: list[ManagementKey] = []
-    """JSON list, e.g. `[{"key_id": "mk_ops", "account_id": "acc_x", "scope": "full",
-    "secret_hash": "sha256:..."}]`; `keypulse api-keys hash` prints a hash."""
+    """Operator bootstrap keys, a JSON list, e.g. `[{"key_id": "mk_ops", "account_id":
+    "acc_x", "scope": "full", "secret_hash": "sha256:..."}]`; `keypulse api-keys hash`
+    prints a hash."""
 
 
 class AlertingSettings(BaseModel):

@@ -4,8 +4,9 @@ the HTTP API, assembled once for both ways to run.
 - `assemble_worker(settings)`: migrate, then wire the ClickHouse adapters, the ingest and
   key-registry agents and every alerting part into one faust app.
 - `serve_http_in_worker(worker, settings)`: embedded mode, the worker serves the API.
-- `build_api(settings, pool, snapshot)`: the FastAPI app of both modes (`keypulse api` is
-  server mode); `worker_snapshot(worker)` feeds its `/metrics` and `/readyz`.
+- `build_api(settings, pool, snapshot, keys)`: the FastAPI app of both modes (`keypulse api`
+  is server mode), with its key service (its own unless one is given);
+  `worker_snapshot(worker)` feeds its `/metrics` and `/readyz`.
 - `running_worker(settings)`: the worker inside the current event loop (demo, tools, tests).
 
 One evaluator per deployment: set `KEYPULSE_ALERTING_EVALUATOR_ENABLED=false` on all but
@@ -53,6 +54,7 @@ from projections.writers import ClickHouseIngestStore, ClickHouseKeyStore
 from schemas.alerts import Notification
 from schemas.codec import encode
 from schemas.topics import TopicNames
+from streams.keyservice.service import KeyService
 from streams.worker.app import KeypulseApp, WorkerServices, build_app
 from streams.worker.attribution_agent import AttributionAgent
 from streams.worker.config import StreamsConfig
@@ -351,23 +353,29 @@ async def _consumer_lag(alerting: AlertingParts, watermarks: dict[int, int]) -> 
 
 
 def build_api(
-    settings: Settings, pool: ClientPool, snapshot: Snapshot = no_worker
+    settings: Settings,
+    pool: ClientPool,
+    snapshot: Snapshot = no_worker,
+    keys: KeyService | None = None,
 ) -> tuple[FastAPI, ApiRuntime]:
     """The FastAPI app of both modes, reading through `pool`, and its runtime (whose
-    publisher the app closes at shutdown)."""
+    publisher the app closes at shutdown). Without `keys` the app starts its own key
+    service on the key-events topic when it starts, and closes it at shutdown."""
     runtime = ApiRuntime(
         pool=pool,
         topics=TopicNames.with_prefix(settings.kafka.topic_prefix),
         bootstrap_servers=settings.kafka.bootstrap_servers,
         snapshot=snapshot,
         publisher=Publisher(settings),
+        keys=keys,
     )
     return build_http_app(settings, runtime), runtime
 
 
 def serve_http_in_worker(worker: Worker, settings: Settings) -> ApiRuntime:
     """Embedded mode: the API on a pool of clients owned by the worker, served by faust
-    (uvicorn runs the app's lifespan, so the publisher closes when the worker stops)."""
+    (uvicorn runs the app's lifespan, so the app's key service starts with it and the
+    key service and the publisher close when the worker stops)."""
     pool = ClientPool(lambda: make_client(settings), size=4)
     worker.clients.extend(pool.clients)
     api, runtime = build_api(settings, pool, lambda: worker_snapshot(worker))

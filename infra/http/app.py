@@ -2,10 +2,12 @@
 
 `build_http_app(settings, runtime)` is the only constructor; in embedded mode the worker
 serves it (faust's ASGI service), in server mode `keypulse api` runs it alone.
-Every route but the probes needs `Authorization: Bearer <management key>`; writes need a
-full-scope key. Errors are `application/problem+json` (`infra.http.problems`); responses
-carry `X-Data-Freshness-Seconds`. The app's one Kafka producer (`runtime.publisher`) is
-closed when the app shuts down (its lifespan).
+Every route but the probes needs `Authorization: Bearer <key>` (`infra.http.auth`): an
+admin key for every change, an admin or read-only key for reads; full-access keys are
+for the product API and refused here. Errors are `application/problem+json`
+(`infra.http.problems`); responses carry `X-Data-Freshness-Seconds`. The app's lifespan
+starts the key registry (`infra.http.key_registry`) and, at shutdown, closes it and the
+app's one Kafka producer for rule events (`runtime.publisher`).
 """
 
 from __future__ import annotations
@@ -17,13 +19,17 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI, Request
 
 from infra.alert_admin import Publisher
-from infra.http.auth import Authenticator
+from infra.http.auth import Authenticator, Caller, authorize
 from infra.http.context import ApiRuntime, RouteContext
 from infra.http.freshness import freshness_of, install_freshness_header
+from infra.http.key_registry import KeyRegistry
 from infra.http.problems import install_problem_handlers
+from infra.http.routes.account import account_router
 from infra.http.routes.alerts import alerts_router
+from infra.http.routes.audit import audit_router
 from infra.http.routes.deliveries import deliveries_router
 from infra.http.routes.health import health_router
+from infra.http.routes.key_commands import key_commands_router
 from infra.http.routes.keys import keys_router
 from infra.http.routes.rules import rules_router
 from infra.http.routes.usage import usage_router
@@ -31,54 +37,85 @@ from infra.settings import Settings
 
 __all__ = ["ApiRuntime", "build_http_app"]
 
-_READS = ("GET", "HEAD", "OPTIONS")
+DESCRIPTION = (
+    "API keys, their usage and alerting. Authenticate with `Authorization: Bearer <key>`: "
+    "an admin key manages keys, the account and alert settings; a read-only key reads. "
+    "Full-access keys are for the product API and cannot use this API."
+)
 
 
-def account_dependency(authenticator: Authenticator) -> Callable[[Request], str]:
-    """The FastAPI dependency yielding the caller's account id (writes need scope full)."""
+def caller_dependency(authenticator: Authenticator) -> Callable[[Request], Caller]:
+    """The FastAPI dependency that authenticates and authorizes the request, keeps the
+    `Caller` in `request.state.caller` and yields it."""
 
-    def account(request: Request) -> str:
+    def caller(request: Request) -> Caller:
         who = authenticator.authenticate(request.headers.get("authorization"))
-        if request.method not in _READS:
-            authenticator.require_write(who)
+        authorize(who, request.method)
         request.state.caller = who
-        return who.account_id
+        return who
 
-    return account
+    return caller
 
 
-def _lifespan(publisher: Publisher) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
+def _lifespan(
+    publisher: Publisher, registry: KeyRegistry
+) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        registry.start()
         try:
             yield
         finally:
+            await asyncio.to_thread(registry.close)
             await asyncio.to_thread(publisher.close)
 
     return lifespan
 
 
+def _registry(settings: Settings, runtime: ApiRuntime) -> KeyRegistry:
+    if runtime.keys is not None:
+        return KeyRegistry(runtime.keys)
+    return KeyRegistry.starting(settings.kafka.bootstrap_servers, runtime.topics.key_events)
+
+
 def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
     if runtime.publisher is None:
         runtime.publisher = Publisher(settings)
+    registry = _registry(settings, runtime)
+    caller = caller_dependency(Authenticator(settings.api.management_keys, registry))
+
+    def account(request: Request) -> str:
+        return caller(request).account_id
+
     ctx = RouteContext(
         settings=settings,
         pool=runtime.pool,
         clock=runtime.clock,
         publisher=runtime.publisher,
-        account=account_dependency(Authenticator(settings.api.management_keys)),
+        registry=registry,
+        caller=caller,
+        account=account,
     )
     app = FastAPI(
         title="keypulse",
         version="0.1.0",
-        description="Usage and alerting for API keys. Authenticate with "
-        "`Authorization: Bearer <management key>`.",
-        lifespan=_lifespan(runtime.publisher),
+        description=DESCRIPTION,
+        lifespan=_lifespan(runtime.publisher, registry),
     )
     install_problem_handlers(app)
     freshness = freshness_of(runtime.pool, runtime.topics.requests, runtime.clock)
     install_freshness_header(app, freshness)
-    for router in (keys_router, usage_router, rules_router, alerts_router, deliveries_router):
+    routers = (
+        keys_router,
+        key_commands_router,
+        account_router,
+        audit_router,
+        usage_router,
+        rules_router,
+        alerts_router,
+        deliveries_router,
+    )
+    for router in routers:
         app.include_router(router(ctx))
-    app.include_router(health_router(runtime, freshness))
+    app.include_router(health_router(runtime, freshness, registry))
     return app

@@ -1,29 +1,49 @@
-"""Management-key authentication for the HTTP API (pure: no framework imports)."""
+"""Who is calling the management API, and whether their key may do what they ask (pure:
+no framework imports).
+
+`Authorization: Bearer <secret>` is resolved in this order:
+
+1. the operator bootstrap keys (`KEYPULSE_API_MANAGEMENT_KEYS`, configured hashed), each
+   compared in constant time whatever the presented string looks like (their secrets
+   predate the key format); scope `full` acts as an admin key, `read_only` as a read-only
+   key. They exist to bootstrap an account and for the operator's tools only;
+2. any other string must have the key format (`schemas.key_format.check_secret`): a
+   malformed one is refused with the reason (`invalid_api_key`) before the registry is
+   consulted;
+3. the registry (the key service's follower) by the secret's sha256: unknown or deleted
+   is `invalid_api_key`, revoked is `revoked_api_key`. The lookup is a dict lookup by
+   the hash of the presented secret, which tells a timing observer nothing about any
+   stored secret.
+
+`authorize(caller, method)` then applies the access levels: admin keys may do everything
+(keys, account, alert settings); read-only keys only read (GET, HEAD); full-access keys
+are for the product API and are refused here (`insufficient_scope`). Error details name
+key ids, never a secret.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 from dataclasses import dataclass
-from enum import StrEnum
+from typing import Protocol
 
 from infra.settings import ManagementKey
+from schemas.key_format import Malformed, check_secret, hash_secret
+from schemas.key_ledger import KeyRecord, KeyStatus
+from schemas.keys import KeyAccess
 
+__all__ = ["AuthError", "Authenticator", "Caller", "KeyLookup", "authorize", "hash_secret"]
 
-class Scope(StrEnum):
-    FULL = "full"
-    READ_ONLY = "read_only"
+READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 @dataclass(frozen=True)
 class Caller:
     key_id: str
     account_id: str
-    scope: Scope
-
-    @property
-    def can_write(self) -> bool:
-        return self.scope is Scope.FULL
+    access: KeyAccess
+    bootstrap: bool = False
+    """An operator bootstrap key from the settings (not a registry key)."""
 
 
 class AuthError(Exception):
@@ -36,36 +56,73 @@ class AuthError(Exception):
         self.detail = detail
 
 
-def hash_secret(secret: str) -> str:
-    return "sha256:" + hashlib.sha256(secret.encode()).hexdigest()
+class KeyLookup(Protocol):
+    def key_by_hash(self, secret_hash: str) -> KeyRecord | None:
+        """The registry's key with this hash; raises `Unavailable` while not ready."""
+        ...
+
+
+_BOOTSTRAP_ACCESS = {"full": KeyAccess.ADMIN, "read_only": KeyAccess.READ_ONLY}
+
+
+def _bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthError(401, "invalid_api_key", "missing Authorization: Bearer <key>")
+    scheme, _, secret = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not secret.strip():
+        raise AuthError(401, "invalid_api_key", "expected Authorization: Bearer <key>")
+    return secret.strip()
 
 
 class Authenticator:
-    """Maps `Authorization: Bearer <secret>` to a `Caller` by the secret's hash."""
+    """Maps `Authorization: Bearer <secret>` to a `Caller`."""
 
-    def __init__(self, keys: list[ManagementKey]) -> None:
-        self._by_hash = {k.secret_hash: k for k in keys}
+    def __init__(self, bootstrap: list[ManagementKey], registry: KeyLookup) -> None:
+        self._bootstrap = list(bootstrap)
+        self._registry = registry
 
     def authenticate(self, authorization: str | None) -> Caller:
-        if not authorization:
-            raise AuthError(401, "invalid_api_key", "missing Authorization: Bearer <key>")
-        scheme, _, secret = authorization.partition(" ")
-        if scheme.lower() != "bearer" or not secret.strip():
-            raise AuthError(401, "invalid_api_key", "expected Authorization: Bearer <key>")
-        digest = hash_secret(secret.strip())
-        key = None
-        for known, candidate in self._by_hash.items():
-            if hmac.compare_digest(known, digest):
-                key = candidate
-        if key is None:
+        secret = _bearer(authorization)
+        digest = hash_secret(secret)
+        operator = self._operator_key(digest)
+        if operator is not None:
+            return operator
+        parsed = check_secret(secret)
+        if isinstance(parsed, Malformed):
+            raise AuthError(401, "invalid_api_key", f"malformed API key: {parsed.advice}")
+        key = self._registry.key_by_hash(digest)
+        if key is None or key.status is KeyStatus.DELETED:
             raise AuthError(401, "invalid_api_key", "unknown API key")
-        if key.revoked:
+        if key.status is KeyStatus.REVOKED:
             raise AuthError(401, "revoked_api_key", f"API key {key.key_id} has been revoked")
-        return Caller(key.key_id, key.account_id, Scope(key.scope))
+        return Caller(key.key_id, key.account_id, key.access)
 
-    @staticmethod
-    def require_write(caller: Caller) -> None:
-        if not caller.can_write:
-            raise AuthError(
-                403, "insufficient_scope", f"key {caller.key_id} is read_only; this needs full"
-            )
+    def _operator_key(self, digest: str) -> Caller | None:
+        found: ManagementKey | None = None
+        for key in self._bootstrap:  # every entry, so the time does not say which matched
+            if hmac.compare_digest(key.secret_hash, digest):
+                found = key
+        if found is None:
+            return None
+        if found.revoked:
+            raise AuthError(401, "revoked_api_key", f"API key {found.key_id} has been revoked")
+        return Caller(found.key_id, found.account_id, _BOOTSTRAP_ACCESS[found.scope], True)
+
+
+def authorize(caller: Caller, method: str) -> None:
+    """Raise `AuthError` (403) unless the caller's access level allows `method` here."""
+    if caller.access is KeyAccess.ADMIN:
+        return
+    if caller.access is KeyAccess.FULL:
+        raise AuthError(
+            403,
+            "insufficient_scope",
+            f"key {caller.key_id} is a full-access key, which is for the product API and "
+            "cannot use the management API; use an admin key (or a read-only key to read)",
+        )
+    if method.upper() not in READS:
+        raise AuthError(
+            403,
+            "insufficient_scope",
+            f"key {caller.key_id} is read-only; this change needs an admin key",
+        )

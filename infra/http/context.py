@@ -1,7 +1,8 @@
 """What the HTTP app and its routes modules are built from.
 
 `ApiRuntime` is what the composition root hands the app (clients, topics, the worker's
-metrics); `RouteContext` is what every routes module receives from the app factory.
+metrics, optionally a key service); `RouteContext` is what every routes module receives
+from the app factory.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from fastapi import Query
 from pydantic import BaseModel
 
 from infra.alert_admin import Publisher
+from infra.http.auth import Caller
 from infra.http.client_pool import ClientPool
+from infra.http.key_registry import KeyRegistry
 from infra.http.metrics import MetricsSnapshot
 from infra.settings import Settings
 from schemas.topics import TopicNames
 from schemas.utc import utc_now
+from streams.keyservice.service import KeyService
 
 Snapshot = Callable[[], Awaitable[MetricsSnapshot]]
 """Reads the serving worker's counters (the metrics and readiness probes await it)."""
@@ -35,7 +39,10 @@ class ApiRuntime:
     """The app's I/O: a client pool, the topics, the broker, the worker's snapshot.
 
     `publisher` sends rule events and replays; when None, `build_http_app` creates one.
-    The app closes it at shutdown either way.
+    The app closes it at shutdown either way. `keys` is the key service the management
+    API decides commands with and authenticates against; when None, the app starts one
+    on `topics.key_events` when it starts and closes it at shutdown (a key service handed
+    over here is closed by whoever made it).
     """
 
     pool: ClientPool
@@ -44,17 +51,21 @@ class ApiRuntime:
     snapshot: Snapshot = no_worker
     clock: Callable[[], datetime] = utc_now
     publisher: Publisher | None = None
+    keys: KeyService | None = None
 
 
 @dataclass(frozen=True)
 class RouteContext:
-    """What each routes module is built from; `account` is the FastAPI dependency that
-    authenticates the request and yields the caller's account id."""
+    """What each routes module is built from. `caller` is the FastAPI dependency that
+    authenticates and authorizes the request and yields the `Caller`; `account` yields
+    only the caller's account id (the same check)."""
 
     settings: Settings
     pool: ClientPool
     clock: Callable[[], datetime]
     publisher: Publisher
+    registry: KeyRegistry
+    caller: Callable[..., Caller]
     account: Callable[..., str]
 
 

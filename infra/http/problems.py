@@ -1,6 +1,12 @@
 """Error bodies of the HTTP API: every error is `application/problem+json` (RFC 9457)
 with `type`, `title`, `status`, a machine `error` code and a human `detail`.
 
+Stable codes: `invalid_api_key`, `revoked_api_key`, `insufficient_scope` (auth);
+`invalid_request` (parameters or body); `not_found`; the key service's refusals with
+their own codes and facts (`plan_limit_reached` with `plan`, `key_type`, `limit` and
+`active`; `key_not_found`, `key_not_revoked`, `invalid_name`, `idempotency_key_reused`,
+`account_not_found`, `admin_limit_reached`, ...); `unavailable` (503, with
+`Retry-After`: Kafka or the key registry did not answer in time; safe to retry).
 Bodies never carry account data (key names, rule contents), only the ids the caller sent.
 """
 
@@ -17,6 +23,8 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from infra.http.auth import AuthError
 from infra.kafka.admin import KafkaUnreachable
+from streams.keyservice.commands import CommandRefused
+from streams.keyservice.service import Unavailable
 
 T = TypeVar("T")
 
@@ -43,6 +51,24 @@ class Problem(BaseModel):
     errors: list[dict[str, str]] | None = Field(
         default=None, description="invalid_request only: the `field` and `message` of each"
     )
+    key_id: str | None = Field(default=None, description="The key the refusal is about")
+    plan: str | None = Field(default=None, description="plan_limit_reached: the plan")
+    key_type: str | None = Field(
+        default=None, description="plan_limit_reached: the limit class (live, test or admin)"
+    )
+    limit: int | None = Field(default=None, description="plan_limit_reached: the limit")
+    active: int | None = Field(default=None, description="plan_limit_reached: active keys")
+
+
+class ApiError(Exception):
+    """An error answer with its own code (`key_not_found`, ...) and extra facts."""
+
+    def __init__(self, status: int, code: str, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.extra = extra
 
 
 def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
@@ -65,10 +91,13 @@ def _problem_response(description: str) -> dict[str, Any]:
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _problem_response("No, an unknown or a revoked management key"),
-    403: _problem_response("A read-only key tried to write"),
+    401: _problem_response("No key, a malformed, unknown or revoked key"),
+    403: _problem_response(
+        "A full-access key (product API only), or a read-only key tried to change something"
+    ),
     404: _problem_response("No such resource in the caller's account"),
     422: _problem_response("Invalid parameters or body"),
+    503: _problem_response("The key registry or Kafka did not answer in time; see Retry-After"),
 }
 """The error responses every authenticated route documents."""
 
@@ -76,6 +105,10 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: _problem_response("Kafka did not confirm the event; retry later")
 }
 """The error response of routes that publish to Kafka."""
+
+CONFLICT: dict[int | str, dict[str, Any]] = {
+    409: _problem_response("The account's state does not allow it (see `error`)")
+}
 
 
 def published(send: Callable[[], T]) -> T:
@@ -91,6 +124,19 @@ async def _auth(_: Request, exc: Exception) -> JSONResponse:
     response = problem(exc.status, exc.code, exc.detail)
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError | CommandRefused)
+    extra = {k: v for k, v in exc.extra.items() if v is not None}
+    return problem(exc.status, exc.code, exc.detail, **extra)
+
+
+async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, Unavailable)
+    response = problem(503, "unavailable", exc.detail)
+    response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
 
@@ -110,7 +156,11 @@ async def _invalid(_: Request, exc: Exception) -> JSONResponse:
 
 
 def install_problem_handlers(app: FastAPI) -> None:
-    """Answer auth failures, HTTP errors and invalid requests with problem bodies."""
+    """Answer auth failures, refusals, unavailability, HTTP errors and invalid requests
+    with problem bodies."""
     app.add_exception_handler(AuthError, _auth)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(CommandRefused, _api_error)
+    app.add_exception_handler(Unavailable, _unavailable)
     app.add_exception_handler(StarletteHTTPException, _http)
     app.add_exception_handler(RequestValidationError, _invalid)

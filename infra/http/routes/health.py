@@ -1,6 +1,7 @@
 """Probes and metrics (no authentication): `/healthz` (the process answers), `/readyz`
-(Kafka and ClickHouse reachable, consumer lag, data freshness; 503 when not ready) and
-`/metrics` (Prometheus text format, from the serving worker's snapshot)."""
+(Kafka and ClickHouse reachable, the key registry loaded, consumer lag, data freshness;
+503 when not ready) and `/metrics` (Prometheus text format, from the serving worker's
+snapshot)."""
 
 import asyncio
 from typing import Literal
@@ -11,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from infra.http.context import ApiRuntime
 from infra.http.freshness import Cached
+from infra.http.key_registry import KeyRegistry
 from infra.http.metrics import CONTENT_TYPE, MetricsSnapshot, render
 from infra.kafka.probe import broker_ready
 
@@ -25,6 +27,9 @@ class ReadyOut(BaseModel):
     status: Literal["ready", "not_ready"]
     kafka: bool
     clickhouse: bool
+    key_registry: bool = Field(
+        description="The key registry has read the key-events topic (keys can be checked)"
+    )
     consumer_lag: int | None = Field(
         description="Request records not yet in ClickHouse (null: no worker consumes here)"
     )
@@ -52,7 +57,9 @@ async def _snapshot(runtime: ApiRuntime, freshness: Cached[float | None]) -> Met
     return snap
 
 
-def health_router(runtime: ApiRuntime, freshness: Cached[float | None]) -> APIRouter:
+def health_router(
+    runtime: ApiRuntime, freshness: Cached[float | None], registry: KeyRegistry
+) -> APIRouter:
     router = APIRouter(tags=["ops"])
 
     @router.get("/healthz", response_model=HealthOut, summary="Liveness")
@@ -62,8 +69,13 @@ def health_router(runtime: ApiRuntime, freshness: Cached[float | None]) -> APIRo
     @router.get(
         "/readyz",
         response_model=ReadyOut,
-        responses={503: {"model": ReadyOut, "description": "Kafka or ClickHouse unreachable"}},
-        summary="Kafka and ClickHouse reachable, lag, freshness",
+        responses={
+            503: {
+                "model": ReadyOut,
+                "description": "Kafka or ClickHouse unreachable, or the key registry loading",
+            }
+        },
+        summary="Kafka and ClickHouse reachable, key registry loaded, lag, freshness",
     )
     async def readyz() -> JSONResponse:
         kafka_ok, clickhouse_ok, snap = await asyncio.gather(
@@ -71,10 +83,12 @@ def health_router(runtime: ApiRuntime, freshness: Cached[float | None]) -> APIRo
             asyncio.to_thread(_clickhouse_ok, runtime),
             _snapshot(runtime, freshness),
         )
+        keys_ok = registry.ready
         body = ReadyOut(
-            status="ready" if kafka_ok and clickhouse_ok else "not_ready",
+            status="ready" if kafka_ok and clickhouse_ok and keys_ok else "not_ready",
             kafka=kafka_ok,
             clickhouse=clickhouse_ok,
+            key_registry=keys_ok,
             consumer_lag=snap.consumer_lag,
             freshness_seconds=snap.freshness_seconds,
         )

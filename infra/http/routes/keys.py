@@ -1,60 +1,54 @@
-"""`/api-keys`: the caller's keys with their request counts.
+"""`/api-keys` reads: the caller's keys, each with its request counts.
+
+Key metadata is served from the key registry (the follower of the key-events topic, the
+same state the key service decides on) and usage numbers from ClickHouse
+(`infra.http.key_views`): a key created, renamed or revoked a moment ago, by this process
+or another one, reads back as it now is, where the `keys` projection may still lag; a
+get right after a create never 404s. While the registry is loading, reads fall back to
+the projection alone. Another account's key is a 404 (`key_not_found`), never a leak.
+The changes (create, rename, revoke, delete) are in `key_commands`.
 
 (No `from __future__ import annotations` in routes modules: FastAPI must resolve the
 route signatures' local `Annotated` aliases at definition time.)
 """
 
-from datetime import datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, HTTPException
+from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
 from infra.http.context import RouteContext
-from infra.http.problems import PROBLEM_RESPONSES
-from projections.queries import KeyRow
+from infra.http.key_views import KeyOut, listing
+from infra.http.problems import PROBLEM_RESPONSES, ApiError
+from schemas.key_ledger import KeyRecord, KeyStatus
 
-
-class KeyOut(BaseModel):
-    key_id: str
-    name: str
-    type: str
-    access: str
-    status: str
-    plan: str
-    created_at: datetime
-    revoked_at: datetime | None
-    last_used_at: datetime | None
-    requests_24h: int
-    requests_7d: int
-    requests_30d: int
-
-    @classmethod
-    def of(cls, row: KeyRow) -> "KeyOut":
-        return cls(
-            key_id=row.key_id,
-            name=row.name,
-            type=row.key_type,
-            access=row.access,
-            status=row.status,
-            plan=row.plan,
-            created_at=row.created_at,
-            revoked_at=row.revoked_at,
-            last_used_at=row.last_used,
-            requests_24h=row.requests_24h,
-            requests_7d=row.requests_7d,
-            requests_30d=row.requests_30d,
-        )
+__all__ = ["KeyListOut", "KeyOut", "keys_router", "require_key"]
 
 
 class KeyListOut(BaseModel):
     data: list[KeyOut]
 
 
+def key_not_found(key_id: str) -> ApiError:
+    return ApiError(404, "key_not_found", f"no key {key_id} in this account", key_id=key_id)
+
+
+def registry_record(ctx: RouteContext, account_id: str, key_id: str) -> KeyRecord | None:
+    """The registry's record of the account's key (None: unknown to the registry, or the
+    registry is not ready)."""
+    ledger = ctx.registry.account_if_ready(account_id)
+    return None if ledger is None else ledger.keys.get(key_id)
+
+
 def require_key(ctx: RouteContext, account_id: str, key_id: str) -> None:
-    """404 unless `key_id` is one of the account's keys."""
+    """404 unless `key_id` is one of the account's keys (revoked included, deleted not)."""
+    record = registry_record(ctx, account_id, key_id)
+    if record is not None:
+        if record.status is KeyStatus.DELETED:
+            raise key_not_found(key_id)
+        return
     if not ctx.pool.run(lambda q: q.has_key(account_id, key_id)):
-        raise HTTPException(404, detail=f"no key {key_id} in this account")
+        raise key_not_found(key_id)
 
 
 def keys_router(ctx: RouteContext) -> APIRouter:
@@ -63,14 +57,21 @@ def keys_router(ctx: RouteContext) -> APIRouter:
 
     @router.get("/api-keys", response_model=KeyListOut, summary="List keys with usage")
     def list_keys(account_id: Account) -> KeyListOut:
+        ledger = ctx.registry.account_if_ready(account_id)
         rows = ctx.pool.run(lambda q: q.list_keys(account_id, ctx.clock()))
-        return KeyListOut(data=[KeyOut.of(r) for r in rows])
+        records = ledger.keys.values() if ledger is not None else ()
+        return KeyListOut(data=listing(records, rows))
 
-    @router.get("/api-keys/{key_id}", response_model=KeyOut, summary="One key")
+    @router.get("/api-keys/{key_id}", response_model=KeyOut, summary="One key with usage")
     def get_key(key_id: str, account_id: Account) -> KeyOut:
+        record = registry_record(ctx, account_id, key_id)
+        if record is not None and record.status is KeyStatus.DELETED:
+            raise key_not_found(key_id)
         row = ctx.pool.run(lambda q: q.get_key(account_id, key_id, ctx.clock()))
+        if record is not None:
+            return KeyOut.of_record(record, row)
         if row is None:
-            raise HTTPException(404, detail=f"no key {key_id} in this account")
+            raise key_not_found(key_id)
         return KeyOut.of(row)
 
     return router
