@@ -1,10 +1,11 @@
-"""Fixtures for the HTTP API tests: a worker serving the API over a known dataset, and
-one that has also fired an alert and delivered it to a real local webhook receiver."""
+"""Fixtures for the HTTP API tests: a worker serving the API over a known dataset, one
+that has also fired an alert and delivered it to a real local webhook receiver, and the
+app alone (`live`) over accounts made through the key service."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -14,24 +15,31 @@ import pytest
 from alerting.delivery import delivery_id
 from alerting.fingerprint import channel_id, fingerprint
 from infra.settings import Settings
-from infra.tools.receivers import HttpReceiver, serving_http
+from infra.tools.receivers import HttpReceiver, free_port, serving_http
 from schemas.alerts import WebhookChannel
-from schemas.codec import encode
-from schemas.keys import KeyCreated, KeyType
-from schemas.plans import Plan
+from schemas.keys import KeyType
 from schemas.requests import RequestCompleted
 from schemas.topics import TopicNames
+from streams.keyservice.service import start_key_service
 from tests.eventually import eventually
 from tests.integration.alerting.alert_e2e_support import alert_settings, record_traffic
 from tests.integration.http.api_support import (
     ALPHA,
     BETA,
     Api,
+    LiveApi,
+    Tenant,
+    chain_tenant,
+    create_tenant,
+    live_api,
+    management_keys,
+    role_chain,
     serving,
     serving_settings,
 )
 from tests.integration.ingest_helpers import batches, produce, wait_for_events, worker_settings
 from tests.samples.alerting import SECRET
+from tests.samples.keys import Chain, publish
 
 ALPHA_KEYS = ["key_alpha0001", "key_alpha0002"]
 BETA_KEY = "key_beta00001"
@@ -59,15 +67,23 @@ def traffic(account: str, key: str, n: int, now: datetime) -> list[RequestComple
     ]
 
 
-def key_created(account: str, key: str) -> KeyCreated:
-    return KeyCreated(
-        key_id=key,
-        account_id=account,
-        name=f"name of {key}",
-        key_type=KeyType.LIVE,
-        secret_hash="sha256:" + "ef" * 32,
-        plan=Plan.PRO,
-    )
+ALPHA_ROLES = ("admin", "read_only", "full", "revoked")
+BETA_ROLES = ("admin",)
+
+
+def account_chains() -> tuple[Chain, Chain]:
+    """Alpha with a key per access level and the two usage keys, beta with an admin key
+    and its usage key (the usage keys are full-access live keys, as the product's are)."""
+    alpha = role_chain(ALPHA, ALPHA_ROLES)
+    for key in ALPHA_KEYS:
+        alpha.create_key(key, f"name of {key}", KeyType.LIVE)
+    beta = role_chain(BETA, BETA_ROLES)
+    beta.create_key(BETA_KEY, f"name of {BETA_KEY}", KeyType.LIVE)
+    return alpha, beta
+
+
+def chain_secrets(alpha: Chain, beta: Chain) -> dict[str, str]:
+    return chain_tenant(alpha, ALPHA_ROLES).secrets() | chain_tenant(beta, BETA_ROLES).secrets()
 
 
 @dataclass
@@ -84,15 +100,16 @@ async def api(
     events = traffic(ALPHA, ALPHA_KEYS[0], 300, now) + traffic(ALPHA, ALPHA_KEYS[1], 100, now)
     events += traffic(BETA, BETA_KEY, 50, now)
     produce(kafka_bootstrap, topics.requests, batches(events, 200))
-    created = [key_created(ALPHA, k) for k in ALPHA_KEYS] + [key_created(BETA, BETA_KEY)]
-    produce(kafka_bootstrap, topics.key_events, [encode(e) for e in created])
+    alpha, beta = account_chains()
+    publish(kafka_bootstrap, topics.key_events, alpha.events + beta.events)
     settings = serving_settings(worker_settings(tmp_path, kafka_bootstrap, topic_prefix))
-    async with serving(settings) as served:
+    async with serving(settings, chain_secrets(alpha, beta)) as served:
         await wait_for_events(served.worker, len(events))
         keys = served.worker.app.keys
         assert keys is not None
-        await eventually(lambda: keys.processed >= len(created), 30, "the key events")
-        yield UsageApi(served.client, served.worker, served.settings, events)
+        total = len(alpha.events) + len(beta.events)
+        await eventually(lambda: keys.processed >= total, 30, "the key events")
+        yield UsageApi(served.client, served.worker, served.settings, served.secrets, events)
 
 
 # --------------------------------------------------------------------------- a fired alert
@@ -144,11 +161,12 @@ async def fired(
     alerting_settings: Settings, kafka_bootstrap: str, topics: TopicNames, receiver: HttpReceiver
 ) -> AsyncIterator[FiredApi]:
     """A rule created over HTTP, traffic that breaches it, both firing webhooks received."""
-    produce(kafka_bootstrap, topics.key_events, [encode(key_created(ALPHA, FIRED_KEY))])
+    alpha, beta = account_chains()
+    publish(kafka_bootstrap, topics.key_events, alpha.events + beta.events)
     urls = {path: receiver.url(path) for path in HOOKS}
-    async with serving(alerting_settings) as served:
+    async with serving(alerting_settings, chain_secrets(alpha, beta)) as served:
         created = await served.client.post(
-            "/alert-rules", json=fired_rule(list(urls.values())), headers=Api.auth("alpha_full")
+            "/alert-rules", json=fired_rule(list(urls.values())), headers=served.auth("alpha:admin")
         )
         assert created.status_code == 202, created.text
         rule_id = created.json()["rule"]["rule_id"]
@@ -164,4 +182,36 @@ async def fired(
             path: delivery_id(webhook_id, channel_id(WebhookChannel(url=url, secret=SECRET)))
             for path, url in urls.items()
         }
-        yield FiredApi(served.client, served.worker, served.settings, receiver, rule_id, ids)
+        yield FiredApi(
+            served.client, served.worker, served.settings, served.secrets, receiver, rule_id, ids
+        )
+
+
+# --------------------------------------------------------------------------- the app alone
+
+
+@dataclass
+class Live:
+    api: LiveApi
+    alpha: Tenant
+    beta: Tenant
+
+    def secret(self, who: str) -> str:
+        """`alpha:admin`, `beta:admin`, ... (see `Tenant.secrets`)."""
+        return (self.alpha.secrets() | self.beta.secrets())[who]
+
+
+@pytest.fixture
+def live(
+    tmp_path: Path, kafka_bootstrap: str, topics: TopicNames, topic_prefix: str
+) -> Iterator[Live]:
+    """The app alone under uvicorn (its own key service, chDB under `tmp_path`, no worker),
+    over alpha (a key per access level) and beta (an admin key), both made through a key
+    service before the app started, and the operator bootstrap keys of `management_keys`."""
+    with start_key_service(kafka_bootstrap, topics.key_events) as service:
+        alpha = create_tenant(service, ALPHA, ALPHA_ROLES)
+        beta = create_tenant(service, BETA, BETA_ROLES)
+    api = {"port": free_port(), "management_keys": management_keys()}
+    settings = worker_settings(tmp_path, kafka_bootstrap, topic_prefix, api=api)
+    with live_api(settings) as served:
+        yield Live(served, alpha, beta)

@@ -11,7 +11,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 
 async def test_alerts_show_the_fired_instance_to_its_account_only(fired: FiredApi) -> None:
-    r = await fired.client.get("/alerts", headers=fired.auth("alpha_ro"))
+    r = await fired.client.get("/alerts", headers=fired.auth("alpha:read_only"))
     assert r.status_code == 200, r.text
     body = r.json()
     assert body["has_more"] is False
@@ -21,5 +21,5 @@ async def test_alerts_show_the_fired_instance_to_its_account_only(fired: FiredAp
     assert (instance["state"], instance["episode"]) == ("firing", 1)
     assert instance["fired_at"] is not None
 
-    beta = await fired.client.get("/alerts", headers=fired.auth("beta_full"))
+    beta = await fired.client.get("/alerts", headers=fired.auth("beta:admin"))
     assert beta.json() == {"has_more": False, "data": []}

@@ -15,7 +15,7 @@ pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 async def _delivered(fired: FiredApi) -> list[dict[str, object]]:
     """The delivered rows once there is one per hook (an empty list until then)."""
     r = await fired.client.get(
-        "/deliveries", params={"status": "delivered"}, headers=fired.auth("alpha_ro")
+        "/deliveries", params={"status": "delivered"}, headers=fired.auth("alpha:read_only")
     )
     assert r.status_code == 200, r.text
     rows: list[dict[str, object]] = r.json()["data"]
@@ -33,13 +33,15 @@ async def test_deliveries_show_the_webhook_deliveries_to_their_account_only(
     assert len(fired.receiver.received) == len(HOOKS)
 
     dead = await fired.client.get(
-        "/deliveries", params={"status": "dead"}, headers=fired.auth("alpha_ro")
+        "/deliveries", params={"status": "dead"}, headers=fired.auth("alpha:read_only")
     )
     assert dead.json() == {"has_more": False, "data": []}
-    cut = await fired.client.get("/deliveries", params={"limit": 1}, headers=fired.auth("alpha_ro"))
+    cut = await fired.client.get(
+        "/deliveries", params={"limit": 1}, headers=fired.auth("alpha:read_only")
+    )
     assert cut.json()["has_more"] is True
     assert [r["delivery_id"] for r in cut.json()["data"]] == [rows[0]["delivery_id"]]
-    beta = await fired.client.get("/deliveries", headers=fired.auth("beta_full"))
+    beta = await fired.client.get("/deliveries", headers=fired.auth("beta:admin"))
     assert beta.json() == {"has_more": False, "data": []}
 
 
@@ -47,11 +49,11 @@ async def test_replay_delivers_once_more_and_only_for_its_account(fired: FiredAp
     await eventually(lambda: _delivered(fired), 30, "a delivered row per hook")
     replayed = fired.delivery_ids[HOOKS[0]]
     other = await fired.client.post(
-        f"/deliveries/{replayed}/replay", headers=fired.auth("beta_full")
+        f"/deliveries/{replayed}/replay", headers=fired.auth("beta:admin")
     )
     assert_problem(other, 404, "not_found")
     replay = await fired.client.post(
-        f"/deliveries/{replayed}/replay", headers=fired.auth("alpha_full")
+        f"/deliveries/{replayed}/replay", headers=fired.auth("alpha:admin")
     )
     assert replay.status_code == 202, replay.text
     assert replay.json() == {"status": "accepted", "delivery_id": replayed}

@@ -38,12 +38,12 @@ def _publisher(api: Api) -> Publisher:
 
 
 async def _get(api: Api, path: str) -> httpx.Response:
-    return await api.client.get(path, headers=api.auth("alpha_ro"))
+    return await api.client.get(path, headers=api.auth("alpha:read_only"))
 
 
 async def test_rule_lifecycle_over_one_producer(api: UsageApi) -> None:
     bad = await api.client.post(
-        "/alert-rules", json={**RULE, "threshold": "lots"}, headers=api.auth("alpha_full")
+        "/alert-rules", json={**RULE, "threshold": "lots"}, headers=api.auth("alpha:admin")
     )
     assert_problem(bad, 422, "invalid_request")
     assert "threshold" in bad.json()["detail"]
@@ -51,7 +51,7 @@ async def test_rule_lifecycle_over_one_producer(api: UsageApi) -> None:
     created = await api.client.post(
         "/alert-rules",
         json={**RULE, "account_id": "acc_beta", "rule_id": "mine"},
-        headers=api.auth("alpha_full"),
+        headers=api.auth("alpha:admin"),
     )
     assert created.status_code == 202, created.text
     rule: dict[str, Any] = created.json()["rule"]
@@ -67,14 +67,14 @@ async def test_rule_lifecycle_over_one_producer(api: UsageApi) -> None:
     one = (await _get(api, f"/alert-rules/{rule_id}")).json()
     assert (one["name"], one["threshold"], one["window_s"]) == ("Alpha error rate", 50, 300)
     assert one["channels"][1]["bot_token"] == "xoxb-1…"
-    other = await api.client.get(f"/alert-rules/{rule_id}", headers=api.auth("beta_full"))
+    other = await api.client.get(f"/alert-rules/{rule_id}", headers=api.auth("beta:admin"))
     assert_problem(other, 404, "not_found")
     assert "Alpha" not in other.text
-    beta_list = await api.client.get("/alert-rules", headers=api.auth("beta_full"))
+    beta_list = await api.client.get("/alert-rules", headers=api.auth("beta:admin"))
     assert beta_list.json()["data"] == []
 
     patched = await api.client.patch(
-        f"/alert-rules/{rule_id}", json={"threshold": 75}, headers=api.auth("alpha_full")
+        f"/alert-rules/{rule_id}", json={"threshold": 75}, headers=api.auth("alpha:admin")
     )
     assert patched.status_code == 202 and patched.json()["rule"]["threshold"] == 75
 
@@ -82,7 +82,7 @@ async def test_rule_lifecycle_over_one_producer(api: UsageApi) -> None:
         return bool((await _get(api, f"/alert-rules/{rule_id}")).json()["threshold"] == 75)
 
     await eventually(changed, 30, "the changed threshold")
-    deleted = await api.client.delete(f"/alert-rules/{rule_id}", headers=api.auth("alpha_full"))
+    deleted = await api.client.delete(f"/alert-rules/{rule_id}", headers=api.auth("alpha:admin"))
     assert deleted.status_code == 202
     assert deleted.json() == {"status": "accepted", "rule_id": rule_id}
 
@@ -98,6 +98,7 @@ async def test_the_producer_closes_with_the_app(
 ) -> None:
     settings = serving_settings(worker_settings(tmp_path, kafka_bootstrap, topic_prefix))
     async with serving(settings) as api:
+        # no keys on the topic: the operator bootstrap key (scope full) acts as an admin key
         created = await api.client.post("/alert-rules", json=RULE, headers=api.auth("alpha_full"))
         assert created.status_code == 202, created.text
         publisher = _publisher(api)

@@ -34,7 +34,7 @@ async def test_key_usage_per_window_equals_the_events_produced(api: UsageApi) ->
             r = await api.client.get(
                 f"/api-keys/{key}/usage",
                 params={"window": window.value},
-                headers=api.auth("alpha_ro"),
+                headers=api.auth("alpha:read_only"),
             )
             assert r.status_code == 200, r.text
             body = r.json()
@@ -56,7 +56,7 @@ async def test_key_usage_per_window_equals_the_events_produced(api: UsageApi) ->
 async def test_account_usage_and_timeseries_equal_the_events_produced(api: UsageApi) -> None:
     for window in Window:
         r = await api.client.get(
-            "/usage", params={"window": window.value}, headers=api.auth("alpha_ro")
+            "/usage", params={"window": window.value}, headers=api.auth("alpha:read_only")
         )
         assert r.status_code == 200, r.text
         body = r.json()
@@ -71,7 +71,7 @@ async def test_account_usage_and_timeseries_equal_the_events_produced(api: Usage
     series = await api.client.get(
         f"/api-keys/{ALPHA_KEYS[1]}/timeseries",
         params={"window": "7d", "step": "1h"},
-        headers=api.auth("alpha_ro"),
+        headers=api.auth("alpha:read_only"),
     )
     assert series.status_code == 200, series.text
     points = series.json()["points"]
@@ -83,5 +83,5 @@ async def test_account_usage_and_timeseries_equal_the_events_produced(api: Usage
 
 async def test_another_accounts_key_is_not_found(api: UsageApi) -> None:
     for path in (f"/api-keys/{BETA_KEY}/usage", f"/api-keys/{BETA_KEY}/timeseries"):
-        r = await api.client.get(path, headers=api.auth("alpha_full"))
-        assert_problem(r, 404, "not_found")
+        r = await api.client.get(path, headers=api.auth("alpha:admin"))
+        assert_problem(r, 404, "key_not_found")
