@@ -6,6 +6,7 @@ from the dead-letter topic with their reasons."""
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import uuid
 from collections import Counter
@@ -81,17 +82,27 @@ def _row(key: str, at: datetime, status: int) -> dict[str, Any]:
     }
 
 
-def _key_created(key: str, at: datetime) -> dict[str, Any]:
-    return {
-        **_envelope("key.created", at),
-        "key_id": key,
-        "account_id": ALPHA,
-        "name": f"outside {key}",
-        "key_type": "live",
-        "access": "full",
-        "secret_hash": "sha256:" + "0f" * 32,
-        "plan": "pro",
-    }
+def _key_chain(keys: list[str], at: datetime) -> list[dict[str, Any]]:
+    """ALPHA's history as the docs describe it: `account.created` (seq 1, prev null), then
+    one `key.created` per key, each with the next `seq` and the previous event's id."""
+    chain = [{**_envelope("account.created", at), "account_id": ALPHA, "plan": "pro"}]
+    for i, key in enumerate(keys):
+        chain.append(
+            {
+                **_envelope("key.created", at),
+                "account_id": ALPHA,
+                "key_id": key,
+                "name": f"outside {key}",
+                "key_type": "live",
+                "access": "full",
+                "secret_hash": "sha256:" + hashlib.sha256(key.encode()).hexdigest(),
+                "hint": f"pk_live_Out{i}",
+            }
+        )
+    for seq, event in enumerate(chain, start=1):
+        event["seq"] = seq
+        event["prev"] = chain[seq - 2]["event_id"] if seq > 1 else None
+    return chain
 
 
 def _send(bootstrap: str, topic: str, records: list[tuple[bytes | None, dict[str, Any]]]) -> None:
@@ -142,9 +153,7 @@ async def test_records_built_from_the_docs_are_counted_exactly(
         ("9", "future_timestamp"): 1,
     }
 
-    _send(
-        kafka_bootstrap, topics.key_events, [(ALPHA.encode(), _key_created(k, now)) for k in KEYS]
-    )
+    _send(kafka_bootstrap, topics.key_events, [(ALPHA.encode(), e) for e in _key_chain(KEYS, now)])
     _send(kafka_bootstrap, topics.requests, requests)
 
     settings = serving_settings(worker_settings(tmp_path, kafka_bootstrap, topic_prefix))
