@@ -1,5 +1,6 @@
 """Plan limits hold exactly under 1,000 concurrent creates from four API processes, with
-one of them killed by SIGKILL in the middle, and after a replay of the topic.
+one of them killed by SIGKILL in the middle, and after `keypulse replay` rebuilt the
+projection from the topic.
 
 Truth is taken three ways that do not share code paths: the answers the processes gave
 (7 successes, every other `plan_limit_reached`), a fresh follower reading the topic, and
@@ -13,10 +14,15 @@ import signal
 import subprocess
 import sys
 from collections import Counter
+from io import StringIO
 from pathlib import Path
 
 import orjson
+from rich.console import Console
 
+from infra.clickhouse import make_client, migration_context
+from infra.tools.replay import run_replay
+from projections.migrate import migrate
 from schemas.codec import decode_key_event
 from schemas.keys import KeyCreated, KeyRevoked
 from schemas.plans import Plan
@@ -26,6 +32,7 @@ from streams.keyservice.commands import CreateAccount
 from streams.keyservice.service import start_key_service
 from streams.worker.kafka_ranges import read_ranges, topic_ranges
 from tests.eventually import eventually_sync
+from tests.integration.ingest_helpers import worker_settings
 
 REPO = Path(__file__).resolve().parents[3]
 ACCOUNT = "acc_storm"
@@ -140,8 +147,29 @@ def _check_limits(bootstrap: str, topic: str, answers: list[dict[str, str]]) -> 
     return active
 
 
+def _replayed_active(tmp_path: Path, bootstrap: str, prefix: str) -> dict[str, str]:
+    """`keypulse replay` into a fresh database, then the active keys in its `keys` table."""
+    settings = worker_settings(tmp_path / "replay", bootstrap, prefix)
+    client = make_client(settings)
+    migrate(client, migration_context(settings))  # what a worker's first start does
+    client.close()
+    result = run_replay(settings, Console(file=StringIO(), width=120))
+    # the account, its 7 keys; the rest are events that lost a race, ignored by all
+    assert result.key_events - result.key_events_refused == 8
+    client = make_client(settings)
+    try:
+        rows = client.query(
+            "SELECT key_id, key_type FROM keys FINAL WHERE account_id = {a:String} "
+            "AND status = 'active'",
+            parameters={"a": ACCOUNT},
+        ).result_rows
+    finally:
+        client.close()
+    return {str(k): str(t) for k, t in rows}
+
+
 def test_a_thousand_concurrent_creates_on_a_free_account(
-    topics: TopicNames, kafka_bootstrap: str, tmp_path: Path
+    topics: TopicNames, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     _create_account(kafka_bootstrap, topics.key_events)
     procs = _start_storm(kafka_bootstrap, topics.key_events, tmp_path)
@@ -152,10 +180,11 @@ def test_a_thousand_concurrent_creates_on_a_free_account(
     active = _check_limits(kafka_bootstrap, topics.key_events, answers)
     assert Counter(a["type"] for a in answers if "ok" in a) == {"live": 2, "test": 5}
     assert len(active) == 7
+    assert _replayed_active(tmp_path, kafka_bootstrap, topic_prefix) == active
 
 
 def test_limits_hold_when_a_deciding_process_is_killed(
-    topics: TopicNames, kafka_bootstrap: str, tmp_path: Path
+    topics: TopicNames, kafka_bootstrap: str, topic_prefix: str, tmp_path: Path
 ) -> None:
     _create_account(kafka_bootstrap, topics.key_events)
     procs = _start_storm(kafka_bootstrap, topics.key_events, tmp_path)
@@ -169,4 +198,5 @@ def test_limits_hold_when_a_deciding_process_is_killed(
         assert _finish(proc) == 0
     survivors = [a for _, out in procs[1:] for a in _answers(out)]
     assert len(survivors) == (PROCESSES - 1) * CREATES_EACH
-    _check_limits(kafka_bootstrap, topics.key_events, survivors + _answers(victim_out))
+    active = _check_limits(kafka_bootstrap, topics.key_events, survivors + _answers(victim_out))
+    assert _replayed_active(tmp_path, kafka_bootstrap, topic_prefix) == active
