@@ -16,8 +16,6 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from infra.clickhouse import make_client
 from infra.wiring import Worker
-from schemas.codec import encode
-from schemas.keys import KeyCreated, KeyRevoked, KeyType
 from schemas.plans import Plan
 from schemas.requests import RequestCompleted
 from schemas.topics import TopicNames
@@ -33,6 +31,7 @@ from tests.integration.http.api_support import (
     usage_truth,
 )
 from tests.integration.ingest_helpers import batches, produce, wait_for_events, worker_settings
+from tests.samples.keys import Chain, publish
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -51,17 +50,15 @@ SENT = {
 }
 
 
-def _created(account: str, key: str) -> bytes:
-    return encode(
-        KeyCreated(
-            key_id=key,
-            account_id=account,
-            name=f"name of {key}",
-            key_type=KeyType.LIVE,
-            secret_hash="sha256:" + "cd" * 32,
-            plan=Plan.PRO,
-        )
-    )
+def _registry() -> tuple[Chain, Chain]:
+    """Alpha with its two keys (the second revoked), beta with its one."""
+    alpha = Chain(ALPHA, Plan.PRO)
+    for key in OWNED:
+        alpha.create_key(key)
+    alpha.revoke(OWNED[1])
+    beta = Chain(BETA, Plan.PRO)
+    beta.create_key(BETA_KEY)
+    return alpha, beta
 
 
 def _traffic(now: datetime) -> list[RequestCompleted]:
@@ -174,15 +171,16 @@ async def test_unattributed_events_count_in_no_account_and_are_recorded(
     async with serving(serving_settings(settings)) as api:
         keys = api.worker.app.keys
         assert keys is not None
-        lifecycle = [_created(ALPHA, k) for k in OWNED] + [_created(BETA, BETA_KEY)]
-        lifecycle.append(encode(KeyRevoked(key_id=OWNED[1], account_id=ALPHA)))
-        produce(kafka_bootstrap, topics.key_events, lifecycle, key=ALPHA.encode())
+        alpha, beta = _registry()
+        lifecycle = [*alpha.events, *beta.events]
+        publish(kafka_bootstrap, topics.key_events, lifecycle)
         await eventually(lambda: keys.processed == len(lifecycle), 30, "the key events")
+        assert keys.anomalies == 0
 
         produce(kafka_bootstrap, topics.requests, batches(events, 60))
         await wait_for_events(api.worker, len(events))
         # The late key is created now, after its requests landed, within their grace.
-        produce(kafka_bootstrap, topics.key_events, [_created(ALPHA, LATE)], key=ALPHA.encode())
+        publish(kafka_bootstrap, topics.key_events, [alpha.create_key(LATE)])
         await eventually(lambda: keys.processed == len(lifecycle) + 1, 30, "the late key")
 
         await _counted(api, SENT[(ALPHA, UNKNOWN)], SENT[(ALPHA, BETA_KEY)])

@@ -29,10 +29,11 @@ from projections.alert_store import ClickHouseDeliveryLog, ClickHouseRuleStore
 from projections.migrate import migrate
 from projections.writers import ClickHouseKeyStore
 from schemas.alerts import WebhookChannel
-from streams.worker.ports import KeyState
+from schemas.plans import Plan
 from tests.eventually import eventually_sync
 from tests.samples.alerting import SECRET, make_notification, make_rule
-from tests.samples.streams import key_state
+from tests.samples.keys import Chain
+from tests.samples.streams import folded
 
 pytestmark = pytest.mark.clickhouse
 
@@ -46,8 +47,10 @@ MANAGEMENT_KEY = {
 }
 
 
-def _key(account: str, key_id: str, name: str) -> KeyState:
-    return key_state(key_id, account, name=name, created_at=AT, updated_at=AT)
+def _account(account: str, key_id: str, name: str) -> Chain:
+    chain = Chain(account, Plan.PRO, at=AT)
+    chain.create_key(key_id, name, at=AT)
+    return chain
 
 
 def _delivery(delivery_id: str, account: str, status: str) -> DeliveryRecord:
@@ -74,8 +77,10 @@ def _seed(settings: Settings) -> None:
     try:
         migrate(client, migration_context(settings))
         ClickHouseKeyStore(client).save(
-            [_key("acc_main", "key_web01", "Production web"), _key("acc_other", "key_x", "X")],
-            [],
+            folded(
+                _account("acc_main", "key_web001", "Production web"),
+                _account("acc_other", "key_other1", "X"),
+            )
         )
         main_rule = make_rule(rule_id="rule_main", name="Spike", threshold=250)
         other_rule = make_rule(rule_id="rule_other", account_id="acc_other")
@@ -150,7 +155,7 @@ def _reads(cli: Cli, *account: str) -> dict[str, Any]:
 def _check_acc_main(reads: dict[str, Any]) -> None:
     """What was written for acc_main, and nothing of acc_other."""
     assert [(k["key_id"], k["name"], k["requests_30d"]) for k in reads["keys"]] == [
-        ("key_web01", "Production web", 0)
+        ("key_web001", "Production web", 0)
     ]
     assert [(r["rule_id"], r["name"], r["threshold"]) for r in reads["rules"]] == [
         ("rule_main", "Spike", 250)

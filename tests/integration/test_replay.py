@@ -9,6 +9,7 @@ import random
 from datetime import UTC, datetime, timedelta
 from io import StringIO
 from pathlib import Path
+from uuid import uuid4
 
 import pytest
 from kafka import KafkaProducer
@@ -21,13 +22,14 @@ from infra.wiring import running_worker
 from projections.queries import Usage, UsageQueries
 from projections.windows import Window
 from schemas.codec import encode
-from schemas.keys import KeyCreated, KeyRenamed, KeyRevoked, KeyType
+from schemas.keys import KeyEventModel, KeyType
 from schemas.plans import Plan
 from schemas.requests import RequestBatch, RequestCompleted
 from schemas.topics import TopicNames
 from schemas.utc import to_epoch_ms
 from tests.eventually import eventually
 from tests.integration.ingest_helpers import batches, produce, wait_for_events, worker_settings
+from tests.samples.keys import Chain, publish
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -49,6 +51,31 @@ def _traffic(rng: random.Random, now: datetime, n: int) -> list[RequestCompleted
         )
         for _ in range(n)
     ]
+
+
+def _lifecycle() -> tuple[list[KeyEventModel], int]:
+    """The account's key events: its keys created, renamed, revoked, with two events the
+    fold refuses between them (a stale writer's rename and a create over the plan's
+    limit); returns the events and how many are refused."""
+    chain = Chain(ACCOUNT, Plan.FREE)
+    for i, key in enumerate(KEYS):
+        chain.create_key(key, f"k{i}", KeyType.TEST)
+    renamed = chain.rename(KEYS[0], "renamed")
+    stale = renamed.model_copy(update={"event_id": uuid4(), "name": "stale writer"})
+    over = Chain(ACCOUNT, Plan.FREE)
+    over.events = list(chain.events)
+    sixth = over.create_key("key_replayover", key_type=KeyType.TEST)  # Free: 5 test keys
+    revoked = chain.revoke(KEYS[1])  # the same seq as the refused create: applied
+    return [*chain.events[:-2], renamed, stale, sixth, revoked], 2
+
+
+_REGISTRY_TABLES = {
+    "keys": "account_id, key_id",
+    "accounts": "account_id",
+    "key_audit": "account_id, seq",
+    "key_anomalies": "account_id, key_id, event_id",
+}
+"""The key registry projection, every row (compared whole before and after the replay)."""
 
 
 def _counts(usage: Usage) -> tuple[int, int, int, int, int]:
@@ -111,6 +138,12 @@ def _snapshot(settings: Settings, now: datetime) -> object:
                 "SELECT key_id, client_ip, requests FROM key_ip_seen FINAL ORDER BY 1, 2"
             ).result_rows,
             client.query("SELECT count(), uniqExact(event_id) FROM requests_raw").result_rows,
+            q.audit_log(ACCOUNT, 100),
+            q.account(ACCOUNT),
+            *(
+                client.query(f"SELECT * FROM {table} FINAL ORDER BY {order}").result_rows
+                for table, order in _REGISTRY_TABLES.items()
+            ),
         )
     finally:
         client.close()
@@ -125,21 +158,9 @@ async def test_replay_matches_live_projections(
     produce(kafka_bootstrap, topics.requests, [*batches(events, 700), b"garbage"])
     stamped, stamp, stamped_kept = _stamped_traffic(rng, now)
     _produce_stamped(kafka_bootstrap, topics.requests, stamped, stamp)
-    lifecycle = [
-        KeyCreated(
-            key_id=k,
-            account_id=ACCOUNT,
-            name=f"k{i}",
-            key_type=KeyType.TEST,
-            secret_hash="sha256:" + "cd" * 32,
-            plan=Plan.FREE,
-        )
-        for i, k in enumerate(KEYS)
-    ] + [
-        KeyRenamed(key_id=KEYS[0], account_id=ACCOUNT, name="renamed"),
-        KeyRevoked(key_id=KEYS[1], account_id=ACCOUNT),
-    ]
-    produce(kafka_bootstrap, topics.key_events, [encode(e) for e in lifecycle], ACCOUNT.encode())
+    lifecycle, refused = _lifecycle()
+    publish(kafka_bootstrap, topics.key_events, lifecycle)
+    produce(kafka_bootstrap, topics.key_events, [b"not a key event"], ACCOUNT.encode())
 
     settings = worker_settings(tmp_path, kafka_bootstrap, topic_prefix)
     async with running_worker(settings) as worker:
@@ -151,6 +172,7 @@ async def test_replay_matches_live_projections(
             timeout_s=60,
             what="every key event folded into the registry",
         )
+        assert keys_agent.anomalies == refused
     live = _snapshot(settings, now)
     live_rows = _rows(settings)
     assert len(live_rows) == len(events) + stamped_kept
@@ -161,6 +183,7 @@ async def test_replay_matches_live_projections(
     assert result.events == len(events) + stamped_kept
     assert result.rejected == 3  # the garbage record and two rows of the stamped batch
     assert result.key_events == len(lifecycle)
+    assert result.key_events_refused == refused
     assert _snapshot(settings, now) == live
     assert _rows(settings) == live_rows
     assert _percentiles(settings, now) == pytest.approx(live_percentiles, rel=0.02)
