@@ -195,9 +195,10 @@ def migrated(settings: Settings) -> None:
 
 
 @contextmanager
-def live_api(settings: Settings) -> Iterator[LiveApi]:
+def live_api(settings: Settings, registry_ready: bool = True) -> Iterator[LiveApi]:
     """`build_api` over `settings`' chDB (migrated first), served on `settings.api.port`
-    with its lifespan (its own key service), once `/readyz` says the registry is loaded."""
+    with its lifespan (its own key service), once `/readyz` says the registry is loaded
+    (with `registry_ready=False`: once `/healthz` answers)."""
     migrated(settings)
     pool = ClientPool(lambda: make_client(settings), size=2)
     app, runtime = build_api(settings, pool)
@@ -211,13 +212,15 @@ def live_api(settings: Settings) -> Iterator[LiveApi]:
     try:
         with live.client() as client:
 
-            def registry_ready() -> bool:
+            def answers() -> bool:
                 try:
+                    if not registry_ready:
+                        return client.get("/healthz").status_code == 200
                     return bool(client.get("/readyz").json()["key_registry"])
                 except httpx.TransportError:
                     return False
 
-            eventually_sync(registry_ready, 60, "the HTTP API's key registry")
+            eventually_sync(answers, 60, "the HTTP API (and its key registry)")
         yield live
     finally:
         server.should_exit = True

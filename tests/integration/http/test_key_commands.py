@@ -6,6 +6,7 @@ source IP on the topic."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import httpx
@@ -34,10 +35,15 @@ def _create(
     return client.post("/api-keys", json={"name": name, "type": key_type, **extra})
 
 
-def test_create_shows_the_secret_once_and_reads_back_at_once(live: Live) -> None:
+def test_create_shows_the_secret_once_and_reads_back_at_once(
+    live: Live, caplog: pytest.LogCaptureFixture
+) -> None:
     with _client(live) as admin:
-        created = _create(admin, "Production web app")
+        with caplog.at_level(logging.DEBUG):  # every logger of this process, every thread
+            created = _create(admin, "Production web app")
         assert created.status_code == 201, created.text
+        assert caplog.records  # the capture saw this process's logging (kafka, uvicorn, ...)
+        assert created.json()["secret"] not in caplog.text  # but never the secret
         body = created.json()
         secret = body["secret"]
         parsed = check_secret(secret)
