@@ -1,22 +1,29 @@
-"""The key commands' pure parts: what they print and the spinner of a slow step."""
+"""The key commands' pure parts: what they print, the spinner of a slow step, and how
+refusals and timeouts end a command."""
 
 from __future__ import annotations
 
 import io
 import threading
 from datetime import UTC, datetime
+from typing import Annotated
 from uuid import uuid4
 
+import orjson
 import pytest
+import typer
 from rich.console import Console
+from typer.testing import CliRunner
 
+from infra.cli.errors import TEMPORARY_EXIT, clean_errors
 from infra.cli.key_session import waiting_for
 from infra.cli.key_views import account_json, created_json, key_json, over_limit
 from infra.cli.keys import request_hash
 from schemas.key_ledger import AccountLedger, KeyRecord, KeyStatus
 from schemas.keys import KeyAccess, KeyType
 from schemas.plans import Plan
-from streams.keyservice.service import AccountView
+from streams.keyservice.commands import CommandRefused
+from streams.keyservice.service import AccountView, Unavailable
 from tests.eventually import eventually_sync
 
 AT = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
@@ -110,3 +117,38 @@ def test_a_failing_step_raises_its_own_error() -> None:
 
     with pytest.raises(ValueError, match="broken"):
         waiting_for("x", boom, Console(file=io.StringIO()), after_s=5.0)
+
+
+def _failing_app(exc: Exception) -> typer.Typer:
+    app = typer.Typer()
+
+    @app.command()
+    @clean_errors
+    def fail(as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+        raise exc
+
+    return app
+
+
+@pytest.mark.parametrize("as_json", [False, True])
+def test_a_timeout_says_to_retry_and_exits_75(as_json: bool) -> None:
+    exc = Unavailable("no answer in time; the command may not have been applied, retry it", 2)
+    result = CliRunner().invoke(_failing_app(exc), ["--json"] if as_json else [])
+    assert result.exit_code == TEMPORARY_EXIT == 75
+    assert result.stderr.startswith("error: unavailable: Kafka is slow or unreachable; ")
+    assert "retry" in result.stderr
+    if as_json:
+        problem = orjson.loads(result.stdout)["error"]
+        assert (problem["code"], problem["retry_after_s"]) == ("unavailable", 2)
+    else:
+        assert result.stdout == ""
+
+
+def test_a_refusal_prints_its_code_and_exits_1() -> None:
+    exc = CommandRefused("key_not_revoked", "key key_x is active; revoke it first", 409)
+    result = CliRunner().invoke(_failing_app(exc), ["--json"])
+    assert result.exit_code == 1
+    assert result.stderr == "error: key_not_revoked: key key_x is active; revoke it first\n"
+    assert orjson.loads(result.stdout) == {
+        "error": {"code": "key_not_revoked", "detail": exc.detail, "status": 409}
+    }
