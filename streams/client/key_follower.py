@@ -204,7 +204,7 @@ class KeyFollower:
             if found:
                 return [TopicPartition(self.config.topic, p) for p in sorted(found)]
             if time.monotonic() > deadline:
-                raise NotReady(f"topic {self.config.topic} does not exist; run `keypulse setup`")
+                raise NotReady(f"topic {self.config.topic} does not exist; run `keypulse topics ensure`")
             time.sleep(0.2)
 
     # -- the follower thread ---------------------------------------------------------

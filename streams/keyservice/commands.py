@@ -153,7 +153,7 @@ def _refuse(refusal: Refusal, ledger: AccountLedger | None, **facts: Any) -> Com
         return CommandRefused(
             "plan_limit_reached",
             f"the {ledger.plan.value} plan allows {limit} active {kind} keys and {account} has "
-            f"{ledger.count(kind)}; revoke one or change the plan (PUT /account/plan)",
+            f"{ledger.count(kind)}; revoke one or change the plan (PUT /account/plan, or `keypulse accounts plan`)",
             409,
             plan=ledger.plan.value,
             key_type=kind,
@@ -167,8 +167,8 @@ def _refuse(refusal: Refusal, ledger: AccountLedger | None, **facts: Any) -> Com
         Refusal.KEY_DELETED: (404, f"key {key_id} was deleted"),
         Refusal.KEY_NOT_REVOKED: (
             409,
-            f"key {key_id} is active; revoke it first (POST /api-keys/{key_id}/revoke), "
-            "then delete it",
+            f"key {key_id} is active; revoke it first (POST /api-keys/{key_id}/revoke, or "
+            "`keypulse keys revoke`), then delete it",
         ),
         Refusal.ADMIN_LIMIT_REACHED: (
             409,
