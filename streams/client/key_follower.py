@@ -204,7 +204,9 @@ class KeyFollower:
             if found:
                 return [TopicPartition(self.config.topic, p) for p in sorted(found)]
             if time.monotonic() > deadline:
-                raise NotReady(f"topic {self.config.topic} does not exist; run `keypulse topics ensure`")
+                raise NotReady(
+                    f"topic {self.config.topic} does not exist; run `keypulse topics ensure`"
+                )
             time.sleep(0.2)
 
     # -- the follower thread ---------------------------------------------------------

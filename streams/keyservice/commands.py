@@ -153,7 +153,8 @@ def _refuse(refusal: Refusal, ledger: AccountLedger | None, **facts: Any) -> Com
         return CommandRefused(
             "plan_limit_reached",
             f"the {ledger.plan.value} plan allows {limit} active {kind} keys and {account} has "
-            f"{ledger.count(kind)}; revoke one or change the plan (PUT /account/plan, or `keypulse accounts plan`)",
+            f"{ledger.count(kind)}; revoke one or change the plan (PUT /account/plan, or "
+            "`keypulse accounts plan`)",
             409,
             plan=ledger.plan.value,
             key_type=kind,
