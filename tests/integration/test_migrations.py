@@ -20,6 +20,8 @@ EXPECTED_TABLES = {
     "key_ip_seen",
     "ingest_batches",
     "keys",
+    "accounts",
+    "key_audit",
     "schema_migrations",
 }
 
