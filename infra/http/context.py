@@ -65,8 +65,8 @@ class RouteContext:
     clock: Callable[[], datetime]
     publisher: Publisher
     registry: KeyRegistry
-    caller: Callable[..., Caller]
-    account: Callable[..., str]
+    caller: Callable[..., Awaitable[Caller]]
+    account: Callable[..., Awaitable[str]]
 
 
 DEFAULT_LIMIT = 100

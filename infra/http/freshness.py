@@ -1,15 +1,23 @@
 """Data freshness for the HTTP API: the age of the newest ingested request event, cached
-for a second, sent as `X-Data-Freshness-Seconds` on every response but the probes'."""
+for a second, sent as `X-Data-Freshness-Seconds` on every response but the probes'.
+
+The header is added by a plain ASGI middleware: while the cached value is fresh it is
+read on the event loop (no thread, no query); once a second one request recomputes it
+in a thread while the others wait for that one result.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Generic, TypeVar
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI
+from starlette.datastructures import MutableHeaders
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from infra.http.client_pool import ClientPool
 
@@ -22,23 +30,33 @@ _NO_HEADER = ("/healthz", "/metrics")
 class Cached(Generic[T]):
     """A value recomputed at most every `ttl_s` seconds; None while computing it fails.
 
-    `get` blocks while it recomputes (call it from a thread)."""
+    `get` blocks while it recomputes (call it from a thread); one caller recomputes, the
+    others wait for its result. `stale` and `last` never block."""
 
     def __init__(self, compute: Callable[[], T], ttl_s: float) -> None:
         self._compute = compute
         self._ttl = ttl_s
         self._at = -1e9
         self._value: T | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def stale(self) -> bool:
+        return time.monotonic() - self._at > self._ttl
+
+    def last(self) -> T | None:
+        """The value as last computed (None before the first computation)."""
+        return self._value
 
     def get(self) -> T | None:
-        now = time.monotonic()
-        if now - self._at > self._ttl:
-            try:
-                self._value = self._compute()
-            except Exception:
-                self._value = None
-            self._at = now
-        return self._value
+        with self._lock:
+            if self.stale:
+                try:
+                    self._value = self._compute()
+                except Exception:
+                    self._value = None
+                self._at = time.monotonic()
+            return self._value
 
 
 def freshness_of(
@@ -53,13 +71,31 @@ def freshness_of(
     return Cached(compute, ttl_s=1.0)
 
 
+class FreshnessHeader:
+    """ASGI middleware: `X-Data-Freshness-Seconds` on every HTTP response but the probes'."""
+
+    def __init__(self, app: ASGIApp, freshness: Cached[float | None]) -> None:
+        self.app = app
+        self.freshness = freshness
+
+    async def _age(self) -> float | None:
+        if self.freshness.stale:
+            return await asyncio.to_thread(self.freshness.get)
+        return self.freshness.last()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in _NO_HEADER:
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_header(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                age = await self._age()
+                MutableHeaders(scope=message).append(HEADER, "" if age is None else f"{age:.1f}")
+            await send(message)
+
+        await self.app(scope, receive, send_with_header)
+
+
 def install_freshness_header(app: FastAPI, freshness: Cached[float | None]) -> None:
-    @app.middleware("http")
-    async def _freshness_header(
-        request: Request, call_next: Callable[[Request], Awaitable[Response]]
-    ) -> Response:
-        response = await call_next(request)
-        if request.url.path not in _NO_HEADER:
-            age = await asyncio.to_thread(freshness.get)
-            response.headers[HEADER] = "" if age is None else f"{age:.1f}"
-        return response
+    app.add_middleware(FreshnessHeader, freshness=freshness)
