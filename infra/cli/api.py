@@ -17,6 +17,7 @@ def api_cmd() -> None:
     import uvicorn
 
     from infra.clickhouse import make_client
+    from infra.gc_tuning import tune_for_serving
     from infra.http.client_pool import ClientPool
     from infra.wiring import build_api
 
@@ -27,6 +28,7 @@ def api_cmd() -> None:
             "in embedded mode the worker serves the API"
         )
     api, _ = build_api(settings, ClientPool(lambda: make_client(settings), size=8))
+    tune_for_serving()
     uvicorn.run(api, host=settings.api.host, port=settings.api.port)
 
 

@@ -105,6 +105,7 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def _run_worker(settings: Settings) -> None:
     import faust
 
+    from infra.gc_tuning import tune_for_serving
     from infra.wiring import assemble_worker
 
     # Until faust installs its own handlers, SIGTERM still means a clean exit.
@@ -115,6 +116,7 @@ def _run_worker(settings: Settings) -> None:
 
         serve_http_in_worker(worker, settings)
         out.print(f"HTTP API on http://{settings.api.host}:{settings.api.port} (docs at /docs)")
+    tune_for_serving()
     try:
         faust_worker = faust.Worker(worker.app.app, loglevel="WARNING")
         with contextlib.suppress(SystemExit):

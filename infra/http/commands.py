@@ -2,9 +2,10 @@
 
 Each command is recorded with `actor` = the calling key's id and `source_ip` = the
 address of the peer that sent the request (the TCP peer as the server saw it; no
-forwarding header is trusted). `KeyService.execute` blocks until this process has
-applied the command's events (or raises `CommandRefused` / `Unavailable`): routes that
-run commands are plain `def` routes, which FastAPI runs in its thread pool.
+forwarding header is trusted). `run` awaits `KeyService.execute_async`, which returns once
+this process has applied the command's events (or raises `CommandRefused` /
+`Unavailable`) without holding a thread while it waits, so routes that run commands are
+`async def`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def client_ip(request: Request) -> IPv4Address | IPv6Address | None:
         return None
 
 
-def run(registry: KeyRegistry, caller: Caller, request: Request, command: Command) -> Outcome:
+async def run(registry: KeyRegistry, caller: Caller, request: Request, command: Command) -> Outcome:
     """Decide and apply `command` on behalf of `caller`."""
-    return registry.service().execute(command, actor=caller.key_id, source_ip=client_ip(request))
+    service = registry.service()
+    return await service.execute_async(command, actor=caller.key_id, source_ip=client_ip(request))

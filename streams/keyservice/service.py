@@ -16,6 +16,7 @@ Retry-After); creates with an idempotency key, and every other command, are safe
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 import time
@@ -141,21 +142,38 @@ class KeyService:
         self.rounds = 0
         self.lost_races = 0
 
-    def execute(
+    def submit(
         self, command: Command, *, actor: str = "system", source_ip: IpAddress | None = None
-    ) -> Outcome:
-        """Decide `command`, append its events and return once this process applied them.
-        Raises `CommandRefused` (with its code) or `Unavailable`."""
-        timeout = self.config.answer_timeout_s
-        job = _Job(command, actor, source_ip, time.monotonic() + timeout)
+    ) -> Future[Outcome]:
+        """Queue `command` for the decider; the future resolves once this process applied
+        its events (or fails with `CommandRefused` / `Unavailable`)."""
+        job = _Job(command, actor, source_ip, time.monotonic() + self.config.answer_timeout_s)
         with self._lock:
             if self._closed:
                 raise Unavailable("the key service is shutting down")
             self._pending.append(job)
             self._lock.notify()
+        return job.future
+
+    def execute(
+        self, command: Command, *, actor: str = "system", source_ip: IpAddress | None = None
+    ) -> Outcome:
+        """Decide `command`, append its events and return once this process applied them.
+        Raises `CommandRefused` (with its code) or `Unavailable`."""
+        future = self.submit(command, actor=actor, source_ip=source_ip)
         try:
-            return job.future.result(timeout + 1.0)
+            return future.result(self.config.answer_timeout_s + 1.0)
         except FutureTimeout as exc:
+            raise self._unavailable("no answer in time") from exc
+
+    async def execute_async(
+        self, command: Command, *, actor: str = "system", source_ip: IpAddress | None = None
+    ) -> Outcome:
+        """`execute` for an event loop: waits without holding a thread."""
+        future = asyncio.wrap_future(self.submit(command, actor=actor, source_ip=source_ip))
+        try:
+            return await asyncio.wait_for(future, self.config.answer_timeout_s + 1.0)
+        except TimeoutError as exc:
             raise self._unavailable("no answer in time") from exc
 
     def close(self) -> None:

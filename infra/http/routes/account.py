@@ -77,8 +77,8 @@ def account_router(ctx: RouteContext) -> APIRouter:
     @router.put(
         "/account/plan", response_model=AccountOut, responses=CONFLICT, summary="Change the plan"
     )
-    def change_plan(request: Request, caller: Who, body: PlanIn) -> AccountOut:
-        run(ctx.registry, caller, request, ChangePlan(caller.account_id, body.plan))
+    async def change_plan(request: Request, caller: Who, body: PlanIn) -> AccountOut:
+        await run(ctx.registry, caller, request, ChangePlan(caller.account_id, body.plan))
         return current(caller.account_id)
 
     return router

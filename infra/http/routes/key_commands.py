@@ -115,7 +115,7 @@ def key_commands_router(ctx: RouteContext) -> APIRouter:
         responses={200: {"model": KeyCreatedOut, "description": "An idempotent replay"}},
         summary="Create a key (its secret is in this answer only)",
     )
-    def create_key(
+    async def create_key(
         request: Request,
         response: Response,
         caller: Who,
@@ -130,23 +130,25 @@ def key_commands_router(ctx: RouteContext) -> APIRouter:
             idempotency_key=idempotency_key,
             request_hash=request_hash(body.model_dump(mode="json")) if idempotency_key else None,
         )
-        answer = _created(run(ctx.registry, caller, request, command))
+        answer = _created(await run(ctx.registry, caller, request, command))
         if answer.replayed:
             response.status_code = 200
             response.headers[REPLAYED_HEADER] = "true"
         return answer
 
     @router.patch("/api-keys/{key_id}", response_model=KeyChangedOut, summary="Rename a key")
-    def rename_key(key_id: str, request: Request, caller: Who, body: RenameKeyIn) -> KeyChangedOut:
+    async def rename_key(
+        key_id: str, request: Request, caller: Who, body: RenameKeyIn
+    ) -> KeyChangedOut:
         command = RenameKey(caller.account_id, key_id, body.name)
-        return _changed(run(ctx.registry, caller, request, command))
+        return _changed(await run(ctx.registry, caller, request, command))
 
     @router.post(
         "/api-keys/{key_id}/revoke",
         response_model=KeyChangedOut,
         summary="Revoke a key (immediate and permanent)",
     )
-    def revoke_key(
+    async def revoke_key(
         key_id: str,
         request: Request,
         caller: Who,
@@ -154,7 +156,7 @@ def key_commands_router(ctx: RouteContext) -> APIRouter:
     ) -> KeyChangedOut:
         reason = body.reason if body is not None else RevokeReason.USER_REQUEST
         command = RevokeKey(caller.account_id, key_id, reason)
-        return _changed(run(ctx.registry, caller, request, command))
+        return _changed(await run(ctx.registry, caller, request, command))
 
     @router.delete(
         "/api-keys/{key_id}",
@@ -163,8 +165,8 @@ def key_commands_router(ctx: RouteContext) -> APIRouter:
         responses={204: {"description": "Deleted"}},
         summary="Delete a revoked key",
     )
-    def delete_key(key_id: str, request: Request, caller: Who) -> Response:
-        run(ctx.registry, caller, request, DeleteKey(caller.account_id, key_id))
+    async def delete_key(key_id: str, request: Request, caller: Who) -> Response:
+        await run(ctx.registry, caller, request, DeleteKey(caller.account_id, key_id))
         return Response(status_code=204)
 
     return router
