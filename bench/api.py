@@ -59,12 +59,12 @@ from bench.api_data import (
 )
 from infra.clickhouse import make_client, migration_context
 from infra.http.app import ApiRuntime, build_http_app
-from infra.http.auth import hash_secret
 from infra.http.client_pool import ClientPool
 from infra.settings import Settings, load_settings
 from projections.migrate import migrate
 from projections.queries import UsageQueries
 from projections.windows import Window
+from schemas.key_format import hash_secret
 from schemas.topics import TopicNames
 
 DEFAULT_DIR = Path("/tmp/keypulse-bench-api")

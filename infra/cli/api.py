@@ -5,8 +5,8 @@ from __future__ import annotations
 import typer
 
 from infra.cli.errors import CommandFailed, clean_errors
-from infra.http.auth import hash_secret
 from infra.settings import load_settings
+from schemas.key_format import hash_secret
 
 api_keys_app = typer.Typer(help="Management keys for the HTTP API.", no_args_is_help=True)
 

@@ -32,7 +32,7 @@ from schemas.key_format import Malformed, check_secret, hash_secret
 from schemas.key_ledger import KeyRecord, KeyStatus
 from schemas.keys import KeyAccess
 
-__all__ = ["AuthError", "Authenticator", "Caller", "KeyLookup", "authorize", "hash_secret"]
+__all__ = ["AuthError", "Authenticator", "Caller", "KeyLookup", "authorize"]
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 

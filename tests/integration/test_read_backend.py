@@ -20,7 +20,6 @@ from typer.testing import CliRunner
 from alerting.ports import DeliveryRecord, RuleChange
 from infra.cli.main import app
 from infra.clickhouse import make_client, migration_context
-from infra.http.auth import hash_secret
 from infra.http.client_pool import ClientPool
 from infra.settings import Settings, load_settings
 from infra.tools.receivers import free_port
@@ -29,6 +28,7 @@ from projections.alert_store import ClickHouseDeliveryLog, ClickHouseRuleStore
 from projections.migrate import migrate
 from projections.writers import ClickHouseKeyStore
 from schemas.alerts import WebhookChannel
+from schemas.key_format import hash_secret
 from schemas.plans import Plan
 from tests.eventually import eventually_sync
 from tests.samples.alerting import SECRET, make_notification, make_rule

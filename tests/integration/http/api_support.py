@@ -18,7 +18,6 @@ import uvicorn
 from fastapi import FastAPI
 
 from infra.clickhouse import make_client, migration_context
-from infra.http.auth import hash_secret
 from infra.http.client_pool import ClientPool
 from infra.http.context import ApiRuntime
 from infra.settings import ApiSettings, ManagementKey, Settings
@@ -26,6 +25,7 @@ from infra.tools.receivers import free_port
 from infra.wiring import Worker, build_api, running_worker
 from projections.migrate import migrate
 from projections.windows import Window
+from schemas.key_format import hash_secret
 from schemas.keys import KeyAccess, KeyType
 from schemas.plans import Plan
 from schemas.requests import RequestCompleted
