@@ -19,8 +19,8 @@ from alerting.ports import DeliveryStatus
 from infra import alert_admin
 from infra.cli.console import out, print_json
 from infra.cli.errors import clean_errors
-from infra.cli.read_backend import reading
-from infra.http.context import MAX_LIMIT
+from infra.cli.read import reading
+from infra.http.paging import MAX_LIMIT
 from infra.settings import load_settings
 from schemas.alerts import Comparator
 

@@ -1,7 +1,7 @@
 """The CLI's one error handler: a failure the user can act on is one red line on stderr
 and a non-zero exit status, never a traceback.
 
-Known failures are the exceptions in `EXPECTED_ERRORS`; each carries a one-line message
+Known failures are the exceptions `expected_errors()` lists; each carries a one-line message
 that says what to do. Commands raise `CommandFailed` for their own such failures. The key
 service's refusals print their stable code before the detail
 (`error: plan_limit_reached: …`). Exit status 1, except `TEMPORARY_EXIT` (75,
@@ -19,10 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import typer
 from rich.markup import escape
 
-from infra.alert_admin import AlertAdminError
 from infra.cli.console import err, print_json
-from infra.cli.read_backend import ReadError
-from infra.clickhouse import ClickHouseUnavailable
 from infra.kafka.admin import KafkaUnreachable
 from infra.kafka.broker import BrokerError
 from infra.settings import ConfigError
@@ -40,18 +37,26 @@ class CommandFailed(Exception):
     """A command could not do what was asked; the message is one line."""
 
 
-EXPECTED_ERRORS: tuple[type[Exception], ...] = (
-    CommandFailed,
-    ConfigError,
-    BrokerError,
-    KafkaUnreachable,
-    ClickHouseUnavailable,
-    ReadError,
-    AlertAdminError,
-    CommandRefused,
-    Unavailable,
-    NotReady,
-)
+def expected_errors() -> tuple[type[Exception], ...]:
+    """The failures a user can act on. The modules of the read and alert commands are
+    imported here, when a command has failed, so that a command that does not need them
+    (`keypulse keys create`, …) does not pay for their import (FastAPI, clickhouse-connect)."""
+    from infra.alert_admin import AlertAdminError
+    from infra.cli.read_backend import ReadError
+    from infra.clickhouse import ClickHouseUnavailable
+
+    return (
+        CommandFailed,
+        ConfigError,
+        BrokerError,
+        KafkaUnreachable,
+        ClickHouseUnavailable,
+        ReadError,
+        AlertAdminError,
+        CommandRefused,
+        Unavailable,
+        NotReady,
+    )
 
 
 def _message(exc: Exception) -> str:
@@ -86,7 +91,9 @@ def clean_errors(fn: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(*args, **kwargs)
-        except EXPECTED_ERRORS as exc:
+        except Exception as exc:
+            if not isinstance(exc, expected_errors()):
+                raise
             problem = _problem(exc)
             if problem is not None and kwargs.get("as_json") is True:
                 print_json({"error": problem})

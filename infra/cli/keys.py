@@ -11,11 +11,9 @@ A secret is printed by `keys create` only, once; with `--json` it is the `secret
 
 from __future__ import annotations
 
-import hashlib
 import re
 from typing import Annotated
 
-import orjson
 import typer
 
 from infra.cli import read as cli_read
@@ -27,7 +25,7 @@ from infra.settings import load_settings
 from schemas.ids import ACCOUNT_ID_PATTERN, KEY_ID_PATTERN
 from schemas.key_ledger import KeyRecord
 from schemas.keys import IDEMPOTENCY_KEY_PATTERN, KeyAccess, KeyType, RevokeReason
-from streams.keyservice.commands import CreateKey, DeleteKey, RenameKey, RevokeKey
+from streams.keyservice.commands import CreateKey, DeleteKey, RenameKey, RevokeKey, request_hash
 from streams.keyservice.service import Outcome
 
 keys_app = typer.Typer(
@@ -104,10 +102,9 @@ def _print_change(outcome: Outcome, done: str, unchanged: str, as_json: bool) ->
     print_warnings(outcome.decision.warnings)
 
 
-def request_hash(name: str, key_type: KeyType, access: KeyAccess) -> str:
-    """What an idempotent retry must repeat: the create's body, canonical."""
-    body = {"access": access.value, "name": name, "type": key_type.value}
-    return "sha256:" + hashlib.sha256(orjson.dumps(body, option=orjson.OPT_SORT_KEYS)).hexdigest()
+def create_hash(name: str, key_type: KeyType, access: KeyAccess) -> str:
+    """What an idempotent retry must repeat: the body `POST /api-keys` would get."""
+    return request_hash({"access": access.value, "name": name, "type": key_type.value})
 
 
 @keys_app.callback()
@@ -158,7 +155,7 @@ def keys_create(
         key_type,
         access,
         idempotency_key=idempotency_key,
-        request_hash=request_hash(name, key_type, access) if idempotency_key else None,
+        request_hash=create_hash(name, key_type, access) if idempotency_key else None,
     )
     with key_service(load_settings()) as service:
         outcome = execute(service, command)

@@ -4,22 +4,35 @@ worker's HTTP API while one runs, else ClickHouse."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
 
 from infra.cli.console import out, print_json
 from infra.cli.errors import clean_errors
-from infra.cli.read_backend import reading
 from infra.settings import load_settings
 from projections.windows import Window
+
+if TYPE_CHECKING:
+    from contextlib import AbstractContextManager
+
+    from infra.cli.read_backend import ReadBackend
+    from infra.settings import Settings
 
 AccountOpt = Annotated[
     str | None,
     typer.Option("--account", help="Account id (needed when no worker is running)."),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+
+
+def reading(settings: Settings) -> AbstractContextManager[ReadBackend]:
+    """`infra.cli.read_backend.reading`, imported when a read command runs (it brings
+    FastAPI's models and clickhouse-connect, which the key commands do not need)."""
+    from infra.cli.read_backend import reading as backend
+
+    return backend(settings)
 
 
 def _when(value: str | None) -> str:

@@ -20,6 +20,7 @@ from infra.http.auth import Caller
 from infra.http.client_pool import ClientPool
 from infra.http.key_registry import KeyRegistry
 from infra.http.metrics import MetricsSnapshot
+from infra.http.paging import DEFAULT_LIMIT, MAX_LIMIT
 from infra.settings import Settings
 from schemas.topics import TopicNames
 from schemas.utc import utc_now
@@ -69,9 +70,6 @@ class RouteContext:
     account: Callable[..., Awaitable[str]]
 
 
-DEFAULT_LIMIT = 100
-MAX_LIMIT = 1000
-
 Limit = Annotated[
     int,
     Query(
@@ -87,3 +85,6 @@ class Page(BaseModel):
     """A list answer: `has_more` is true when the `limit` cut further items off."""
 
     has_more: bool
+
+
+__all__ = ["DEFAULT_LIMIT", "MAX_LIMIT", "ApiRuntime", "Limit", "Page", "RouteContext"]

@@ -1,6 +1,7 @@
 """`Idempotency-Key` for `POST /api-keys` (pure).
 
-The request hash recorded with a create is the sha256 of the canonical body: the
+The request hash recorded with a create (`streams.keyservice.commands.request_hash`) is
+the sha256 of the canonical body: the
 validated request with its defaults filled in, as JSON with sorted keys and no spaces.
 So `{"type": "live", "name": "Web"}` and `{"name": "Web", "type": "live", "access":
 "full"}` are the same request, and a retry is recognised however its client formats it.
@@ -15,12 +16,8 @@ stored with the key: the key-events topic holds only the idempotency key and thi
 
 from __future__ import annotations
 
-import hashlib
-from typing import Any
-
-import orjson
-
 from schemas.keys import IDEMPOTENCY_KEY_PATTERN
+from streams.keyservice.commands import request_hash
 
 __all__ = ["IDEMPOTENCY_KEY_PATTERN", "REPLAYED_HEADER", "REPLAY_NOTE", "request_hash"]
 
@@ -30,9 +27,3 @@ REPLAY_NOTE = (
     "this key; its secret was shown once, in that answer, and cannot be shown again. If it "
     "was lost, revoke the key and create a new one"
 )
-
-
-def request_hash(body: dict[str, Any]) -> str:
-    """`sha256:` and the hex digest of the canonical JSON of `body`."""
-    canonical = orjson.dumps(body, option=orjson.OPT_SORT_KEYS)
-    return "sha256:" + hashlib.sha256(canonical).hexdigest()

@@ -9,13 +9,16 @@ every random value from `ctx`, so it is deterministic.
 
 from __future__ import annotations
 
+import hashlib
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from ipaddress import IPv4Address, IPv6Address
 from typing import Any
 from uuid import UUID
+
+import orjson
 
 from schemas.key_format import hash_secret, hint
 from schemas.key_ledger import AccountLedger, KeyRecord, KeyStatus, Refusal, check
@@ -125,6 +128,14 @@ class Decision:
     replayed: bool = False
     """An idempotent retry of a create: nothing new, and the secret cannot be shown again."""
     warnings: list[str] = field(default_factory=list)
+
+
+def request_hash(body: Mapping[str, Any]) -> str:
+    """A create's `request_hash`: `sha256:` of the canonical JSON of its request body (the
+    validated body with defaults filled in, keys sorted, no spaces), so a retry is
+    recognised however its client formats it; the HTTP API and the CLI both use it."""
+    canonical = orjson.dumps(dict(body), option=orjson.OPT_SORT_KEYS)
+    return "sha256:" + hashlib.sha256(canonical).hexdigest()
 
 
 def name_problem(name: str) -> str | None:

@@ -18,11 +18,12 @@ from typer.testing import CliRunner
 from infra.cli.errors import TEMPORARY_EXIT, clean_errors
 from infra.cli.key_session import waiting_for
 from infra.cli.key_views import account_json, created_json, key_json, over_limit
-from infra.cli.keys import request_hash
+from infra.cli.keys import create_hash
+from infra.http.routes.key_commands import CreateKeyIn
 from schemas.key_ledger import AccountLedger, KeyRecord, KeyStatus
 from schemas.keys import KeyAccess, KeyType
 from schemas.plans import Plan
-from streams.keyservice.commands import CommandRefused
+from streams.keyservice.commands import CommandRefused, request_hash
 from streams.keyservice.service import AccountView, Unavailable
 from tests.eventually import eventually_sync
 
@@ -85,10 +86,13 @@ def test_account_json_counts_keys_by_status() -> None:
 
 
 def test_request_hash_is_the_canonical_create_body() -> None:
-    a = request_hash("Web", KeyType.LIVE, KeyAccess.FULL)
-    assert a == request_hash("Web", KeyType.LIVE, KeyAccess.FULL)
-    assert a != request_hash("Web", KeyType.TEST, KeyAccess.FULL)
+    a = create_hash("Web", KeyType.LIVE, KeyAccess.FULL)
+    assert a == create_hash("Web", KeyType.LIVE, KeyAccess.FULL)
+    assert a != create_hash("Web", KeyType.TEST, KeyAccess.FULL)
     assert a.startswith("sha256:") and len(a) == 71
+    # the CLI's create and `POST /api-keys {"name": "Web", "type": "live"}` are one request
+    http_body = CreateKeyIn.model_validate({"type": "live", "name": "Web"})
+    assert a == request_hash(http_body.model_dump(mode="json"))
 
 
 def test_a_slow_step_shows_a_spinner_and_a_quick_one_does_not() -> None:
