@@ -10,6 +10,7 @@ in this process or by the subprocesses tests start. Fixtures build their setting
 from __future__ import annotations
 
 import os
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,9 @@ def _hermetic_session(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def kafka_bootstrap(
+    tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config
+) -> Iterator[str]:
     """Bootstrap servers of a ready broker: the one answering, or one started for the session."""
     bootstrap = os.environ.get(TEST_BOOTSTRAP_VARIABLE, "127.0.0.1:9092")
     port = bootstrap.rpartition(":")[2]
@@ -50,7 +53,7 @@ def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with broker_running(settings, tmp_path_factory.mktemp("kafka")) as lease:
         before = _topic_names(lease.bootstrap_servers)
         yield lease.bootstrap_servers
-        _no_secret_on_any_new_topic(lease.bootstrap_servers, before)
+        _no_secret_on_any_new_topic(lease.bootstrap_servers, before, pytestconfig)
 
 
 def _topic_names(bootstrap: str) -> set[str]:
@@ -63,15 +66,23 @@ def _topic_names(bootstrap: str) -> set[str]:
         consumer.close()
 
 
-def _no_secret_on_any_new_topic(bootstrap: str, before: set[str]) -> None:
+def _no_secret_on_any_new_topic(bootstrap: str, before: set[str], config: pytest.Config) -> None:
     """At the end of the session: no key secret on any topic the session created (every
     record of every topic, whatever test wrote it)."""
+    started = time.monotonic()
     new = sorted(_topic_names(bootstrap) - before)
     scanned = topic_bytes(bootstrap, new)
     leaks = {t: find_secrets(data) for t, (_, data) in scanned.items()}
     leaks = {t: s for t, s in leaks.items() if s}
     records = sum(n for n, _ in scanned.values())
-    print(f"\nsecret scan: {len(scanned)} topics, {records} records, {len(leaks)} with a secret")
+    report = config.pluginmanager.get_plugin("terminalreporter")
+    capture = config.pluginmanager.get_plugin("capturemanager")
+    if report is not None and capture is not None:
+        with capture.global_and_fixture_disabled():
+            report.write_line(
+                f"\nsecret scan: {len(scanned)} topics, {records} records, {len(leaks)} with "
+                f"a secret ({time.monotonic() - started:.1f} s)"
+            )
     assert not leaks, {t: sorted(s[:12] + "…" for s in found) for t, found in leaks.items()}
 
 
