@@ -103,3 +103,15 @@ def test_any_single_character_change_fails_the_checksum(position: int, char: str
 
 def test_checksum_advice_mentions_encoding() -> None:
     assert "encoding" in Malformed.CHECKSUM.advice
+
+
+def test_random_characters_are_uniform() -> None:
+    """Chi-squared over 62 characters: a biased mapping (e.g. every byte mod 62) fails."""
+    from collections import Counter
+
+    from schemas.key_format import random_base62
+
+    counts = Counter(random_base62(62_000))
+    assert set(counts) == set(ALPHABET)
+    chi2 = sum((n - 1000) ** 2 / 1000 for n in counts.values())
+    assert chi2 < 110  # 61 degrees of freedom: p < 1e-4 of failing by chance
