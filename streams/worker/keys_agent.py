@@ -24,6 +24,7 @@ ends the agent through `on_bug` (by default `stop_on_bug`).
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,6 +33,7 @@ from typing import Any
 from uuid import UUID
 
 from schemas.codec import decode_key_event
+from schemas.errors import InvalidMessage
 from schemas.key_ledger import AccountLedger, Refusal, apply
 from schemas.keys import (
     AccountCreated,
@@ -192,6 +194,16 @@ def fold_key_events(states: dict[str, AccountState], events: Iterable[KeyEventMo
     return take.result(states)
 
 
+def _try_decode(messages: Sequence[Any]) -> list[KeyEventModel | InvalidMessage]:
+    out: list[KeyEventModel | InvalidMessage] = []
+    for message in messages:
+        try:
+            out.append(decode_key_event(message.value or b""))
+        except InvalidMessage as exc:
+            out.append(exc)
+    return out
+
+
 class KeysAgent:
     def __init__(
         self,
@@ -245,17 +257,30 @@ class KeysAgent:
             self.loads += len(missing)
         return states
 
-    async def process_events(self, events: Sequence[Any]) -> None:
+    async def _decoded(self, events: Sequence[Any]) -> list[KeyEventModel]:
+        """Decode a take on the agent's thread (pydantic validation of a few hundred
+        events would hold the event loop, and the HTTP API it serves, for tens of ms);
+        undecodable records go to the dead-letter topic, in order."""
+        messages = [e.message for e in events]
+        loop = asyncio.get_running_loop()
+        attempts = await loop.run_in_executor(self._executor, _try_decode, messages)
         decoded: list[KeyEventModel] = []
-        for e in events:
-            event = await decode_or_dead_letter(e.message, decode_key_event, self._topic, self._dlq)
-            if event is not None:
-                decoded.append(event)
+        for message, attempt in zip(messages, attempts, strict=True):
+            if isinstance(attempt, InvalidMessage):
+                await decode_or_dead_letter(message, decode_key_event, self._topic, self._dlq)
+            else:
+                decoded.append(attempt)
+        return decoded
+
+    async def process_events(self, events: Sequence[Any]) -> None:
+        decoded = await self._decoded(events)
         if not decoded:
             return
         try:
             states = await self._states_for(decoded)
-            changes = fold_key_events(states, decoded)
+            changes = await asyncio.get_running_loop().run_in_executor(
+                self._executor, fold_key_events, states, decoded
+            )
             if changes:
                 await self._blocking(self._store.save, changes)
         except BaseException:
