@@ -386,6 +386,7 @@ def serve_http_in_worker(worker: Worker, settings: Settings) -> ApiRuntime:
         port=settings.api.port,
         log_level="warning",
         access_log=False,
+        proxy_headers=False,  # the peer is the client: no X-Forwarded-For is trusted
     )
     worker.api = runtime
     return runtime
