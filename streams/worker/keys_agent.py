@@ -44,7 +44,7 @@ from schemas.keys import (
     KeyRevoked,
     PlanChanged,
 )
-from schemas.runtime.dead_letters import DeadLetterSink, decode_or_dead_letter
+from schemas.runtime.dead_letters import DeadLetterSink, dead_letter_headers
 from schemas.runtime.retry import IsTransient, io_failure, off_loop_until_done
 from streams.worker.failures import stop_on_bug
 from streams.worker.ports import (
@@ -267,7 +267,10 @@ class KeysAgent:
         decoded: list[KeyEventModel] = []
         for message, attempt in zip(messages, attempts, strict=True):
             if isinstance(attempt, InvalidMessage):
-                await decode_or_dead_letter(message, decode_key_event, self._topic, self._dlq)
+                headers = dead_letter_headers(
+                    attempt, self._topic, message.partition, message.offset
+                )
+                await self._dlq.send(message.key, message.value or b"", headers)
             else:
                 decoded.append(attempt)
         return decoded
