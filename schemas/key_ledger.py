@@ -77,6 +77,13 @@ class KeyRecord:
     revoked_at: datetime | None = None
     revoke_reason: RevokeReason | None = None
     deleted_at: datetime | None = None
+    allowed_cidrs: tuple[str, ...] = ()
+    """Networks the key may be used from (empty: anywhere), normalised CIDR strings."""
+    expires_at: datetime | None = None
+    replaces: str | None = None
+    """The key id this key was rolled from."""
+    replaced_by: str | None = None
+    """The key id of the key rolled from this one."""
 
     @property
     def limit_class(self) -> str:
