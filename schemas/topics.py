@@ -14,6 +14,7 @@ class MessageKey(StrEnum):
     ORIGINAL_KEY = "original key"
     RULE_ID = "rule_id"
     FINGERPRINT = "fingerprint"
+    KEY_ID = "key_id"
 
 
 @dataclass(frozen=True)
@@ -71,7 +72,24 @@ NOTIFICATIONS = TopicSpec(
     "alert transitions to deliver, each with a stable idempotency key",
 )
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (KEY_EVENTS, REQUESTS, DEAD_LETTERS, ALERT_RULES, NOTIFICATIONS)
+RENDER_COUNTS = TopicSpec(
+    "keypulse.render-counts",
+    MessageKey.KEY_ID,
+    "RenderCount",
+    1,
+    2 * DAY_MS,
+    "each verifier process's renders per test key and UTC day (its latest count wins),"
+    " so that processes share the 100-renders-a-day quota",
+)
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    KEY_EVENTS,
+    REQUESTS,
+    DEAD_LETTERS,
+    ALERT_RULES,
+    NOTIFICATIONS,
+    RENDER_COUNTS,
+)
 
 
 @dataclass(frozen=True)
@@ -83,6 +101,7 @@ class TopicNames:
     dead_letters: str
     alert_rules: str
     notifications: str
+    render_counts: str
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> TopicNames:
@@ -92,4 +111,5 @@ class TopicNames:
             dead_letters=DEAD_LETTERS.name(prefix),
             alert_rules=ALERT_RULES.name(prefix),
             notifications=NOTIFICATIONS.name(prefix),
+            render_counts=RENDER_COUNTS.name(prefix),
         )
