@@ -17,6 +17,12 @@ record; then row by row: the valid rows are returned, each invalid row as a
 `RejectedRow`. A single event is checked by the same column rules as a batch row, so
 both envelopes accept the same events.
 
+Verification outcomes ride on the same topic: a `verification.batch` (columnar,
+`OUTCOME_COLUMNS`) or a single `verification.outcome`, decoded by `decode_requests` into
+`DecodedRequests.outcomes` by the same rules (envelope first, then row by row; a row
+names a key and account for every outcome but `malformed` and `unknown`, and none for
+those).
+
 Headers on `keypulse.notifications`: `keypulse-replay` (`REPLAY_HEADER`) carries the
 delivery id a replayed notification is meant for (absent on the evaluator's own messages).
 """
@@ -24,7 +30,7 @@ delivery id a replayed notification is meant for (absent on the evaluator's own 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import orjson
@@ -34,16 +40,26 @@ from schemas.alerts import SCHEMA_VERSION, AlertRuleEvent, Notification
 from schemas.base import OCCURRED_AT, WIRE, Event
 from schemas.base import SCHEMA_VERSION as EVENT_SCHEMA_VERSION
 from schemas.errors import InvalidMessage, InvalidReason
-from schemas.ids import EVENT_ID
+from schemas.ids import ACCOUNT_ID, EVENT_ID, EVENT_ID_TEXT, KEY_ID
 from schemas.keys import (
     KEY_EVENT_ADAPTER,
     KEY_EVENT_TYPES,
     KeyEventModel,
 )
-from schemas.request_bounds import json_integer
+from schemas.request_bounds import MAX_BATCH_EVENTS, json_integer
 from schemas.request_columns import COLUMNS, Columns, check_columns, row_as_event
-from schemas.requests import RequestBatch, RequestCompleted
-from schemas.wire_time import occurred_at_ms
+from schemas.requests import (
+    CLIENT_IP,
+    OCCURRED_AT_MS,
+    OUTCOME_COUNT,
+    OUTCOMES,
+    OutcomeBatch,
+    OutcomeRecorded,
+    RequestBatch,
+    RequestCompleted,
+    VerificationOutcome,
+)
+from schemas.wire_time import format_occurred_at, occurred_at_ms
 from schemas.wire_types import WireRule
 
 T = TypeVar("T")
@@ -54,9 +70,16 @@ NOTIFICATION_VERSION = SCHEMA_VERSION
 RULE_EVENT_TYPES = ("alert_rule_created", "alert_rule_updated", "alert_rule_deleted")
 RULE_EVENT_ADAPTER: TypeAdapter[AlertRuleEvent] = TypeAdapter(AlertRuleEvent)
 REPLAY_HEADER = "keypulse-replay"
+OUTCOME_TYPES = ("verification.batch", "verification.outcome")
 
 SUPPORTED_VERSIONS: dict[str, int] = dict.fromkeys(
-    ("request.completed", "request.batch", *KEY_EVENT_TYPES, *RULE_EVENT_TYPES),
+    (
+        "request.completed",
+        "request.batch",
+        *OUTCOME_TYPES,
+        *KEY_EVENT_TYPES,
+        *RULE_EVENT_TYPES,
+    ),
     EVENT_SCHEMA_VERSION,
 )
 
@@ -172,7 +195,11 @@ class DecodedRequests:
     rejected: tuple[RejectedRow, ...] = ()
     single: bool = False
     """The record was one `request.completed` event (valid or rejected as a whole)."""
-    """The invalid rows of a batch, by index."""
+    outcomes: Columns = field(default_factory=dict)
+    """Of a `verification.*` record, its valid outcome rows (`OUTCOME_COLUMNS`); then
+    `columns` holds no rows and `rejected` the invalid outcome rows."""
+    outcome_count: int = 0
+    """The number of valid outcome rows."""
 
 
 _SINGLE_DEFAULTS: dict[str, Any] = {"bytes_out": 0, "is_render": False, "watermarked": False}
@@ -213,17 +240,163 @@ def _batch(obj: dict[str, Any], version: int) -> DecodedRequests:
     return DecodedRequests(checked.valid(), checked.count - len(rejected), rejected)
 
 
+OUTCOME_COLUMNS: tuple[str, ...] = (
+    "event_id",
+    "occurred_at_ms",
+    "outcome",
+    "key_id",
+    "account_id",
+    "client_ip",
+    "count",
+)
+"""Column order of a `verification.batch` (`schemas.requests.OutcomeColumns`)."""
+
+_OUTCOME_RULES: dict[str, tuple[WireRule, bool]] = {
+    "event_id": (EVENT_ID_TEXT, False),
+    "occurred_at_ms": (OCCURRED_AT_MS, False),
+    "key_id": (KEY_ID, True),
+    "account_id": (ACCOUNT_ID, True),
+    "client_ip": (CLIENT_IP, True),
+    "count": (OUTCOME_COUNT, False),
+}
+"""Each outcome column's rule, and whether it may be null (`outcome` is checked apart)."""
+
+_KEYLESS = frozenset((VerificationOutcome.MALFORMED, VerificationOutcome.UNKNOWN))
+"""Outcomes of a presented string that names no key: they carry no key or account."""
+
+
+def _outcome_row(cols: Columns, row: int) -> list[Any]:
+    """Row `row` checked and normalised, in `OUTCOME_COLUMNS` order (raises ValueError
+    naming the column)."""
+    out: list[Any] = []
+    for name in OUTCOME_COLUMNS:
+        value = cols[name][row]
+        if name == "outcome":
+            if type(value) is not str or value not in OUTCOMES:
+                raise ValueError(f"outcome: expected one of {sorted(OUTCOMES)}, got {value!r}")
+            out.append(value)
+            continue
+        rule, nullable = _OUTCOME_RULES[name]
+        if value is None and nullable:
+            out.append(None)
+            continue
+        try:
+            out.append(rule.wire_value(value))
+        except ValueError as exc:
+            raise ValueError(f"{name}: {exc}") from None
+    outcome, key_id, account_id = out[2], out[3], out[4]
+    if (key_id is None) != (account_id is None):
+        raise ValueError("key_id and account_id: expected both or neither")
+    if outcome in _KEYLESS and key_id is not None:
+        raise ValueError(f"key_id: a {outcome} outcome names no key, got {key_id!r}")
+    if outcome not in _KEYLESS and key_id is None:
+        raise ValueError(f"key_id: a {outcome} outcome names its key, got None")
+    return out
+
+
+def outcome_as_event(cols: Columns, row: int, version: Any) -> dict[str, Any]:
+    """Row `row` of an outcome batch body as a single `verification.outcome` object (the
+    raw values; `occurred_at_ms` as `occurred_at` text when it is a valid time)."""
+    event: dict[str, Any] = {"type": "verification.outcome", "schema_version": version}
+    for name in OUTCOME_COLUMNS:
+        value = cols[name][row] if isinstance(cols.get(name), list) else None
+        if name != "occurred_at_ms":
+            event[name] = value
+            continue
+        try:
+            event["occurred_at"] = format_occurred_at(OCCURRED_AT_MS.wire_value(value))
+        except ValueError:
+            event["occurred_at_ms"] = value
+    return event
+
+
+def _outcome_body(body: Any) -> tuple[Columns, int]:
+    """The body's outcome columns as lists and their common length (raises if broken)."""
+    if not isinstance(body, dict):
+        raise _schema_error("columns: expected an object")
+    missing = [c for c in OUTCOME_COLUMNS if c not in body]
+    if missing:
+        raise _schema_error(f"columns: missing {missing}")
+    cols: Columns = {}
+    for name in OUTCOME_COLUMNS:
+        if type(body[name]) is not list:
+            raise _schema_error(f"columns.{name}: expected a list")
+        cols[name] = body[name]
+    n = len(cols["event_id"])
+    if not 1 <= n <= MAX_BATCH_EVENTS:
+        raise _schema_error(f"columns: expected 1..{MAX_BATCH_EVENTS} rows, got {n}")
+    for name, values in cols.items():
+        if len(values) != n:
+            raise _schema_error(f"columns.{name}: {len(values)} values, expected {n}")
+    return cols, n
+
+
+def _no_requests() -> Columns:
+    return {name: [] for name in COLUMNS}
+
+
+def _outcomes(obj: dict[str, Any], kind: str, version: int) -> DecodedRequests:
+    """An outcome record's valid rows and rejected rows (raises if its envelope is broken,
+    or if a single outcome event is invalid)."""
+    if kind == "verification.outcome":
+        _missing(obj, OutcomeRecorded)
+        ms = occurred_at_ms(obj["occurred_at"])
+        if ms is None:
+            raise _schema_error(f"occurred_at: {OCCURRED_AT.reject(obj['occurred_at'])}")
+        body = {name: [obj.get(name)] for name in OUTCOME_COLUMNS}
+        body["occurred_at_ms"] = [ms]
+        body["count"] = [obj.get("count", 1)]
+        try:
+            row = _outcome_row(body, 0)
+        except ValueError as exc:
+            raise _schema_error(str(exc)) from None
+        columns = {name: [value] for name, value in zip(OUTCOME_COLUMNS, row, strict=True)}
+        return DecodedRequests(_no_requests(), 0, outcomes=columns, outcome_count=1, single=True)
+    _missing(obj, OutcomeBatch)
+    _wire_field(obj, "event_id", EVENT_ID)
+    _wire_field(obj, "occurred_at", OCCURRED_AT)
+    _wire_field(obj, "batch_id", EVENT_ID)
+    cols, n = _outcome_body(obj["columns"])
+    valid: Columns = {name: [] for name in OUTCOME_COLUMNS}
+    rejected: list[RejectedRow] = []
+    for index in range(n):
+        try:
+            row = _outcome_row(cols, index)
+        except ValueError as exc:
+            rejected.append(
+                RejectedRow(
+                    index=index,
+                    reason=InvalidReason.SCHEMA_VIOLATION,
+                    message=f"events[{index}].{exc}"[:500],
+                    row=outcome_as_event(cols, index, version),
+                )
+            )
+            continue
+        for name, value in zip(OUTCOME_COLUMNS, row, strict=True):
+            valid[name].append(value)
+    return DecodedRequests(
+        _no_requests(),
+        0,
+        tuple(rejected),
+        outcomes=valid,
+        outcome_count=n - len(rejected),
+    )
+
+
 def decode_requests(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> DecodedRequests:
-    """Decode a `keypulse.requests` record: a batch envelope or a single event.
+    """Decode a `keypulse.requests` record: a batch envelope or a single event, of
+    requests or of verification outcomes (`outcomes`).
 
     Raises `InvalidMessage` for a record rejected whole: not JSON, too large, a missing
     or unknown `type`, a bad `schema_version`, a broken batch envelope, an invalid single
     event. A batch's invalid rows are in `rejected`, its valid rows in `columns`.
     """
     obj = _load(data, max_bytes)
-    kind, version = _check_type(obj, ("request.batch", "request.completed"))
+    kind, version = _check_type(obj, ("request.batch", "request.completed", *OUTCOME_TYPES))
     if kind == "request.batch":
         return _batch(obj, version)
+    if kind in OUTCOME_TYPES:
+        return _outcomes(obj, kind, version)
     return DecodedRequests(columns=_single_event_columns(obj), count=1, single=True)
 
 
@@ -232,6 +405,13 @@ def decode_request_batch(data: bytes) -> RequestBatch:
     obj = _load(data, MAX_MESSAGE_BYTES)
     _check_type(obj, ("request.batch",))
     return _validated(lambda o: RequestBatch.model_validate(o, context=WIRE), obj)
+
+
+def decode_outcome_batch(data: bytes) -> OutcomeBatch:
+    """Full-model decode of an outcome batch, all or nothing (tools, tests, schema checks)."""
+    obj = _load(data, MAX_MESSAGE_BYTES)
+    _check_type(obj, ("verification.batch",))
+    return _validated(lambda o: OutcomeBatch.model_validate(o, context=WIRE), obj)
 
 
 def decode_key_event(data: bytes, max_bytes: int = MAX_MESSAGE_BYTES) -> KeyEventModel:

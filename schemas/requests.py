@@ -1,4 +1,6 @@
-"""Request events: one `RequestCompleted` per API call, packed into `RequestBatch` records.
+"""Request events: one `RequestCompleted` per API call, packed into `RequestBatch` records;
+verification outcomes (`OutcomeRecorded`, packed into `OutcomeBatch` records) ride on the
+same topic.
 
 Every bound comes from `schemas.request_bounds`; every field rule is a `schemas.wire_types`
 rule, the one the worker's column validator (`schemas.request_columns`) also runs.
@@ -8,6 +10,7 @@ false); every column of a batch is required.
 
 from __future__ import annotations
 
+from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, ClassVar, Literal
 from uuid import UUID
@@ -67,6 +70,9 @@ class RequestCompleted(Event):
     is_render: Bool = False
     watermarked: Bool = False
 
+
+MAX_OUTCOME_COUNT = 4_294_967_295
+"""The largest `count` of one outcome event (a UInt32 in ClickHouse)."""
 
 Column = Field(min_length=1, max_length=MAX_BATCH_EVENTS)
 
@@ -151,6 +157,108 @@ class RequestBatch(Event):
                 bytes_out=c.bytes_out[i],
                 is_render=c.is_render[i],
                 watermarked=c.watermarked[i],
+            )
+            for i in range(len(c.event_id))
+        ]
+
+
+class VerificationOutcome(StrEnum):
+    """What a key verification answered (`streams.client.verifier`'s verdicts)."""
+
+    VALID = "valid"
+    MALFORMED = "malformed"
+    UNKNOWN = "unknown"
+    REVOKED = "revoked"
+    DELETED = "deleted"
+    EXPIRED = "expired"
+    IP_NOT_ALLOWED = "ip_not_allowed"
+    QUOTA_EXCEEDED = "quota_exceeded"
+
+
+OUTCOMES: frozenset[str] = frozenset(VerificationOutcome)
+OUTCOME_COUNT = JsonInteger(1, MAX_OUTCOME_COUNT)
+OutcomeCount = Annotated[int, OUTCOME_COUNT]
+
+
+class OutcomeRecorded(Event):
+    """Verifications of one outcome: a single non-valid verdict (`count` 1, its time), or
+    the valid verdicts of one key within one UTC minute (`count` of them since the
+    previous event of that key and minute, `occurred_at` and `client_ip` of the newest).
+
+    Never the presented secret: `key_id` and `account_id` only when the key was found
+    (absent for `malformed` and `unknown`); `client_ip` when the caller passed one.
+    """
+
+    type: Literal["verification.outcome"] = "verification.outcome"
+    outcome: VerificationOutcome
+    key_id: KeyId | None = None
+    account_id: AccountId | None = None
+    client_ip: ClientIp | None = None
+    count: OutcomeCount = 1
+
+
+class OutcomeColumns(BaseModel):
+    """The columnar body of an `OutcomeBatch`: one list per field, all of one length;
+    `null` where a row has no key, account or client IP."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="ignore",
+        json_schema_extra={"description": "Columns of one length, 1..100000 rows."},
+    )
+
+    event_id: Annotated[list[CanonicalUuidText], Column]
+    occurred_at_ms: Annotated[list[OccurredAtMs], Column]
+    outcome: Annotated[list[VerificationOutcome], Column]
+    key_id: Annotated[list[KeyId | None], Column]
+    account_id: Annotated[list[AccountId | None], Column]
+    client_ip: Annotated[list[ClientIp | None], Column]
+    count: Annotated[list[OutcomeCount], Column]
+
+    @model_validator(mode="after")
+    def _same_length(self) -> OutcomeColumns:
+        lengths = {name: len(getattr(self, name)) for name in type(self).model_fields}
+        if len(set(lengths.values())) != 1:
+            raise ValueError(f"columns differ in length: {lengths}")
+        return self
+
+
+class OutcomeBatch(Event):
+    """Many `verification.outcome` events in one `keypulse.requests` record, columnar like
+    a `RequestBatch` (what `streams.client.outcome_recorder.OutcomeRecorder` sends)."""
+
+    WIRE_REQUIRED: ClassVar[tuple[str, ...]] = (*Event.WIRE_REQUIRED, "batch_id")
+
+    type: Literal["verification.batch"] = "verification.batch"
+    batch_id: EventId = Field(default_factory=uuid7)
+    columns: OutcomeColumns
+
+    @classmethod
+    def from_events(cls, events: list[OutcomeRecorded]) -> OutcomeBatch:
+        if not 1 <= len(events) <= MAX_BATCH_EVENTS:
+            raise ValueError(f"a batch holds 1..{MAX_BATCH_EVENTS} events, got {len(events)}")
+        cols = OutcomeColumns(
+            event_id=[str(e.event_id) for e in events],
+            occurred_at_ms=[to_epoch_ms(e.occurred_at) for e in events],
+            outcome=[e.outcome for e in events],
+            key_id=[e.key_id for e in events],
+            account_id=[e.account_id for e in events],
+            client_ip=[e.client_ip for e in events],
+            count=[e.count for e in events],
+        )
+        return cls(columns=cols)
+
+    def events(self) -> list[OutcomeRecorded]:
+        c = self.columns
+        return [
+            OutcomeRecorded(
+                event_id=UUID(c.event_id[i]),
+                occurred_at=from_epoch_ms(c.occurred_at_ms[i]),
+                outcome=c.outcome[i],
+                key_id=c.key_id[i],
+                account_id=c.account_id[i],
+                client_ip=c.client_ip[i],
+                count=c.count[i],
             )
             for i in range(len(c.event_id))
         ]
