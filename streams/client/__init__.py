@@ -8,6 +8,10 @@
   lifecycle event, keyed by account_id, confirmed synchronously on request.
 - `KeyFollower(FollowerConfig(...)).start()`: the key-events topic folded into memory
   (every account's keys and plan), for the key service and the verifier.
+- `KeyVerifier.connect(bootstrap, key_events_topic, render_counts_topic)`: the per-request
+  key check from memory, `verify(secret, client_ip=..., render=...)` -> `Verification`
+  (verdict, message, key id, account, watermark, the render quota per UTC day);
+  `ratelimit_headers(result.quota)` gives the RateLimit headers of a test-key render.
 
 Both use kafka-python producers with idempotence and acks=all; nothing is created at
 import time. This package imports only `schemas` and the base install's dependencies
@@ -23,20 +27,31 @@ from streams.client.key_events import (
     PublishResult,
 )
 from streams.client.key_follower import FollowerConfig, KeyFollower, NotReady
+from streams.client.quota import QuotaState
+from streams.client.ratelimit_headers import ratelimit_headers
 from streams.client.recorder_config import RecorderConfig, RecorderStats
 from streams.client.spill import SpillError
 from streams.client.usage_recorder import UsageRecorder
+from streams.client.verdicts import Environment, Verdict, Verification
+from streams.client.verifier import KeyVerifier, OutcomeSink
 
 __all__ = [
+    "Environment",
     "FollowerConfig",
     "KeyEventPublisher",
     "KeyFollower",
+    "KeyVerifier",
     "NotReady",
+    "OutcomeSink",
     "PublishError",
     "PublishResult",
     "PublisherConfig",
+    "QuotaState",
     "RecorderConfig",
     "RecorderStats",
     "SpillError",
     "UsageRecorder",
+    "Verdict",
+    "Verification",
+    "ratelimit_headers",
 ]

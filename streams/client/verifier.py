@@ -1,8 +1,9 @@
 """`KeyVerifier`: the per-request key check an API embeds, answered from memory.
 
 `verify(presented, *, client_ip=None, render=False, now=None)` is
-`check_secret` -> `hash_secret` -> `KeyFollower.key_by_hash` -> the pure verdict
-(`streams.client.verdicts.decide`), and for a test-key render the quota
+`hash_secret` -> `KeyFollower.key_by_hash` -> the pure verdict
+(`streams.client.verdicts.decide`; `check_secret` says why a string no key has is not a
+key), and for a test-key render the quota
 (`streams.client.quota`). Verdicts: valid, malformed (with the hint), unknown, revoked,
 deleted, expired, ip_not_allowed, quota_exceeded; each with a message a developer can act
 on. A test key's verdict carries `watermark=True`.
@@ -29,12 +30,14 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
-from schemas.key_format import Malformed, check_secret, hash_secret
+from schemas.key_format import SECRET_LENGTH, Malformed, check_secret, hash_secret
+from schemas.key_ledger import KeyRecord
 from schemas.keys import KeyType
 from streams.client.cidr import Network, compile_networks
 from streams.client.key_follower import FollowerConfig, KeyFollower, NotReady
 from streams.client.quota import RenderCountSharing, RenderQuota, SharingConfig
 from streams.client.verdicts import (
+    UNKNOWN,
     Environment,
     Verdict,
     Verification,
@@ -83,6 +86,7 @@ class KeyVerifier:
         self.outcomes = outcomes
         self._owns_follower = owns_follower
         self._networks: dict[tuple[str, ...], tuple[Network, ...]] = {}
+        self._valid: dict[str, tuple[KeyRecord, Verification]] = {}
 
     @classmethod
     def connect(
@@ -146,24 +150,49 @@ class KeyVerifier:
         valid test key against its quota (100 per UTC day) and may answer
         `quota_exceeded`. Raises `NotReady` before the state is read."""
         at = now or datetime.now(UTC)
-        parsed = check_secret(presented)
-        if isinstance(parsed, Malformed):
-            result = malformed(parsed)
-        else:
-            record = self.follower.key_by_hash(hash_secret(presented))
-            networks = _NO_NETWORKS
-            if record is not None and record.allowed_cidrs:
-                networks = self._compiled(record.allowed_cidrs)
-            result = decide(record, at, client_ip, networks, self.environment)
-            if render and result.verdict is Verdict.VALID and result.key_type is KeyType.TEST:
-                if self.sharing is not None and not self.sharing.caught_up:
-                    raise NotReady(self._sharing_not_ready())
-                assert result.key_id is not None
-                result = with_quota(result, self.quota.admit(result.key_id, at))
+        result = self._verdict(presented, at, client_ip)
+        if render and result.verdict is Verdict.VALID and result.key_type is KeyType.TEST:
+            if self.sharing is not None and not self.sharing.caught_up:
+                raise NotReady(self._sharing_not_ready())
+            assert result.key_id is not None
+            result = with_quota(result, self.quota.admit(result.key_id, at))
         if self.outcomes is not None:
             self.outcomes.record(
                 result.verdict.value, result.key_id, result.account_id, client_ip, at
             )
+        return result
+
+    def _verdict(self, presented: str, at: datetime, client_ip: str | None) -> Verification:
+        """Look the hash up first: a key found by the hash of `presented` is `presented`
+        exactly, hence well-formed; only a string no key has is parsed for the hint (so a
+        valid key costs one hash and two dict lookups, not a parse)."""
+        if len(presented) == SECRET_LENGTH:
+            try:
+                record = self.follower.key_by_hash(hash_secret(presented))
+            except NotReady:
+                parsed = check_secret(presented)
+                if isinstance(parsed, Malformed):
+                    return malformed(parsed)
+                raise
+            if record is not None:
+                return self._decided(record, at, client_ip)
+        parsed = check_secret(presented)
+        if isinstance(parsed, Malformed):
+            return malformed(parsed)
+        return UNKNOWN  # well-formed, and no key has this secret
+
+    def _decided(self, record: KeyRecord, at: datetime, client_ip: str | None) -> Verification:
+        """`decide`, with the valid answer of a key without expiry or allow-list kept
+        until its record changes (the follower replaces a record on every change)."""
+        plain = record.expires_at is None and not record.allowed_cidrs
+        if plain:
+            cached = self._valid.get(record.secret_hash)
+            if cached is not None and cached[0] is record:
+                return cached[1]
+        networks = self._compiled(record.allowed_cidrs) if record.allowed_cidrs else _NO_NETWORKS
+        result = decide(record, at, client_ip, networks, self.environment)
+        if plain and result.verdict is Verdict.VALID:
+            self._valid[record.secret_hash] = (record, result)
         return result
 
     def _compiled(self, cidrs: tuple[str, ...]) -> tuple[Network, ...]:
