@@ -8,6 +8,12 @@ Every reader uses this one fold (the key service deciding, the key registry proj
 
 `AccountLedger` is mutable for speed (an account may hold many keys); `copy()` gives the
 scratch state a decision is made on.
+
+Expiry is part of a key's record (`expires_at`), never an event: whether a key is expired
+is a pure function of the record and a time (`KeyRecord.status_at(now)`). Plan limits
+count the keys that are active, not replaced by a roll (a rolled pair counts once, as
+its new key) and not expired *at the event's `occurred_at`*, so the fold stays a function
+of the events alone.
 """
 
 from __future__ import annotations
@@ -20,22 +26,29 @@ from uuid import UUID
 from schemas.keys import (
     AccountCreated,
     KeyAccess,
+    KeyAllowListChanged,
     KeyCreated,
     KeyDeleted,
     KeyEventModel,
     KeyRenamed,
     KeyRevoked,
+    KeyRolled,
     KeyType,
     PlanChanged,
     RevokeReason,
 )
 from schemas.plans import ADMIN_KEY_LIMIT, PLAN_KEY_LIMITS, Plan
 
+KeyChange = KeyRenamed | KeyRevoked | KeyDeleted | KeyAllowListChanged | KeyRolled
+"""The events that change an existing key."""
+
 
 class KeyStatus(StrEnum):
     ACTIVE = "active"
     REVOKED = "revoked"
     DELETED = "deleted"
+    EXPIRED = "expired"
+    """Never stored: `KeyRecord.status_at(now)` of an active key past its `expires_at`."""
 
 
 class Refusal(StrEnum):
@@ -53,6 +66,9 @@ class Refusal(StrEnum):
     PLAN_LIMIT_REACHED = "plan_limit_reached"
     ADMIN_LIMIT_REACHED = "admin_limit_reached"
     SAME_PLAN = "same_plan"
+    KEY_REVOKED = "key_revoked"
+    KEY_EXPIRED = "key_expired"
+    KEY_ALREADY_REPLACED = "key_already_replaced"
 
     @property
     def out_of_order(self) -> bool:
@@ -90,6 +106,22 @@ class KeyRecord:
         """What it counts against: "admin", or its key type."""
         return "admin" if self.access is KeyAccess.ADMIN else self.key_type.value
 
+    def is_expired(self, now: datetime) -> bool:
+        """Past its `expires_at` at `now` (a key expires at that instant)."""
+        return self.expires_at is not None and now >= self.expires_at
+
+    def status_at(self, now: datetime) -> KeyStatus:
+        """The stored status, or `expired` for an active key past its expiry."""
+        if self.status is KeyStatus.ACTIVE and self.is_expired(now):
+            return KeyStatus.EXPIRED
+        return self.status
+
+    @property
+    def counts(self) -> bool:
+        """Counted against the plan (until it expires): active and not rolled over (a
+        rolled key's successor counts for the pair)."""
+        return self.status is KeyStatus.ACTIVE and self.replaced_by is None
+
 
 @dataclass(frozen=True)
 class IdempotentCreate:
@@ -108,12 +140,19 @@ class AccountLedger:
     updated_at: datetime
     keys: dict[str, KeyRecord] = field(default_factory=dict)
     active: dict[str, int] = field(default_factory=dict)
-    """Active keys per limit class ("live", "test", "admin")."""
+    """Counted keys (`KeyRecord.counts`) per limit class ("live", "test", "admin"), expired
+    ones included; `count` leaves those out."""
+    expiring: dict[str, dict[str, datetime]] = field(default_factory=dict)
+    """Per limit class, the counted keys that have an `expires_at` (key id -> it)."""
     idempotency: dict[str, IdempotentCreate] = field(default_factory=dict)
 
     def copy(self) -> AccountLedger:
         return replace(
-            self, keys=dict(self.keys), active=dict(self.active), idempotency=dict(self.idempotency)
+            self,
+            keys=dict(self.keys),
+            active=dict(self.active),
+            expiring={c: dict(e) for c, e in self.expiring.items()},
+            idempotency=dict(self.idempotency),
         )
 
     def limit(self, limit_class: str) -> int | None:
@@ -123,8 +162,12 @@ class AccountLedger:
         limits = PLAN_KEY_LIMITS[self.plan]
         return limits.live if limit_class == "live" else limits.test
 
-    def count(self, limit_class: str) -> int:
-        return self.active.get(limit_class, 0)
+    def count(self, limit_class: str, at: datetime | None = None) -> int:
+        """The keys of the class counted against the plan at `at` (default: the time of
+        the account's last event): active, not rolled over, not expired."""
+        when = self.updated_at if at is None else at
+        expired = sum(1 for e in self.expiring.get(limit_class, {}).values() if when >= e)
+        return self.active.get(limit_class, 0) - expired
 
 
 def _order(ledger: AccountLedger, event: KeyEventModel) -> Refusal | None:
@@ -140,14 +183,24 @@ def _create_refusal(ledger: AccountLedger, event: KeyCreated) -> Refusal | None:
         return Refusal.KEY_EXISTS
     limit_class = "admin" if event.access is KeyAccess.ADMIN else event.key_type.value
     limit = ledger.limit(limit_class)
-    if limit is None or ledger.count(limit_class) < limit:
+    if limit is None or ledger.count(limit_class, event.occurred_at) < limit:
         return None
     return Refusal.ADMIN_LIMIT_REACHED if limit_class == "admin" else Refusal.PLAN_LIMIT_REACHED
 
 
-def _change_refusal(
-    ledger: AccountLedger, event: KeyRenamed | KeyRevoked | KeyDeleted
-) -> Refusal | None:
+def _roll_refusal(ledger: AccountLedger, key: KeyRecord, event: KeyRolled) -> Refusal | None:
+    if key.status is KeyStatus.REVOKED:
+        return Refusal.KEY_REVOKED
+    if key.replaced_by is not None:
+        return Refusal.KEY_ALREADY_REPLACED
+    if key.is_expired(event.occurred_at):
+        return Refusal.KEY_EXPIRED
+    if event.new_key_id in ledger.keys:
+        return Refusal.KEY_EXISTS
+    return None
+
+
+def _change_refusal(ledger: AccountLedger, event: KeyChange) -> Refusal | None:
     key = ledger.keys.get(event.key_id)
     if key is None:
         return Refusal.KEY_NOT_FOUND
@@ -155,8 +208,10 @@ def _change_refusal(
         return Refusal.KEY_DELETED
     if isinstance(event, KeyRevoked) and key.status is KeyStatus.REVOKED:
         return Refusal.KEY_ALREADY_REVOKED
-    if isinstance(event, KeyDeleted) and key.status is not KeyStatus.REVOKED:
+    if isinstance(event, KeyDeleted) and key.status_at(event.occurred_at) is KeyStatus.ACTIVE:
         return Refusal.KEY_NOT_REVOKED
+    if isinstance(event, KeyRolled):
+        return _roll_refusal(ledger, key, event)
     return None
 
 
@@ -188,9 +243,14 @@ def _advance(ledger: AccountLedger, event: KeyEventModel) -> None:
 
 def _set_key(ledger: AccountLedger, before: KeyRecord | None, after: KeyRecord) -> None:
     for record, step in ((before, -1), (after, 1)):
-        if record is not None and record.status is KeyStatus.ACTIVE:
+        if record is not None and record.counts:
             cls = record.limit_class
             ledger.active[cls] = ledger.active.get(cls, 0) + step
+            expiring = ledger.expiring.setdefault(cls, {})
+            if step < 0:
+                expiring.pop(record.key_id, None)
+            elif record.expires_at is not None:
+                expiring[record.key_id] = record.expires_at
     ledger.keys[after.key_id] = after
 
 
@@ -208,13 +268,45 @@ def _created(event: KeyCreated) -> KeyRecord:
         created_by=event.actor,
         updated_at=event.occurred_at,
         seq=event.seq,
+        allowed_cidrs=event.allowed_cidrs,
+        expires_at=event.expires_at,
     )
 
 
-def _changed(key: KeyRecord, event: KeyRenamed | KeyRevoked | KeyDeleted) -> KeyRecord:
+def _successor(old: KeyRecord, event: KeyRolled) -> KeyRecord:
+    """The key a roll makes: the old key's name, type, access and allow-list."""
+    return KeyRecord(
+        account_id=old.account_id,
+        key_id=event.new_key_id,
+        name=old.name,
+        key_type=old.key_type,
+        access=old.access,
+        status=KeyStatus.ACTIVE,
+        secret_hash=event.secret_hash,
+        hint=event.hint,
+        created_at=event.occurred_at,
+        created_by=event.actor,
+        updated_at=event.occurred_at,
+        seq=event.seq,
+        allowed_cidrs=old.allowed_cidrs,
+        replaces=old.key_id,
+    )
+
+
+def _changed(key: KeyRecord, event: KeyChange) -> KeyRecord:
     at, seq = event.occurred_at, event.seq
     if isinstance(event, KeyRenamed):
         return replace(key, name=event.name, updated_at=at, seq=seq)
+    if isinstance(event, KeyAllowListChanged):
+        return replace(key, allowed_cidrs=event.allowed_cidrs, updated_at=at, seq=seq)
+    if isinstance(event, KeyRolled):
+        return replace(
+            key,
+            expires_at=event.old_expires_at,
+            replaced_by=event.new_key_id,
+            updated_at=at,
+            seq=seq,
+        )
     if isinstance(event, KeyRevoked):
         return replace(
             key,
@@ -225,6 +317,15 @@ def _changed(key: KeyRecord, event: KeyRenamed | KeyRevoked | KeyDeleted) -> Key
             seq=seq,
         )
     return replace(key, status=KeyStatus.DELETED, deleted_at=at, updated_at=at, seq=seq)
+
+
+def _remember(
+    ledger: AccountLedger, idempotency_key: str | None, key_id: str, event: KeyCreated | KeyRolled
+) -> None:
+    if idempotency_key is not None:
+        ledger.idempotency[idempotency_key] = IdempotentCreate(
+            key_id, event.request_hash, event.occurred_at
+        )
 
 
 def apply(
@@ -249,12 +350,12 @@ def apply(
         ledger.plan = event.plan
     elif isinstance(event, KeyCreated):
         _set_key(ledger, None, _created(event))
-        if event.idempotency_key is not None:
-            ledger.idempotency[event.idempotency_key] = IdempotentCreate(
-                event.key_id, event.request_hash, event.occurred_at
-            )
+        _remember(ledger, event.idempotency_key, event.key_id, event)
     else:
         before = ledger.keys[event.key_id]
         _set_key(ledger, before, _changed(before, event))
+        if isinstance(event, KeyRolled):
+            _set_key(ledger, None, _successor(before, event))
+            _remember(ledger, event.idempotency_key, event.new_key_id, event)
     _advance(ledger, event)
     return ledger, None
