@@ -175,7 +175,7 @@ class VerificationOutcome(StrEnum):
     QUOTA_EXCEEDED = "quota_exceeded"
 
 
-OUTCOMES: frozenset[str] = frozenset(VerificationOutcome)
+OUTCOMES: frozenset[str] = frozenset(o.value for o in VerificationOutcome)
 OUTCOME_COUNT = JsonInteger(1, MAX_OUTCOME_COUNT)
 OutcomeCount = Annotated[int, OUTCOME_COUNT]
 

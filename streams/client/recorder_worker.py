@@ -34,7 +34,7 @@ from typing import Any
 from kafka.errors import KafkaError, MessageSizeTooLargeError, RecordListTooLargeError
 
 from schemas.utc import now_ms
-from streams.client.batch_packer import PackedBatch, Row, pack_rows, split_packed
+from streams.client.batch_packer import PackedBatch, pack_rows, split_packed
 from streams.client.kafka_client import build_producer, close_producer
 from streams.client.recorder_config import RecorderConfig, RecorderStats
 from streams.client.spill import Segment, SpillStore
@@ -70,6 +70,14 @@ class _InFlight:
     replay: _Replay | None
 
 
+Packer = Callable[[list[Any], int], PackedBatch]
+"""Rows -> one encoded record stamped at the given epoch ms (`batch_packer.pack_rows`)."""
+Tick = Callable[[bool], None]
+"""Called on the worker thread at the start of every loop and before shutdown packs the
+buffer, with whether a flush or close is waiting (then it must move everything it holds
+into the buffer): how a recorder that aggregates feeds its rows in."""
+
+
 @dataclass
 class _Connect:
     thread: threading.Thread
@@ -82,12 +90,17 @@ class RecorderWorker:
     def __init__(
         self,
         config: RecorderConfig,
-        buffer: deque[Row],
+        buffer: deque[Any],
         drops: DropCounter,
         on_connected: Callable[[], None],
+        pack: Packer = pack_rows,
+        tick: Tick | None = None,
+        thread_name: str = "keypulse-usage-recorder",
     ) -> None:
         self._cfg = config
         self._buf = buffer
+        self._pack_rows = pack
+        self._tick = tick
         self._drops = drops
         self._on_connected = on_connected
         self._spill = (
@@ -124,9 +137,7 @@ class RecorderWorker:
         self._flush_seq = 0
         self._drained_seq = 0
         self._close_deadline: float | None = None
-        self._thread = threading.Thread(
-            target=self._run, name="keypulse-usage-recorder", daemon=True
-        )
+        self._thread = threading.Thread(target=self._run, name=thread_name, daemon=True)
 
     # -- control, called from other threads ----------------------------------------------
     def start(self) -> None:
@@ -193,6 +204,8 @@ class RecorderWorker:
                 now = time.monotonic()
                 self._collect_results()
                 self._manage_connection(now)
+                if self._tick is not None:
+                    self._tick(closing or seq > self._drained_seq)
                 state = self._state(now)
                 if state == "up":
                     self._resend_retries()
@@ -332,7 +345,7 @@ class RecorderWorker:
             popleft = buf.popleft
             rows = [popleft() for _ in range(n)]
             self.popped += n
-            batch = pack_rows(rows, now_ms())
+            batch = self._pack_rows(rows, now_ms())
             self._bytes_per_event = 0.5 * self._bytes_per_event + 0.5 * (len(batch.value) / n)
             self._dispatch(batch, state)
             self._first_seen = now if buf else None
@@ -450,6 +463,15 @@ class RecorderWorker:
                 self._replay = None
 
     # -- shutdown ------------------------------------------------------------------------
+    def _final_tick(self) -> None:
+        """Let the tick move what it still holds into the buffer, to be parked with it."""
+        if self._tick is None:
+            return
+        try:
+            self._tick(True)
+        except Exception:
+            log.exception("recorder tick failed at shutdown; what it held is lost")
+
     def _shutdown(self) -> None:
         attempt = self._connect
         if attempt is not None:
@@ -461,10 +483,11 @@ class RecorderWorker:
                 else:
                     close_producer(result, 0)
         self._collect_results()
+        self._final_tick()
         while self._buf:
             rows = [self._buf.popleft() for _ in range(min(len(self._buf), self._target_events()))]
             self.popped += len(rows)
-            self._park(pack_rows(rows, now_ms()))
+            self._park(self._pack_rows(rows, now_ms()))
         if self._producer is not None:
             deadline = self._close_deadline or time.monotonic()
             close_producer(self._producer, max(0.5, min(2.0, deadline - time.monotonic())))

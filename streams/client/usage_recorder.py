@@ -11,6 +11,9 @@ Lifecycle: the constructor starts the worker (and opens the spill directory, rai
 recorder with `config.close_timeout_s`. `flush(timeout)` waits for acknowledgement;
 `close(timeout)` drains, then spills (or drops and counts) what Kafka did not take.
 Events recorded after `close()` are dropped and counted.
+
+`BufferedRecorder` is that lifecycle over any row buffer and packer; `UsageRecorder` and
+`streams.client.outcome_recorder.OutcomeRecorder` are the two recorders built on it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ import threading
 import weakref
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 from schemas.request_bounds import (
     HTTP_METHODS,
@@ -34,13 +37,13 @@ from schemas.request_bounds import (
     MIN_STATUS,
 )
 from schemas.utc import now_ms
-from streams.client.batch_packer import Row
+from streams.client.batch_packer import pack_rows
 from streams.client.recorder_config import RecorderConfig, RecorderStats
-from streams.client.recorder_worker import DropCounter, RecorderWorker
+from streams.client.recorder_worker import DropCounter, Packer, RecorderWorker, Tick
 from streams.client.usage_validation import RowValidator, occurred_at_ms
 
 
-def _exit_hook(ref: weakref.ref[UsageRecorder]) -> Callable[[], None]:
+def _exit_hook(ref: weakref.ref[BufferedRecorder]) -> Callable[[], None]:
     def hook() -> None:
         recorder = ref()
         if recorder is not None:
@@ -49,22 +52,32 @@ def _exit_hook(ref: weakref.ref[UsageRecorder]) -> Callable[[], None]:
     return hook
 
 
-class UsageRecorder:
-    """Buffers request events and ships them to Kafka as `RequestBatch` records."""
+class BufferedRecorder:
+    """A row buffer drained by a `RecorderWorker`: start, exit hook, stats, flush, close."""
 
-    def __init__(self, config: RecorderConfig) -> None:
+    def __init__(
+        self,
+        config: RecorderConfig,
+        pack: Packer = pack_rows,
+        tick: Tick | None = None,
+        thread_name: str = "keypulse-usage-recorder",
+    ) -> None:
         self.config = config
-        self._buf: deque[Row] = deque()
+        self._buf: deque[Any] = deque()
         self._bound = config.max_buffered_events
-        self._validator = RowValidator()
-        self._keys = self._validator.keys
-        self._accounts = self._validator.accounts
-        self._ips = self._validator.ips
         self._drops = DropCounter()
         self._close_lock = threading.Lock()
         self._closed = False
         self._hook = _exit_hook(weakref.ref(self))
-        self._worker = RecorderWorker(config, self._buf, self._drops, self._reregister_exit_hook)
+        self._worker = RecorderWorker(
+            config,
+            self._buf,
+            self._drops,
+            self._reregister_exit_hook,
+            pack=pack,
+            tick=tick,
+            thread_name=thread_name,
+        )
         atexit.register(self._hook)
         self._worker.start()
 
@@ -73,6 +86,51 @@ class UsageRecorder:
         if not self._closed:
             atexit.unregister(self._hook)
             atexit.register(self._hook)
+
+    def stats(self) -> RecorderStats:
+        """A snapshot of the counters (see `RecorderStats` for their identity)."""
+        return self._worker.stats()
+
+    def flush(self, timeout: float = 30.0) -> bool:
+        """Wait until everything recorded before the call is acknowledged by Kafka
+        (including spilled events, which are resent first). False on timeout."""
+        if self._closed:
+            s = self.stats()
+            return s.queued == 0 and s.spill_pending == 0
+        return self._worker.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> RecorderStats:
+        """Drain for at most `timeout` s (default `config.close_timeout_s`), then spill or
+        drop and count what is left, stop the worker and return the final stats.
+        Idempotent; safe to call from an atexit hook."""
+        with self._close_lock:
+            if not self._closed:
+                self._closed = True
+                self._bound = 0  # later record() calls drop and count
+                atexit.unregister(self._hook)
+                self._worker.close(self.config.close_timeout_s if timeout is None else timeout)
+                stragglers = len(self._buf)  # appended while the worker shut down
+                if stragglers and not self._worker.alive:
+                    self._buf.clear()
+                    self._drops.add(stragglers)
+        return self.stats()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+
+class UsageRecorder(BufferedRecorder):
+    """Buffers request events and ships them to Kafka as `RequestBatch` records."""
+
+    def __init__(self, config: RecorderConfig) -> None:
+        self._validator = RowValidator()
+        self._keys = self._validator.keys
+        self._accounts = self._validator.accounts
+        self._ips = self._validator.ips
+        super().__init__(config)
 
     def record(
         self,
@@ -160,37 +218,3 @@ class UsageRecorder:
             )
         else:
             self._drops.add(1)
-
-    def stats(self) -> RecorderStats:
-        """A snapshot of the counters (see `RecorderStats` for their identity)."""
-        return self._worker.stats()
-
-    def flush(self, timeout: float = 30.0) -> bool:
-        """Wait until everything recorded before the call is acknowledged by Kafka
-        (including spilled events, which are resent first). False on timeout."""
-        if self._closed:
-            s = self.stats()
-            return s.queued == 0 and s.spill_pending == 0
-        return self._worker.flush(timeout)
-
-    def close(self, timeout: float | None = None) -> RecorderStats:
-        """Drain for at most `timeout` s (default `config.close_timeout_s`), then spill or
-        drop and count what is left, stop the worker and return the final stats.
-        Idempotent; safe to call from an atexit hook."""
-        with self._close_lock:
-            if not self._closed:
-                self._closed = True
-                self._bound = 0  # later record() calls drop and count
-                atexit.unregister(self._hook)
-                self._worker.close(self.config.close_timeout_s if timeout is None else timeout)
-                stragglers = len(self._buf)  # appended while the worker shut down
-                if stragglers and not self._worker.alive:
-                    self._buf.clear()
-                    self._drops.add(stragglers)
-        return self.stats()
-
-    def __enter__(self) -> UsageRecorder:
-        return self
-
-    def __exit__(self, *_exc: object) -> None:
-        self.close()
