@@ -1,4 +1,5 @@
-"""ClickHouse adapters for the agents' ports: request rows, ingest log and key registry."""
+"""ClickHouse adapters for the agents' ports: request rows, verification outcomes, ingest
+log and key registry."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from clickhouse_connect.driver.transform import NativeTransform
 
 from projections.counters import GrowingCounter
 from projections.ingest_log import partition_watermarks
-from schemas.codec import decode_key_event, encode
+from schemas.codec import OUTCOME_COLUMNS, decode_key_event, encode
 from schemas.key_ledger import KeyRecord
 from schemas.keys import KEY_EVENT_TYPES, KeyEventModel, KeyLifecycle
 from schemas.request_columns import COLUMNS, Columns
@@ -82,6 +83,44 @@ INSERT_SETTINGS: dict[str, Any] = {
 """Synchronous, deduplicated inserts; MV targets deduplicate on their own too."""
 
 
+OUTCOME_TABLE_COLUMNS = (
+    "event_id",
+    "occurred_at",
+    "outcome",
+    "key_id",
+    "account_id",
+    "client_ip",
+    "count",
+    "src_partition",
+    "src_offset",
+)
+"""`verification_outcomes` columns in insert order (the block's outcome columns:
+`OUTCOME_COLUMNS`, then the source position)."""
+OUTCOME_SENT_TYPES = (
+    "String",
+    "DateTime64(3, 'UTC')",
+    "String",
+    "String",
+    "String",
+    "String",
+    "UInt32",
+    "UInt16",
+    "UInt64",
+)
+"""As sent: ids and LowCardinality strings as plain strings (converted on insert); a row
+without key, account or client IP has "" there."""
+_OUTCOME_SOURCE = (*OUTCOME_COLUMNS, "src_partition", "src_offset")
+_NULLABLE_TEXT = frozenset(("key_id", "account_id", "client_ip"))
+
+
+def outcome_columns(columns: Columns) -> list[list[Any]]:
+    """A block's outcome columns as `verification_outcomes` insert data (None -> "")."""
+    return [
+        ["" if v is None else v for v in columns[name]] if name in _NULLABLE_TEXT else columns[name]
+        for name in _OUTCOME_SOURCE
+    ]
+
+
 _LOG_COLUMNS = (
     "topic",
     "seq",
@@ -108,8 +147,9 @@ _LOG_SENT_TYPES = (
 
 
 class ClickHouseIngestStore:
-    """`IngestStore` over clickhouse-connect. Not thread-safe: one writer per client, and
-    one writing process per database (the worker, or a replay into its scratch database).
+    """`IngestStore` (and the ingest agent's `OutcomeStore`) over clickhouse-connect. Not
+    thread-safe: one writer per client, and one writing process per database (the worker,
+    or a replay into its scratch database).
 
     `ingest_batches.seq` orders the log: a `GrowingCounter`, never the wall clock, so a
     clock stepped back across a restart cannot make an older row look newer.
@@ -191,6 +231,20 @@ class ClickHouseIngestStore:
             rows,
             settings={**INSERT_SETTINGS, "insert_deduplication_token": block.token},
             fmt="Native",
+        )
+
+    def write_outcomes(self, token: str, columns: Columns, count: int) -> None:
+        """Insert a block's verification outcome rows with the block's token (after
+        `write` recorded its ranges): written again, the same rows are dropped."""
+        if not count:
+            return
+        self._client.insert(
+            "verification_outcomes",
+            outcome_columns(columns),
+            column_names=OUTCOME_TABLE_COLUMNS,
+            column_type_names=OUTCOME_SENT_TYPES,
+            column_oriented=True,
+            settings={**INSERT_SETTINGS, "insert_deduplication_token": token},
         )
 
 

@@ -13,6 +13,12 @@ write. On start and after a partition assignment the newest recorded insert is
 re-applied with its token (a no-op if it had landed) and records at or below the
 watermark are skipped.
 
+Verification outcome rows from the same records (`PlannedBlock.outcomes`) are inserted
+right after the block's request rows, with the same deduplication token, by a store that
+also implements `OutcomeStore` (the ClickHouse one does): re-applying the newest recorded
+insert re-inserts both, so outcomes are written exactly once as requests are. With a store
+that cannot hold outcomes they are counted (`IngestStats.outcomes_unstored`) and logged.
+
 Transient failures (ClickHouse per `store_transient`, Kafka per `kafka_transient`) are
 retried with backoff; any other error ends the agent through `on_bug` (by default
 `stop_on_bug`: the process exits before any offset past the failed batch is committed).
@@ -27,10 +33,11 @@ from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import orjson
 
+from schemas.request_columns import Columns
 from schemas.runtime.dead_letters import DeadLetterSink, dead_letter_headers
 from schemas.runtime.retry import IsTransient, io_failure, off_loop_until_done
 from streams.worker.failures import kafka_transient, stop_on_bug
@@ -66,7 +73,21 @@ class IngestStats:
     last_insert_s: float = 0.0
     last_block_events: int = 0
     max_occurred_at_ms: int = 0
+    outcomes: int = 0
+    """Verification outcome rows written."""
+    outcomes_unstored: int = 0
+    """Outcome rows the store could not hold (it is no `OutcomeStore`)."""
     insert_seconds: deque[float] = field(default_factory=lambda: deque(maxlen=1000))
+
+
+@runtime_checkable
+class OutcomeStore(Protocol):
+    """An `IngestStore` that also holds verification outcome rows."""
+
+    def write_outcomes(self, token: str, columns: Columns, count: int) -> None:
+        """Insert `count` outcome rows (`PlannedBlock.outcomes`) with the deduplication
+        token of the block they came with; the same token again is a no-op."""
+        ...
 
 
 BlockListener = Callable[[InsertBlock], None]
@@ -186,6 +207,7 @@ class IngestAgent:
         self._writing: asyncio.Future[None] | None = None
         """The newest write handed to the writer thread (writes run one at a time)."""
         self._stale = True
+        self._outcomes = store if isinstance(store, OutcomeStore) else None
         self.stats = IngestStats()
         self.listeners: list[BlockListener] = []
 
@@ -235,10 +257,23 @@ class IngestAgent:
             return
         one_block = replace(self._limits, max_events=1 << 62)
         plan = plan_ingest(self._topic, records, {}, one_block)
-        for block in plan.blocks:
-            block.ranges = ranges  # same ranges, same token as the original insert
-            await self._blocking(self._store.write, block)
+        for planned in plan.planned:
+            planned.block.ranges = ranges  # same ranges, same token as the original insert
+            await self._blocking(self._write, planned)
             self.stats.recovered_blocks += 1
+
+    def _write(self, planned: PlannedBlock) -> None:
+        """The block (write-ahead row, request rows), then its outcome rows, same token."""
+        block = planned.block
+        self._store.write(block)
+        if not planned.outcome_count:
+            return
+        if self._outcomes is None:
+            if not self.stats.outcomes_unstored:
+                log.warning("ingest: this store holds no verification outcomes; not stored")
+            self.stats.outcomes_unstored += planned.outcome_count
+            return
+        self._outcomes.write_outcomes(block.token, planned.outcomes, planned.outcome_count)
 
     async def run(self, stream: Any) -> None:
         """The faust agent body (concurrency 1); a non-transient error goes to `on_bug`.
@@ -344,7 +379,7 @@ class IngestAgent:
             while (planned := await self._next_block(steps)) is not None:
                 await self._dead_letter(planned.rejected)
                 await self._settle()
-                self._writing = asyncio.ensure_future(self._land(planned.block))
+                self._writing = asyncio.ensure_future(self._land(planned))
         finally:
             self.stats.skipped_records += planner.skipped
         return self._writing
@@ -362,13 +397,16 @@ class IngestAgent:
             self._store.encode(planned.block)
         return planned
 
-    async def _land(self, block: InsertBlock) -> None:
-        """Write `block` on the writer thread, then count it and tell the listeners."""
+    async def _land(self, planned: PlannedBlock) -> None:
+        """Write the block on the writer thread, then count it and tell the listeners."""
+        block = planned.block
         began = time.perf_counter()
-        await self._blocking(self._store.write, block)
+        await self._blocking(self._write, planned)
         elapsed = time.perf_counter() - began
         advance_watermarks(self._watermarks, block)
         self.stats.events += block.count
+        if self._outcomes is not None:
+            self.stats.outcomes += planned.outcome_count
         self.stats.blocks += 1
         self.stats.last_insert_s = elapsed
         self.stats.insert_seconds.append(elapsed)

@@ -9,6 +9,11 @@ whole record, or single rows of a batch) and group the valid rows into blocks of
 them, and the dead letters of the records it covers, so re-inserting the same ranges
 after a crash is a no-op in ClickHouse, whatever the batch boundaries were before.
 
+Verification outcome records (`verification.batch`, `verification.outcome`) on the same
+topic are planned alongside: their valid rows go into the block's `PlannedBlock.outcomes`
+(with their source positions, under the same ranges and token), their rows out of the
+time bounds and invalid rows are dead letters like a batch's.
+
 `TakePlanner.blocks` yields the blocks one at a time (the worker writes one while it
 decodes the next); `plan_ingest` collects them.
 """
@@ -19,7 +24,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from schemas.codec import RejectedRow, decode_requests
+from schemas.codec import OUTCOME_COLUMNS, DecodedRequests, RejectedRow, decode_requests
 from schemas.errors import InvalidMessage
 from schemas.request_columns import COLUMNS, Columns
 from streams.worker.ports import InsertBlock, OffsetRange
@@ -65,10 +70,14 @@ class Rejected:
 
 @dataclass
 class PlannedBlock:
-    """A block and the dead letters of the records within its ranges."""
+    """A block and the dead letters of the records within its ranges, with the
+    verification outcome rows of those records (`OUTCOME_COLUMNS` plus `src_partition`
+    and `src_offset`; written under the block's token after its request rows)."""
 
     block: InsertBlock
     rejected: list[Rejected]
+    outcomes: Columns = field(default_factory=dict)
+    outcome_count: int = 0
 
 
 @dataclass
@@ -76,13 +85,49 @@ class IngestPlan:
     blocks: list[InsertBlock] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
     skipped: int = 0  # records at or below the watermark (already in ClickHouse)
+    planned: list[PlannedBlock] = field(default_factory=list)
+    """Every block with its dead letters and outcome rows, in order."""
 
 
-def _empty_columns() -> dict[str, list[Any]]:
-    cols: dict[str, list[Any]] = {name: [] for name in COLUMNS}
+def _empty_columns(names: tuple[str, ...] = COLUMNS) -> dict[str, list[Any]]:
+    cols: dict[str, list[Any]] = {name: [] for name in names}
     cols["src_partition"] = []
     cols["src_offset"] = []
     return cols
+
+
+def outcome_time_bounds(
+    decoded: DecodedRequests, record: SourceRecord, bounds: TimeBounds
+) -> tuple[Columns, int, list[Rejected]]:
+    """The outcome rows of `decoded` within the time bounds of `record`'s timestamp, and
+    the dead letters of the others (`stale_timestamp`, `future_timestamp`: the rules of
+    `streams.worker.time_bounds`, checked through a one-row request view of each time)."""
+    cols, count = decoded.outcomes, decoded.outcome_count
+    if record.timestamp_ms is None or not count:
+        return cols, count, []
+    earliest = record.timestamp_ms - bounds.max_age_ms
+    latest = record.timestamp_ms + bounds.max_future_ms
+    times = cols["occurred_at_ms"]
+    if earliest <= min(times) and max(times) <= latest:
+        return cols, count, []
+    keep: list[int] = []
+    rejected: list[Rejected] = []
+    for row, ms in enumerate(times):
+        if earliest <= ms <= latest:
+            keep.append(row)
+            continue
+        single = {name: [ms] if name == "occurred_at_ms" else [] for name in COLUMNS}
+        view = DecodedRequests(columns=single, count=1, single=True)
+        try:
+            check_time_bounds(view, record.timestamp_ms, bounds)
+            keep.append(row)
+        except InvalidMessage as exc:
+            event = {name: cols[name][row] for name in OUTCOME_COLUMNS}
+            event["type"] = "verification.outcome"
+            message = f"outcomes[{row}].{exc.message}"[:500]
+            rejected.append(Rejected(record, exc, RejectedRow(row, exc.reason, message, event)))
+    kept = {name: [values[r] for r in keep] for name, values in cols.items()}
+    return kept, len(keep), rejected
 
 
 class _BlockBuilder:
@@ -92,6 +137,8 @@ class _BlockBuilder:
 
     def reset(self) -> None:
         self.columns = _empty_columns()
+        self.outcomes = _empty_columns(OUTCOME_COLUMNS)
+        self.outcome_count = 0
         self.count = 0
         self.ranges: dict[int, list[int]] = {}
         self.max_ms = 0
@@ -123,6 +170,15 @@ class _BlockBuilder:
         if record.timestamp_ms is not None:
             self.max_record_ms = max(self.max_record_ms or 0, record.timestamp_ms)
 
+    def add_outcomes(self, record: SourceRecord, columns: Columns, count: int) -> None:
+        if not count:
+            return
+        for name in OUTCOME_COLUMNS:
+            self.outcomes[name].extend(columns[name])
+        self.outcomes["src_partition"].extend([record.partition] * count)
+        self.outcomes["src_offset"].extend([record.offset] * count)
+        self.outcome_count += count
+
     def newest_event_ms(self) -> int:
         """The newest event time, capped at the newest record timestamp of the block, so
         the ingest log never runs ahead of the broker (0: no timestamped rows)."""
@@ -133,7 +189,7 @@ class _BlockBuilder:
     def build(self) -> PlannedBlock:
         ranges = [OffsetRange(p, s, e) for p, (s, e) in sorted(self.ranges.items())]
         block = InsertBlock(self.topic, ranges, self.columns, self.count, self.newest_event_ms())
-        return PlannedBlock(block, self.rejected)
+        return PlannedBlock(block, self.rejected, self.outcomes, self.outcome_count)
 
 
 def _row_dead_letters(record: SourceRecord, rows: tuple[RejectedRow, ...]) -> list[Rejected]:
@@ -170,11 +226,16 @@ class TakePlanner:
             except InvalidMessage as exc:
                 builder.reject(record, exc)
                 continue
-            if builder.count and builder.count + decoded.count > limits.max_events:
+            rows = builder.count + builder.outcome_count
+            if rows and rows + decoded.count + decoded.outcome_count > limits.max_events:
                 yield builder.build()
                 builder.reset()
             builder.rejected.extend(_row_dead_letters(record, decoded.rejected))
             builder.add(record, decoded.columns, decoded.count)
+            if decoded.outcome_count:
+                outcomes, count, late = outcome_time_bounds(decoded, record, limits.time_bounds)
+                builder.rejected.extend(late)
+                builder.add_outcomes(record, outcomes, count)
         if builder.ranges:
             yield builder.build()
 
@@ -188,6 +249,7 @@ def plan_ingest(
     for planned in planner.blocks(records):
         plan.blocks.append(planned.block)
         plan.rejected.extend(planned.rejected)
+        plan.planned.append(planned)
     plan.skipped = planner.skipped
     return plan
 
