@@ -121,6 +121,13 @@ class ApiSettings(BaseModel):
     """Operator bootstrap keys, a JSON list, e.g. `[{"key_id": "mk_ops", "account_id":
     "acc_x", "scope": "full", "secret_hash": "sha256:..."}]`; `keypulse api-keys hash`
     prints a hash."""
+    verify_tokens: list[Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]] = []
+    """`KEYPULSE_API_VERIFY_TOKENS`: the service credentials of `POST /verify`, a JSON list
+    of `sha256:<hex>` hashes of the tokens (never the tokens); `keypulse api-keys hash`
+    prints one. Empty: `/verify` refuses every call."""
+    verify_environment: Literal["production", "development"] = "production"
+    """`KEYPULSE_API_VERIFY_ENVIRONMENT`: what `POST /verify` flags (a live key in
+    development, a test key in production)."""
 
 
 class AlertingSettings(BaseModel):

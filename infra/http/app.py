@@ -33,6 +33,7 @@ from infra.http.routes.key_commands import key_commands_router
 from infra.http.routes.keys import keys_router
 from infra.http.routes.rules import rules_router
 from infra.http.routes.usage import usage_router
+from infra.http.routes.verify import verify_router
 from infra.settings import Settings
 
 __all__ = ["ApiRuntime", "build_http_app"]
@@ -115,6 +116,7 @@ def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
         rules_router,
         alerts_router,
         deliveries_router,
+        verify_router,
     )
     for router in routers:
         app.include_router(router(ctx))

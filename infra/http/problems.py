@@ -6,7 +6,10 @@ Stable codes: `invalid_api_key`, `revoked_api_key`, `insufficient_scope` (auth);
 their own codes and facts (`plan_limit_reached` with `plan`, `key_type`, `limit` and
 `active`; `key_not_found`, `key_not_revoked`, `invalid_name`, `idempotency_key_reused`,
 `account_not_found`, `admin_limit_reached`, ...); `unavailable` (503, with
-`Retry-After`: Kafka or the key registry did not answer in time; safe to retry).
+`Retry-After`: Kafka or the key registry did not answer in time; safe to retry);
+`quota_exceeded` (429, `POST /verify`: the problem type `quota-exceeded` of the IETF
+RateLimit header fields draft, with `violated-policies`, the RateLimit headers and
+`Retry-After`).
 Bodies never carry account data (key names, rule contents), only the ids the caller sent.
 """
 
@@ -58,6 +61,11 @@ class Problem(BaseModel):
     )
     limit: int | None = Field(default=None, description="plan_limit_reached: the limit")
     active: int | None = Field(default=None, description="plan_limit_reached: active keys")
+    violated_policies: list[str] | None = Field(
+        default=None,
+        alias="violated-policies",
+        description="quota_exceeded: the quota policies the request exceeded (`renders`)",
+    )
 
 
 class ApiError(Exception):
@@ -71,9 +79,11 @@ class ApiError(Exception):
         self.extra = extra
 
 
-def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
+def problem(
+    status: int, code: str, detail: str, *, problem_type: str = "about:blank", **extra: Any
+) -> JSONResponse:
     body = {
-        "type": "about:blank",
+        "type": problem_type,
         "title": code.replace("_", " "),
         "status": status,
         "error": code,
@@ -83,7 +93,22 @@ def problem(status: int, code: str, detail: str, **extra: Any) -> JSONResponse:
     return JSONResponse(body, status_code=status, media_type=PROBLEM)
 
 
-_PROBLEM_SCHEMA = Problem.model_json_schema()
+QUOTA_EXCEEDED_TYPE = "https://iana.org/assignments/http-problem-types#quota-exceeded"
+"""The problem type the RateLimit header fields draft registers for an exhausted quota."""
+
+
+def quota_exceeded(
+    detail: str, policies: list[str], headers: dict[str, str], **extra: Any
+) -> JSONResponse:
+    """429 `quota-exceeded`, naming the `violated-policies`, with the RateLimit headers
+    and Retry-After in `headers`."""
+    extra["violated-policies"] = policies
+    response = problem(429, "quota_exceeded", detail, problem_type=QUOTA_EXCEEDED_TYPE, **extra)
+    response.headers.update(headers)
+    return response
+
+
+_PROBLEM_SCHEMA = Problem.model_json_schema(by_alias=True)
 
 
 def _problem_response(description: str) -> dict[str, Any]:
@@ -105,6 +130,11 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
     503: _problem_response("Kafka did not confirm the event; retry later")
 }
 """The error response of routes that publish to Kafka."""
+
+QUOTA_EXCEEDED_RESPONSE = _problem_response(
+    "A refused render: the test key's 100 renders of this UTC day are used "
+    "(`quota-exceeded`, `violated-policies`, RateLimit headers, Retry-After)"
+)
 
 CONFLICT: dict[int | str, dict[str, Any]] = {
     409: _problem_response("The account's state does not allow it (see `error`)")
