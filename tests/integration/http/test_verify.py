@@ -16,9 +16,9 @@ from infra.tools.receivers import free_port
 from schemas.key_format import generate_secret, hash_secret
 from schemas.keys import KeyAccess, KeyType
 from schemas.topics import TopicNames
+from tests.eventually import eventually_sync
 from tests.integration.http.api_support import LiveApi, assert_problem, bearer, live_api
 from tests.integration.ingest_helpers import worker_settings
-from tests.eventually import eventually_sync
 from tests.samples.keys import Chain, publish
 
 TOKEN = "verify-service-token-for-tests"
