@@ -11,10 +11,10 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
+from bench.verify_process import VerifierProcess
 from schemas.key_format import generate_secret
 from schemas.keys import KeyType
 from schemas.topics import TopicNames
-from tests.integration.client.verifier_processes import VerifierProcess
 from tests.samples.keys import Chain, publish
 
 PROCESSES = 3
