@@ -91,6 +91,10 @@ class KeyRow:
     requests_24h: int
     requests_7d: int
     requests_30d: int
+    allowed_cidrs: tuple[str, ...] = ()
+    expires_at: datetime | None = None
+    replaces: str | None = None
+    replaced_by: str | None = None
 
 
 @dataclass(frozen=True)
@@ -163,13 +167,14 @@ _PLAN = "SELECT any(toString(plan)) FROM accounts FINAL WHERE account_id = {acco
 """The account's current plan, "" when it has no row (a scalar subquery of the listing)."""
 _LISTED = (
     "k.key_id, k.name, k.key_type, k.access, k.status, k.hint, k.created_at, k.created_by, "
-    "k.revoked_at, k.revoke_reason"
+    "k.revoked_at, k.revoke_reason, k.allowed_cidrs, k.expires_at, k.replaces, k.replaced_by"
 )
 
 
 def _key_row(row: Sequence[Any], counts: dict[str, tuple[int, int, int]]) -> KeyRow:
     """A listing row from `_LISTED`, last use, plan, and the key's request counts."""
-    key_id, name, key_type, access, status, hint, created, by, revoked, reason, last, plan = row
+    key_id, name, key_type, access, status, hint, created, by, revoked, reason = row[:10]
+    cidrs, expires, replaces, replaced_by, last, plan = row[10:]
     day, week, month = counts.get(key_id, (0, 0, 0))
     return KeyRow(
         key_id=key_id,
@@ -187,6 +192,10 @@ def _key_row(row: Sequence[Any], counts: dict[str, tuple[int, int, int]]) -> Key
         requests_24h=day,
         requests_7d=week,
         requests_30d=month,
+        allowed_cidrs=tuple(cidrs or ()),
+        expires_at=as_utc(expires) if expires else None,
+        replaces=replaces,
+        replaced_by=replaced_by,
     )
 
 
@@ -375,10 +384,11 @@ class UsageQueries:
         if not rows:
             return None
         plan, seq, created, updated = rows[0]
-        active = self._client.query(
+        active = self._client.query(  # counted as the ledger counts (`AccountLedger.count`)
             "SELECT if(access = 'admin', 'admin', key_type) AS class, count() "
-            f"FROM keys FINAL WHERE {_ACCOUNT} AND status = 'active' GROUP BY class",
-            parameters={"account": account_id},
+            f"FROM keys FINAL WHERE {_ACCOUNT} AND status = 'active' AND replaced_by IS NULL "
+            "AND (expires_at IS NULL OR expires_at > {at:DateTime64(3, 'UTC')}) GROUP BY class",
+            parameters={"account": account_id, "at": as_utc(updated)},
         ).result_rows
         return AccountRow(
             account_id=account_id,

@@ -42,6 +42,10 @@ def key_json(key: KeyRecord) -> Json:
         "revoked_at": _time(key.revoked_at),
         "revoke_reason": key.revoke_reason.value if key.revoke_reason else None,
         "deleted_at": _time(key.deleted_at),
+        "expires_at": _time(key.expires_at),
+        "allowed_cidrs": list(key.allowed_cidrs),
+        "replaces": key.replaces,
+        "replaced_by": key.replaced_by,
     }
 
 
@@ -57,7 +61,8 @@ def account_json(view: AccountView, ledger: AccountLedger | None = None) -> Json
     }
     if ledger is not None:
         statuses = [k.status for k in ledger.keys.values()]
-        body["keys"] = {s.value: statuses.count(s) for s in KeyStatus}
+        stored = (KeyStatus.ACTIVE, KeyStatus.REVOKED, KeyStatus.DELETED)
+        body["keys"] = {s.value: statuses.count(s) for s in stored}
         body["created_at"] = _time(ledger.created_at)
         body["updated_at"] = _time(ledger.updated_at)
     return body
@@ -121,4 +126,9 @@ def key_table(key: KeyRecord) -> Table:
     if key.revoked_at is not None:
         table.add_row("revoked_at", str(row["revoked_at"]))
         table.add_row("revoke_reason", str(row["revoke_reason"]))
+    for field in ("expires_at", "replaces", "replaced_by"):
+        if row[field] is not None:
+            table.add_row(field, str(row[field]))
+    if key.allowed_cidrs:
+        table.add_row("allowed_cidrs", ", ".join(key.allowed_cidrs))
     return table

@@ -1,12 +1,13 @@
 """`keypulse keys …`: the listing (no subcommand, or `list`) and the write commands
-`create | rename | revoke | delete`.
+`create | rename | allow-list | roll | revoke | delete`.
 
 Writes go through the key service (`streams.keyservice`) straight against Kafka, with
 actor "cli": the command is decided on the account's state read from the key-events
 topic and confirmed once this process has read its event back, whether or not a worker
 runs. The listing takes the one read path (the worker's HTTP API, else ClickHouse).
 
-A secret is printed by `keys create` only, once; with `--json` it is the `secret` field.
+A secret is printed by `keys create` and `keys roll` only, once; with `--json` it is the
+`secret` field.
 """
 
 from __future__ import annotations
@@ -25,11 +26,24 @@ from infra.settings import load_settings
 from schemas.ids import ACCOUNT_ID_PATTERN, KEY_ID_PATTERN
 from schemas.key_ledger import KeyRecord
 from schemas.keys import IDEMPOTENCY_KEY_PATTERN, KeyAccess, KeyType, RevokeReason
-from streams.keyservice.commands import CreateKey, DeleteKey, RenameKey, RevokeKey, request_hash
+from streams.keyservice.commands import (
+    OVERLAPS,
+    CreateKey,
+    DeleteKey,
+    RenameKey,
+    RevokeKey,
+    RollKey,
+    SetAllowList,
+    duration_of,
+    normalised_cidrs,
+    overlap_of,
+    roll_hash,
+)
+from streams.keyservice.commands import create_hash as _create_hash
 from streams.keyservice.service import Outcome
 
 keys_app = typer.Typer(
-    help="API keys: list them (no subcommand), create, rename, revoke, delete.",
+    help="API keys: list them (no subcommand), create, rename, allow-list, roll, revoke, delete.",
     invoke_without_command=True,
 )
 
@@ -102,9 +116,15 @@ def _print_change(outcome: Outcome, done: str, unchanged: str, as_json: bool) ->
     print_warnings(outcome.decision.warnings)
 
 
-def create_hash(name: str, key_type: KeyType, access: KeyAccess) -> str:
+def create_hash(
+    name: str,
+    key_type: KeyType,
+    access: KeyAccess,
+    allowed_cidrs: tuple[str, ...] = (),
+    expires: str | None = None,
+) -> str:
     """What an idempotent retry must repeat: the body `POST /api-keys` would get."""
-    return request_hash({"access": access.value, "name": name, "type": key_type.value})
+    return _create_hash(name, key_type, access, normalised_cidrs(allowed_cidrs), expires)
 
 
 @keys_app.callback()
@@ -144,18 +164,32 @@ def keys_create(
         str | None,
         typer.Option(help="Retrying with the same key and options creates nothing new."),
     ] = None,
+    allow: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow",
+            help="A network or address the key may be used from (repeat it); default: anywhere.",
+        ),
+    ] = None,
+    expires_in: Annotated[
+        str | None, typer.Option(help="The key stops working after this, e.g. 90m, 12h, 30d.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Create a key and print its secret once (it cannot be shown again)."""
-    if idempotency_key is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, idempotency_key):
-        raise CommandFailed("--idempotency-key: 1-255 printable ASCII characters, no spaces")
+    _idempotency_key(idempotency_key)
+    cidrs = tuple(allow or ())
     command = CreateKey(
         account_id(account),
         name,
         key_type,
         access,
         idempotency_key=idempotency_key,
-        request_hash=create_hash(name, key_type, access) if idempotency_key else None,
+        request_hash=create_hash(name, key_type, access, cidrs, expires_in)
+        if idempotency_key
+        else None,
+        allowed_cidrs=cidrs,
+        expires_in=None if expires_in is None else duration_of(expires_in, "--expires-in"),
     )
     with key_service(load_settings()) as service:
         outcome = execute(service, command)
@@ -175,6 +209,65 @@ def keys_rename(
     with key_service(load_settings()) as service:
         outcome = execute(service, command)
     _print_change(outcome, f"renamed to {name!r}", f"already named {name!r}", as_json)
+
+
+def _idempotency_key(value: str | None) -> None:
+    if value is not None and not re.fullmatch(IDEMPOTENCY_KEY_PATTERN, value):
+        raise CommandFailed("--idempotency-key: 1-255 printable ASCII characters, no spaces")
+
+
+@keys_app.command("allow-list")
+@clean_errors
+def keys_allow_list(
+    account: AccountArg,
+    key_id: KeyArg,
+    cidrs: Annotated[
+        list[str] | None, typer.Argument(help="The networks or addresses (replacing the list).")
+    ] = None,
+    clear: Annotated[bool, typer.Option("--clear", help="Allow the key from anywhere.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replace a key's allow-list (requests from elsewhere are refused), or --clear it."""
+    if bool(cidrs) == clear:
+        raise CommandFailed("give the networks (e.g. 203.0.113.0/24 2001:db8::/32) or --clear")
+    command = SetAllowList(account_id(account), _key_id(key_id), tuple(cidrs or ()))
+    with key_service(load_settings()) as service:
+        outcome = execute(service, command)
+    allowed = ", ".join(_key_of(outcome).allowed_cidrs) or "anywhere"
+    _print_change(outcome, f"allowed from {allowed}", f"already allowed from {allowed}", as_json)
+
+
+@keys_app.command("roll")
+@clean_errors
+def keys_roll(
+    account: AccountArg,
+    key_id: KeyArg,
+    overlap: Annotated[
+        str,
+        typer.Option(help="How long the old key keeps working: " + ", ".join(OVERLAPS) + "."),
+    ],
+    idempotency_key: Annotated[
+        str | None,
+        typer.Option(help="Retrying with the same key and options rolls nothing new."),
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Replace a key by a new one (same name, type, access and allow-list) and print the new
+    secret once; the old key expires after the overlap."""
+    _idempotency_key(idempotency_key)
+    command = RollKey(
+        account_id(account),
+        _key_id(key_id),
+        overlap_of(overlap),
+        idempotency_key=idempotency_key,
+        request_hash=roll_hash(key_id, overlap.strip()) if idempotency_key else None,
+    )
+    with key_service(load_settings()) as service:
+        outcome = execute(service, command)
+    new = _key_of(outcome)
+    if not as_json and new.replaces is not None:
+        out.print(f"rolled {new.replaces}: the old key expires after {overlap}", highlight=False)
+    print_created(new, outcome.decision.secret, outcome.decision.warnings, as_json)
 
 
 @keys_app.command("revoke")

@@ -1,6 +1,9 @@
 """How the API shows a key: its metadata from the key registry (the follower's fold,
 exact and immediate in this process) and its usage from ClickHouse (the projection).
 
+A key's status is `expired` once the time passes its `expires_at` (judged at the read's
+`now`; expiry is never an event), with `expiring_soon` within 7 days of it.
+
 A key's metadata (name, status, hint, who created it, revocation) is taken from the
 follower whenever it knows the key, so a key created, renamed or revoked a moment ago
 reads back as it now is, before the `keys` projection has caught up. The numbers (last
@@ -12,15 +15,18 @@ ClickHouse by other means) is shown as the projection has it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 
 from projections.queries import KeyRow
 from schemas.key_ledger import KeyRecord, KeyStatus
+from schemas.utc import utc_now
 
 ELLIPSIS = "…"
+EXPIRING_SOON = timedelta(days=7)
+"""A key that expires within this is flagged `expiring_soon`."""
 
 
 def display_hint(hint: str) -> str:
@@ -36,7 +42,9 @@ class KeyMeta(BaseModel):
     name: str
     type: str = Field(description="live or test")
     access: str = Field(description="full (product API), read_only or admin")
-    status: str = Field(description="active or revoked")
+    status: str = Field(
+        description="active, revoked, or expired (an active key past its expires_at)"
+    )
     hint: str | None = Field(
         description="The prefix and first 4 characters of the secret, e.g. pk_live_Ab3x…"
     )
@@ -44,16 +52,33 @@ class KeyMeta(BaseModel):
     created_by: str | None = Field(description="The key id (or operator) that created it")
     revoked_at: datetime | None
     revoke_reason: str | None
+    expires_at: datetime | None = Field(default=None, description="When it stops working")
+    expiring_soon: bool = Field(
+        default=False, description="Active and expiring within 7 days (roll or replace it)"
+    )
+    allowed_cidrs: list[str] = Field(
+        default_factory=list, description="Networks it may be used from (empty: anywhere)"
+    )
+    replaces: str | None = Field(default=None, description="The key it was rolled from")
+    replaced_by: str | None = Field(default=None, description="The key rolled from it")
 
 
-def _record_fields(record: KeyRecord) -> dict[str, Any]:
+def _expiry_fields(status: str, expires_at: datetime | None, now: datetime) -> dict[str, Any]:
+    soon = status == "active" and expires_at is not None and expires_at - now <= EXPIRING_SOON
+    return {"status": status, "expires_at": expires_at, "expiring_soon": soon}
+
+
+def _record_fields(record: KeyRecord, now: datetime) -> dict[str, Any]:
     return {
         "id": record.key_id,
         "key_id": record.key_id,
         "name": record.name,
         "type": record.key_type.value,
         "access": record.access.value,
-        "status": record.status.value,
+        **_expiry_fields(record.status_at(now).value, record.expires_at, now),
+        "allowed_cidrs": list(record.allowed_cidrs),
+        "replaces": record.replaces,
+        "replaced_by": record.replaced_by,
         "hint": display_hint(record.hint),
         "created_at": record.created_at,
         "created_by": record.created_by,
@@ -62,8 +87,8 @@ def _record_fields(record: KeyRecord) -> dict[str, Any]:
     }
 
 
-def meta_of(record: KeyRecord) -> KeyMeta:
-    return KeyMeta(**_record_fields(record))
+def meta_of(record: KeyRecord, now: datetime | None = None) -> KeyMeta:
+    return KeyMeta(**_record_fields(record, now or utc_now()))
 
 
 class KeyOut(KeyMeta):
@@ -75,15 +100,20 @@ class KeyOut(KeyMeta):
     requests_30d: int
 
     @classmethod
-    def of(cls, row: KeyRow) -> KeyOut:
-        """A key as the projection has it (metadata and usage)."""
+    def of(cls, row: KeyRow, now: datetime | None = None) -> KeyOut:
+        """A key as the projection has it (metadata and usage; status at `now`)."""
+        when = now or utc_now()
+        expired = row.status == "active" and row.expires_at is not None and when >= row.expires_at
         return cls(
             id=row.key_id,
             key_id=row.key_id,
             name=row.name,
             type=row.key_type,
             access=row.access,
-            status=row.status,
+            **_expiry_fields("expired" if expired else row.status, row.expires_at, when),
+            allowed_cidrs=list(row.allowed_cidrs),
+            replaces=row.replaces,
+            replaced_by=row.replaced_by,
             hint=display_hint(row.hint) if row.hint else None,
             created_at=row.created_at,
             created_by=row.created_by or None,
@@ -96,10 +126,12 @@ class KeyOut(KeyMeta):
         )
 
     @classmethod
-    def of_record(cls, record: KeyRecord, usage: KeyRow | None) -> KeyOut:
+    def of_record(
+        cls, record: KeyRecord, usage: KeyRow | None, now: datetime | None = None
+    ) -> KeyOut:
         """The registry's metadata with the projection's usage (none yet: zeros)."""
         return cls(
-            **_record_fields(record),
+            **_record_fields(record, now or utc_now()),
             last_used_at=usage.last_used if usage else None,
             requests_24h=usage.requests_24h if usage else 0,
             requests_7d=usage.requests_7d if usage else 0,
@@ -107,15 +139,18 @@ class KeyOut(KeyMeta):
         )
 
 
-def listing(records: Iterable[KeyRecord], rows: Iterable[KeyRow]) -> list[KeyOut]:
+def listing(
+    records: Iterable[KeyRecord], rows: Iterable[KeyRow], now: datetime | None = None
+) -> list[KeyOut]:
     """The account's keys: every key the registry knows and has not deleted (with the
     projection's usage), then those only the projection knows; oldest first."""
+    when = now or utc_now()
     usage = {row.key_id: row for row in rows}
     known: set[str] = set()
     out: list[KeyOut] = []
     for record in records:
         known.add(record.key_id)
         if record.status is not KeyStatus.DELETED:
-            out.append(KeyOut.of_record(record, usage.get(record.key_id)))
-    out += [KeyOut.of(row) for key_id, row in usage.items() if key_id not in known]
+            out.append(KeyOut.of_record(record, usage.get(record.key_id), when))
+    out += [KeyOut.of(row, when) for key_id, row in usage.items() if key_id not in known]
     return sorted(out, key=lambda k: (k.created_at, k.key_id))

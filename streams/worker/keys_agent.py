@@ -37,11 +37,13 @@ from schemas.errors import InvalidMessage
 from schemas.key_ledger import AccountLedger, Refusal, apply
 from schemas.keys import (
     AccountCreated,
+    KeyAllowListChanged,
     KeyCreated,
     KeyEventModel,
     KeyLifecycle,
     KeyRenamed,
     KeyRevoked,
+    KeyRolled,
     PlanChanged,
 )
 from schemas.runtime.dead_letters import DeadLetterSink, dead_letter_headers
@@ -90,8 +92,16 @@ def restore(history: AccountHistory) -> AccountState:
 
 
 def key_id_of(event: KeyEventModel) -> str:
-    """The key an event is about ("" for an account event)."""
+    """The key an event is about ("" for an account event; a roll's old key)."""
     return event.key_id if isinstance(event, KeyLifecycle) else ""
+
+
+def key_ids_of(event: KeyEventModel) -> tuple[str, ...]:
+    """Every key whose row an event changes (a roll: the old key and the new one)."""
+    if isinstance(event, KeyRolled):
+        return (event.key_id, event.new_key_id)
+    key_id = key_id_of(event)
+    return (key_id,) if key_id else ()
 
 
 def audit_detail(event: KeyEventModel) -> str:
@@ -101,7 +111,16 @@ def audit_detail(event: KeyEventModel) -> str:
     if isinstance(event, PlanChanged):
         return f"plan: {event.previous.value} -> {event.plan.value}"
     if isinstance(event, KeyCreated):
-        return f"name: {event.name}; type: {event.key_type.value}; access: {event.access.value}"
+        detail = f"name: {event.name}; type: {event.key_type.value}; access: {event.access.value}"
+        if event.allowed_cidrs:
+            detail += f"; allowed: {', '.join(event.allowed_cidrs)}"
+        if event.expires_at is not None:
+            detail += f"; expires: {event.expires_at.isoformat()}"
+        return detail
+    if isinstance(event, KeyAllowListChanged):
+        return f"allowed: {', '.join(event.allowed_cidrs) or 'anywhere'}"
+    if isinstance(event, KeyRolled):
+        return f"new key: {event.new_key_id}; old key expires: {event.old_expires_at.isoformat()}"
     if isinstance(event, KeyRenamed):
         return f"name: {event.name}"
     if isinstance(event, KeyRevoked):
@@ -152,8 +171,7 @@ class _Take:
     def touch(self, event: KeyEventModel) -> None:
         self.changes.audit.append(AuditEntry(event, audit_detail(event)))
         self.accounts[event.account_id] = None
-        key_id = key_id_of(event)
-        if key_id:
+        for key_id in key_ids_of(event):
             self.keys[(event.account_id, key_id)] = None
 
     def result(self, states: dict[str, AccountState]) -> KeyChanges:

@@ -1,4 +1,5 @@
-"""`/api-keys` changes (admin keys only): create, rename, revoke and delete.
+"""`/api-keys` changes (admin keys only): create, change (name, allow-list), roll, revoke
+and delete.
 
 Each is a command to the key service (`streams.keyservice`), recorded with the calling
 key's id and the client's address (`infra.http.commands`), and answered once this
@@ -6,14 +7,18 @@ process has applied its event, so the very next request (a read, or an authentic
 with a key just revoked) sees it. The secret of a new key is in the create answer only,
 once; it is never logged or stored. `Idempotency-Key` on a create: `infra.http.idempotency`.
 A name that says nothing ("Key 1", "Test") is accepted with a warning in `warnings`.
-Revocation is immediate and permanent; only a revoked key can be deleted (otherwise 409
-`key_not_revoked`); a deleted key is gone (404).
+Revocation is immediate and permanent; only a revoked or expired key can be deleted
+(otherwise 409 `key_not_revoked`); a deleted key is gone (404). A create may carry an
+allow-list (`allowed_cidrs`) and an expiry (`expires_at`, or `expires_in` such as `30d`);
+`PATCH` replaces the allow-list (`[]`: anywhere). `POST /api-keys/{id}/roll` makes the
+replacement key (same name, type, access and allow-list) in one event and answers its
+secret once; the old key keeps working for the overlap (0, 15m, 1h, 6h, 24h or 7d).
 
 (No `from __future__ import annotations`: see `infra.http.routes.keys`.)
 """
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,12 +33,32 @@ from infra.http.idempotency import (
     request_hash,
 )
 from infra.http.key_views import KeyMeta, meta_of
-from infra.http.problems import CONFLICT, PROBLEM_RESPONSES
+from infra.http.problems import CONFLICT, PROBLEM_RESPONSES, ApiError
 from schemas.keys import KeyAccess, KeyType, RevokeReason
-from streams.keyservice.commands import CreateKey, DeleteKey, RenameKey, RevokeKey
+from streams.keyservice.commands import (
+    OVERLAPS,
+    Command,
+    CreateKey,
+    DeleteKey,
+    RenameKey,
+    RevokeKey,
+    RollKey,
+    SetAllowList,
+    duration_of,
+    normalised_cidrs,
+    overlap_of,
+    roll_hash,
+)
 from streams.keyservice.service import Outcome
 
 CREATE_EXAMPLE = {"name": "Production web app", "type": "live"}
+RESTRICTED_EXAMPLE = {
+    "name": "Office integration",
+    "type": "live",
+    "allowed_cidrs": ["203.0.113.0/24", "2001:db8::/32"],
+    "expires_in": "90d",
+}
+ROLL_EXAMPLE = {"overlap": "1h"}
 
 
 class CreateKeyIn(BaseModel):
@@ -45,12 +70,37 @@ class CreateKeyIn(BaseModel):
         default=KeyAccess.FULL,
         description="full (product API, the default), read_only, or admin (this API)",
     )
+    # Left out of the request hash's dump unless given (`_create_hash`), so a create
+    # without them hashes as before they existed.
+    allowed_cidrs: list[str] = Field(
+        default_factory=list,
+        exclude=True,
+        description="IPv4/IPv6 networks or addresses the key may be used from (at most "
+        "100; a bare address is a /32 or /128); empty or left out: anywhere",
+    )
+    expires_at: datetime | None = Field(
+        default=None, exclude=True, description="When the key stops working (with a zone)"
+    )
+    expires_in: str | None = Field(
+        default=None,
+        exclude=True,
+        description="Instead of expires_at: how long the key works, e.g. 90m, 12h, 30d",
+    )
 
 
-class RenameKeyIn(BaseModel):
+class ChangeKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str
+    name: str | None = Field(default=None, description="The new name")
+    allowed_cidrs: list[str] | None = Field(
+        default=None, description="The new allow-list, replacing the old one ([]: anywhere)"
+    )
+
+
+class RollKeyIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    overlap: str = Field(description="How long the old key keeps working: " + ", ".join(OVERLAPS))
 
 
 class RevokeKeyIn(BaseModel):
@@ -85,10 +135,10 @@ IdempotencyKey = Annotated[
 ]
 
 
-def _created(outcome: Outcome) -> KeyCreatedOut:
+def _created(outcome: Outcome, now: datetime) -> KeyCreatedOut:
     assert outcome.key is not None
     decision = outcome.decision
-    meta = meta_of(outcome.key)
+    meta = meta_of(outcome.key, now)
     return KeyCreatedOut(
         **meta.model_dump(),
         secret=decision.secret,
@@ -99,14 +149,56 @@ def _created(outcome: Outcome) -> KeyCreatedOut:
     )
 
 
-def _changed(outcome: Outcome) -> KeyChangedOut:
+def _changed(outcome: Outcome, now: datetime) -> KeyChangedOut:
     assert outcome.key is not None
-    return KeyChangedOut(**meta_of(outcome.key).model_dump(), warnings=outcome.decision.warnings)
+    return KeyChangedOut(
+        **meta_of(outcome.key, now).model_dump(), warnings=outcome.decision.warnings
+    )
+
+
+def _create_hash(body: CreateKeyIn) -> str:
+    """The create's request hash: the body with defaults, plus the allow-list and expiry
+    as given when given (the CLI's `create_hash` gives the same for the same request)."""
+    fields: dict[str, Any] = body.model_dump(mode="json")
+    if body.allowed_cidrs:
+        fields["allowed_cidrs"] = list(normalised_cidrs(body.allowed_cidrs))
+    if body.expires_in is not None or body.expires_at is not None:
+        fields["expires"] = body.expires_in or (body.expires_at and body.expires_at.isoformat())
+    return request_hash(fields)
+
+
+async def _change(
+    ctx: RouteContext, caller: Caller, request: Request, key_id: str, body: ChangeKeyIn
+) -> Outcome:
+    """A PATCH: the rename, then the allow-list (each its own event); the last outcome,
+    with the rename's warnings."""
+    if body.name is None and body.allowed_cidrs is None:
+        raise ApiError(422, "nothing_to_change", "give a name, allowed_cidrs, or both")
+    outcome = None
+    if body.name is not None:
+        rename = RenameKey(caller.account_id, key_id, body.name)
+        outcome = await run(ctx.registry, caller, request, rename)
+    if body.allowed_cidrs is not None:
+        allow = SetAllowList(caller.account_id, key_id, tuple(body.allowed_cidrs))
+        warnings = outcome.decision.warnings if outcome is not None else []
+        outcome = await run(ctx.registry, caller, request, allow)
+        outcome.decision.warnings[:0] = warnings
+    assert outcome is not None
+    return outcome
 
 
 def key_commands_router(ctx: RouteContext) -> APIRouter:
     router = APIRouter(tags=["keys"], responses={**PROBLEM_RESPONSES, **CONFLICT})
     Who = Annotated[Caller, Depends(ctx.caller)]  # noqa: N806
+
+    async def created(
+        request: Request, response: Response, caller: Who, command: Command
+    ) -> KeyCreatedOut:
+        answer = _created(await run(ctx.registry, caller, request, command), ctx.clock())
+        if answer.replayed:
+            response.status_code = 200
+            response.headers[REPLAYED_HEADER] = "true"
+        return answer
 
     @router.post(
         "/api-keys",
@@ -119,29 +211,59 @@ def key_commands_router(ctx: RouteContext) -> APIRouter:
         request: Request,
         response: Response,
         caller: Who,
-        body: Annotated[CreateKeyIn, Body(examples=[CREATE_EXAMPLE])],
+        body: Annotated[CreateKeyIn, Body(examples=[CREATE_EXAMPLE, RESTRICTED_EXAMPLE])],
         idempotency_key: IdempotencyKey = None,
     ) -> KeyCreatedOut:
+        expires_in = None if body.expires_in is None else duration_of(body.expires_in)
+        digest = _create_hash(body) if idempotency_key else None
         command = CreateKey(
             account_id=caller.account_id,
             name=body.name,
             key_type=body.type,
             access=body.access,
             idempotency_key=idempotency_key,
-            request_hash=request_hash(body.model_dump(mode="json")) if idempotency_key else None,
+            request_hash=digest,
+            allowed_cidrs=tuple(body.allowed_cidrs),
+            expires_at=body.expires_at,
+            expires_in=expires_in,
         )
-        answer = _created(await run(ctx.registry, caller, request, command))
-        if answer.replayed:
-            response.status_code = 200
-            response.headers[REPLAYED_HEADER] = "true"
-        return answer
+        return await created(request, response, caller, command)
 
-    @router.patch("/api-keys/{key_id}", response_model=KeyChangedOut, summary="Rename a key")
-    async def rename_key(
-        key_id: str, request: Request, caller: Who, body: RenameKeyIn
+    @router.post(
+        "/api-keys/{key_id}/roll",
+        status_code=201,
+        response_model=KeyCreatedOut,
+        responses={200: {"model": KeyCreatedOut, "description": "An idempotent replay"}},
+        summary="Roll a key: its replacement (secret in this answer only); the old key "
+        "expires after the overlap",
+    )
+    async def roll_key(
+        key_id: str,
+        request: Request,
+        response: Response,
+        caller: Who,
+        body: Annotated[RollKeyIn, Body(examples=[ROLL_EXAMPLE])],
+        idempotency_key: IdempotencyKey = None,
+    ) -> KeyCreatedOut:
+        overlap = overlap_of(body.overlap)  # else 422 invalid_overlap, listing the values
+        command = RollKey(
+            caller.account_id,
+            key_id,
+            overlap,
+            idempotency_key=idempotency_key,
+            request_hash=roll_hash(key_id, body.overlap.strip()) if idempotency_key else None,
+        )
+        return await created(request, response, caller, command)
+
+    @router.patch(
+        "/api-keys/{key_id}",
+        response_model=KeyChangedOut,
+        summary="Rename a key or replace its allow-list",
+    )
+    async def change_key(
+        key_id: str, request: Request, caller: Who, body: ChangeKeyIn
     ) -> KeyChangedOut:
-        command = RenameKey(caller.account_id, key_id, body.name)
-        return _changed(await run(ctx.registry, caller, request, command))
+        return _changed(await _change(ctx, caller, request, key_id, body), ctx.clock())
 
     @router.post(
         "/api-keys/{key_id}/revoke",
@@ -156,7 +278,7 @@ def key_commands_router(ctx: RouteContext) -> APIRouter:
     ) -> KeyChangedOut:
         reason = body.reason if body is not None else RevokeReason.USER_REQUEST
         command = RevokeKey(caller.account_id, key_id, reason)
-        return _changed(await run(ctx.registry, caller, request, command))
+        return _changed(await run(ctx.registry, caller, request, command), ctx.clock())
 
     @router.delete(
         "/api-keys/{key_id}",

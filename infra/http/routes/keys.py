@@ -60,18 +60,19 @@ def keys_router(ctx: RouteContext) -> APIRouter:
         ledger = ctx.registry.account_if_ready(account_id)
         rows = ctx.pool.run(lambda q: q.list_keys(account_id, ctx.clock()))
         records = ledger.keys.values() if ledger is not None else ()
-        return KeyListOut(data=listing(records, rows))
+        return KeyListOut(data=listing(records, rows, ctx.clock()))
 
     @router.get("/api-keys/{key_id}", response_model=KeyOut, summary="One key with usage")
     def get_key(key_id: str, account_id: Account) -> KeyOut:
         record = registry_record(ctx, account_id, key_id)
         if record is not None and record.status is KeyStatus.DELETED:
             raise key_not_found(key_id)
-        row = ctx.pool.run(lambda q: q.get_key(account_id, key_id, ctx.clock()))
+        now = ctx.clock()
+        row = ctx.pool.run(lambda q: q.get_key(account_id, key_id, now))
         if record is not None:
-            return KeyOut.of_record(record, row)
+            return KeyOut.of_record(record, row, now)
         if row is None:
             raise key_not_found(key_id)
-        return KeyOut.of(row)
+        return KeyOut.of(row, now)
 
     return router

@@ -56,6 +56,7 @@ GET /api-keys/{key_id}                200   200 403  401 401 401 401  404   200 
 PATCH /api-keys/{key_id}              200   403 403  401 401 401 401  404   200 403   401
 DELETE /api-keys/{key_id}             204   403 403  401 401 401 401  404   204 403   401
 POST /api-keys/{key_id}/revoke        200   403 403  401 401 401 401  404   200 403   401
+POST /api-keys/{key_id}/roll          201   403 403  401 401 401 401  404   201 403   401
 GET /api-keys/{key_id}/usage          200   200 403  401 401 401 401  404   200 200   401
 GET /api-keys/{key_id}/timeseries     200   200 403  401 401 401 401  404   200 200   401
 GET /account                          200   200 403  401 401 401 401  200   200 200   401
@@ -170,6 +171,7 @@ class Targets:
             ("POST", "/api-keys"): lambda: {"name": "Matrix create", "type": "test"},
             ("PATCH", "/api-keys/{key_id}"): lambda: {"name": "Matrix rename"},
             ("POST", "/api-keys/{key_id}/revoke"): lambda: {"reason": "rotated"},
+            ("POST", "/api-keys/{key_id}/roll"): lambda: {"overlap": "15m"},
             ("PUT", "/account/plan"): lambda: {"plan": "business"},
             ("POST", "/alert-rules"): lambda: {
                 "name": "Matrix new rule",
@@ -184,7 +186,10 @@ class Targets:
         key_id = self.live.alpha.keys["full"][0]
         if (method, path) == ("DELETE", "/api-keys/{key_id}"):
             key_id = self._new_key(revoked=True)
-        elif (method, path) == ("POST", "/api-keys/{key_id}/revoke"):
+        elif (method, path) in (
+            ("POST", "/api-keys/{key_id}/revoke"),
+            ("POST", "/api-keys/{key_id}/roll"),
+        ):
             key_id = self._new_key(revoked=False)
         ids = {"key_id": key_id, "rule_id": RULE_ID, "delivery_id": DELIVERY_ID}
         url = re.sub(r"\{(\w+)\}", lambda m: ids[m.group(1)], path)
