@@ -8,23 +8,25 @@ that say whether an appended event was applied or why not) and `sync()` (wait un
 record written before the call has been applied).
 
 Before the first catch-up (`ready`) every read raises `NotReady` rather than answer from a
-partial state. `listeners` are called on the follower thread with each applied event, in
-topic order; they must be quick.
+partial state; while Kafka is unreachable the follower keeps trying (the `NotReady`
+message says why it is not ready) and becomes ready once it has caught up. `listeners`
+are called on the follower thread with each applied event, in topic order; they must be
+quick.
+
+It reads with librdkafka (`confluent-kafka`): fetching runs in C threads without the GIL,
+and the follower thread only decodes and folds (see docs/decisions.md).
 """
 
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
-from typing import Any
 from uuid import UUID
 
-from kafka import KafkaConsumer, TopicPartition
-from kafka.errors import KafkaError
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
 
 from schemas.codec import decode_key_event
 from schemas.errors import InvalidMessage
@@ -45,9 +47,10 @@ class FollowerConfig:
     bootstrap_servers: str
     topic: str
     client_id: str = "keypulse-key-follower"
-    fetch_max_wait_ms: int = 200
+    fetch_max_wait_ms: int = 100
     poll_timeout_ms: int = 50
-    metadata_timeout_s: float = 30.0
+    metadata_timeout_s: float = 2.0
+    """How long one metadata request may take before the follower tries again."""
 
 
 @dataclass(frozen=True)
@@ -58,18 +61,28 @@ class Progress:
     positions: dict[int, int]
 
 
-def _consumer(config: FollowerConfig) -> Any:
-    return KafkaConsumer(
-        bootstrap_servers=config.bootstrap_servers,
-        client_id=config.client_id,
-        group_id=None,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        allow_auto_create_topics=False,
-        fetch_max_wait_ms=config.fetch_max_wait_ms,
-        max_poll_records=5_000,
-        reconnect_backoff_max_ms=1_000,
+def _consumer(config: FollowerConfig) -> Consumer:
+    """A consumer that only reads assigned partitions (no group membership, no commits)."""
+    return Consumer(
+        {
+            "bootstrap.servers": config.bootstrap_servers,
+            "client.id": config.client_id,
+            "group.id": f"{config.client_id}-unused",  # required; never joined or committed
+            "enable.auto.commit": False,
+            "enable.auto.offset.store": False,
+            "auto.offset.reset": "earliest",
+            "fetch.wait.max.ms": config.fetch_max_wait_ms,
+            "fetch.queue.backoff.ms": 10,
+            "reconnect.backoff.max.ms": 1_000,
+            "socket.connection.setup.timeout.ms": 2_000,
+            "socket.nagle.disable": True,
+            "log_level": 3,  # errors only: librdkafka logs each failed connect otherwise
+        }
     )
+
+
+class _Unreachable(Exception):
+    """Kafka did not answer a metadata request (the follower retries)."""
 
 
 class KeyFollower:
@@ -88,7 +101,8 @@ class KeyFollower:
         self._applied = self._refused = self._undecodable = 0
         self._thread: threading.Thread | None = None
         self._ends_lock = threading.Lock()
-        self._ends_consumer: Any = None
+        self._ends_consumer: Consumer | None = None
+        self._waiting_for: str | None = None
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -127,9 +141,8 @@ class KeyFollower:
         if self._stopping:
             raise NotReady("the key follower is closed")
         if not self._ready:
-            raise NotReady(
-                f"still reading {self.config.topic} from the beginning; retry in a moment"
-            )
+            why = self._waiting_for or f"still reading {self.config.topic} from the beginning"
+            raise NotReady(f"{why}; retry in a moment")
 
     def snapshot(self, account_id: str) -> AccountLedger | None:
         """A copy of the account's ledger (None: no such account)."""
@@ -194,39 +207,79 @@ class KeyFollower:
             if self._ends_consumer is None:
                 self._ends_consumer = _consumer(self.config)
             consumer = self._ends_consumer
-            tps = self._partitions(consumer)
-            return {tp.partition: int(end) for tp, end in consumer.end_offsets(tps).items()}
+            try:
+                return self._high_watermarks(consumer, self._partitions(consumer))
+            except _Unreachable as exc:
+                raise TimeoutError(str(exc)) from exc
 
-    def _partitions(self, consumer: Any) -> list[TopicPartition]:
-        deadline = time.monotonic() + self.config.metadata_timeout_s
-        while True:
-            found = consumer.partitions_for_topic(self.config.topic)
-            if found:
-                return [TopicPartition(self.config.topic, p) for p in sorted(found)]
-            if time.monotonic() > deadline:
-                raise NotReady(
-                    f"topic {self.config.topic} does not exist; run `keypulse topics ensure`"
+    def _partitions(self, consumer: Consumer) -> list[int]:
+        timeout = self.config.metadata_timeout_s
+        try:
+            metadata = consumer.list_topics(self.config.topic, timeout=timeout)
+        except KafkaException as exc:
+            raise _Unreachable(
+                f"Kafka unreachable at {self.config.bootstrap_servers} ({exc.args[0].str()})"
+            ) from exc
+        topic = metadata.topics.get(self.config.topic)
+        if topic is None or topic.error is not None or not topic.partitions:
+            raise NotReady(
+                f"topic {self.config.topic} does not exist; run `keypulse topics ensure`"
+            )
+        return sorted(topic.partitions)
+
+    def _high_watermarks(self, consumer: Consumer, partitions: list[int]) -> dict[int, int]:
+        ends: dict[int, int] = {}
+        for partition in partitions:
+            tp = TopicPartition(self.config.topic, partition)
+            try:
+                _low, high = consumer.get_watermark_offsets(
+                    tp, timeout=self.config.metadata_timeout_s, cached=False
                 )
-            time.sleep(0.2)
+            except KafkaException as exc:
+                raise _Unreachable(
+                    f"Kafka unreachable at {self.config.bootstrap_servers} ({exc.args[0].str()})"
+                ) from exc
+            ends[partition] = int(high)
+        return ends
 
     # -- the follower thread ---------------------------------------------------------
+
+    def _connect(self, consumer: Consumer) -> tuple[list[int], dict[int, int]] | None:
+        """The partitions and their end offsets at start; None once stopping."""
+        while not self._stopping:
+            try:
+                partitions = self._partitions(consumer)
+                return partitions, self._high_watermarks(consumer, partitions)
+            except (_Unreachable, NotReady) as exc:
+                with self._cond:
+                    if self._waiting_for is None:
+                        log.warning("key follower waiting: %s", exc)
+                    self._waiting_for = str(exc)
+                    self._cond.wait(0.5)
+        return None
 
     def _run(self) -> None:
         consumer = None
         try:
             consumer = _consumer(self.config)
-            tps = self._partitions(consumer)
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            ends = {tp.partition: int(e) for tp, e in consumer.end_offsets(tps).items()}
+            started = self._connect(consumer)
+            if started is None:
+                return
+            partitions, ends = started
+            topic = self.config.topic
+            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
             with self._cond:
+                self._waiting_for = None
                 self._start_ends = ends
-                self._positions = {tp.partition: consumer.position(tp) for tp in tps}
+                self._positions = {p: 0 for p in partitions}
                 self._check_ready()
+                self._cond.notify_all()
+            timeout = self.config.poll_timeout_ms / 1000
             while not self._stopping:
-                batches = consumer.poll(timeout_ms=self.config.poll_timeout_ms)
-                self._apply_batches(consumer, tps, batches)
-        except (KafkaError, OSError, NotReady) as exc:
+                first = consumer.poll(timeout)
+                batch = [] if first is None else [first, *consumer.consume(5_000, 0)]
+                self._apply_batch(consumer, partitions, batch)
+        except (KafkaException, OSError, NotReady) as exc:
             log.error("key follower stopped: %r", exc)
             with self._cond:
                 self._failure = exc
@@ -236,17 +289,22 @@ class KeyFollower:
             if consumer is not None:
                 consumer.close()
 
-    def _apply_batches(self, consumer: Any, tps: list[TopicPartition], batches: Any) -> None:
+    def _apply_batch(self, consumer: Consumer, partitions: list[int], batch: list[Message]) -> None:
         with self._cond:
-            for tp, records in batches.items():
-                for record in records:
-                    self._apply_record(record.value)
-                if records:
-                    self._positions[tp.partition] = records[-1].offset + 1
-            for tp in tps:  # empty polls still advance past control records
-                self._positions[tp.partition] = max(
-                    self._positions.get(tp.partition, 0), consumer.position(tp)
-                )
+            for message in batch:
+                error = message.error()
+                if error is not None:
+                    if error.fatal():
+                        raise KafkaException(error)
+                    continue  # transient: librdkafka retries by itself
+                self._apply_record(message.value() or b"")
+                self._positions[int(message.partition() or 0)] = int(message.offset() or 0) + 1
+            if not batch:  # empty polls still advance past control records
+                topic = self.config.topic
+                for tp in consumer.position([TopicPartition(topic, p) for p in partitions]):
+                    if tp.offset >= 0:
+                        current = self._positions.get(tp.partition, 0)
+                        self._positions[tp.partition] = max(current, tp.offset)
             self._check_ready()
             self._cond.notify_all()
 

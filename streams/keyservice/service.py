@@ -22,11 +22,12 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
 from ipaddress import IPv4Address, IPv6Address
+from typing import Any
 from uuid import UUID
 
 from schemas.key_format import generate_secret, new_key_id
@@ -303,16 +304,23 @@ class KeyService:
         return self._settle(decided, outcomes)
 
     def _append(self, events: list[KeyEventModel], deadline: float) -> dict[UUID, Refusal | None]:
+        """Append `events` and return how the follower judged each. Waits for the
+        read-back, not for each broker confirmation: an event read back is in the log (a
+        failed send still fails the round at once)."""
         ids = [e.event_id for e in events]
         watches = self.follower.watch(ids)
         try:
             sent = [self._publisher.publish(e, wait=False) for e in events]
-            for pending in sent:
-                pending.result(max(0.05, deadline - time.monotonic()))
-            return {
-                i: w.result(max(0.05, deadline - time.monotonic()))
-                for i, w in zip(ids, watches, strict=True)
-            }
+            waiting: set[Future[Any]] = {*watches, *sent}
+            while not all(w.done() for w in watches):
+                done, waiting = wait(
+                    waiting, max(0.05, deadline - time.monotonic()), FIRST_COMPLETED
+                )
+                if not done:
+                    raise FutureTimeout("no read-back before the deadline")
+                for future in done:
+                    future.result()  # raises PublishError / NotReady
+            return {i: w.result() for i, w in zip(ids, watches, strict=True)}
         except (PublishError, FutureTimeout, NotReady) as exc:
             raise self._unavailable(f"the key events were not confirmed ({exc})") from exc
         finally:

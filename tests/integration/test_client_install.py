@@ -37,7 +37,7 @@ VENV_TIMEOUT_S = 120
 INSTALL_TIMEOUT_S = 600
 PROBE_TIMEOUT_S = 180
 PLAN = {"key_install01": 1_500, "key_install02": 700, "key_install03": 1}
-LIGHT = {"schemas", "streams", "orjson", "kafka", "crc32c", "lz4"} | {
+LIGHT = {"schemas", "streams", "orjson", "kafka", "crc32c", "lz4", "confluent_kafka"} | {
     "pydantic",
     "pydantic_core",
     "annotated_types",
