@@ -3,7 +3,11 @@
 On a fresh topic prefix: 100,000 valid `key.created` events for 10 accounts published
 directly, then
 
-- `verifier_ready_ms`: `KeyVerifier.connect` to ready (the 100,000 keys folded);
+- `snapshot_write_ms`: a `KeyStateWriter` (as every API process runs one) writing the
+  key-state snapshot of those accounts once, as it does at its first cut;
+- `verifier_ready_ms`: `KeyVerifier.connect` (with the key-state topic) to ready: the
+  snapshot loaded and the key events after it folded; `replay_ready_ms`: the same
+  without the snapshot (every event decoded and folded), for comparison;
 - `verify_p50_us`, `verify_p99_us`, `verifies_per_s`: `verify` in-process on the warm
   verifier, random keys of the 100,000; `baseline_p50_us`: a bare `hashlib.sha256` of
   the secret plus a dict lookup, in the same run;
@@ -42,6 +46,8 @@ from schemas.keys import AccountCreated, KeyCreated, KeyEventModel, KeyType, Rev
 from schemas.plans import Plan
 from schemas.topics import TopicNames
 from streams.client.key_events import KeyEventPublisher, PublisherConfig
+from streams.client.key_follower import FollowerConfig, KeyFollower
+from streams.client.key_state_writer import KeyStateWriter, WriterConfig
 from streams.client.verifier import KeyVerifier
 from streams.keyservice.commands import CreateAccount, CreateKey, RevokeKey
 from streams.keyservice.service import start_key_service
@@ -233,7 +239,20 @@ def main() -> None:
     _publish(args.bootstrap, topics.key_events, events)
     result: dict[str, Any] = {"keys": len(secrets)}
     start = time.perf_counter()
-    verifier = KeyVerifier.connect(args.bootstrap, topics.key_events, topics.render_counts)
+    replaying = KeyFollower(FollowerConfig(args.bootstrap, topics.key_events)).start()
+    replaying.wait_ready(300)
+    result["replay_ready_ms"] = round((time.perf_counter() - start) * 1000, 1)
+    writer = KeyStateWriter(replaying, WriterConfig(args.bootstrap, topics.key_state))
+    start = time.perf_counter()
+    if not writer.write_cut():
+        raise SystemExit("the key-state snapshot was not written (see the log above)")
+    result["snapshot_write_ms"] = round((time.perf_counter() - start) * 1000, 1)
+    writer.close()
+    replaying.close()
+    start = time.perf_counter()
+    verifier = KeyVerifier.connect(
+        args.bootstrap, topics.key_events, topics.render_counts, key_state_topic=topics.key_state
+    )
     try:
         verifier.wait_ready(120)
         result["verifier_ready_ms"] = round((time.perf_counter() - start) * 1000, 1)

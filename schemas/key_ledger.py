@@ -51,6 +51,12 @@ class KeyStatus(StrEnum):
     """Never stored: `KeyRecord.status_at(now)` of an active key past its `expires_at`."""
 
 
+# Members looked up once: `Enum.MEMBER` is a descriptor call in Python 3.11, and these
+# are read for every key on every fold and snapshot load.
+_ACTIVE = KeyStatus.ACTIVE
+_ADMIN = KeyAccess.ADMIN
+
+
 class Refusal(StrEnum):
     """Why an event is not applied (the stable codes the key service answers with)."""
 
@@ -104,7 +110,7 @@ class KeyRecord:
     @property
     def limit_class(self) -> str:
         """What it counts against: "admin", or its key type."""
-        return "admin" if self.access is KeyAccess.ADMIN else self.key_type.value
+        return "admin" if self.access is _ADMIN else self.key_type.value
 
     def is_expired(self, now: datetime) -> bool:
         """Past its `expires_at` at `now` (a key expires at that instant)."""
@@ -120,7 +126,7 @@ class KeyRecord:
     def counts(self) -> bool:
         """Counted against the plan (until it expires): active and not rolled over (a
         rolled key's successor counts for the pair)."""
-        return self.status is KeyStatus.ACTIVE and self.replaced_by is None
+        return self.status is _ACTIVE and self.replaced_by is None
 
 
 @dataclass(frozen=True)
@@ -252,6 +258,12 @@ def _set_key(ledger: AccountLedger, before: KeyRecord | None, after: KeyRecord) 
             elif record.expires_at is not None:
                 expiring[record.key_id] = record.expires_at
     ledger.keys[after.key_id] = after
+
+
+def restore_key(ledger: AccountLedger, record: KeyRecord) -> None:
+    """Add a key record read from a snapshot (`schemas.key_state`), counting it as the
+    fold does."""
+    _set_key(ledger, None, record)
 
 
 def _created(event: KeyCreated) -> KeyRecord:

@@ -15,6 +15,7 @@ class MessageKey(StrEnum):
     RULE_ID = "rule_id"
     FINGERPRINT = "fingerprint"
     KEY_ID = "key_id"
+    STATE_RECORD = "account/<id>[/<chunk>] or checkpoint/<partition>/<writer>"
 
 
 @dataclass(frozen=True)
@@ -25,6 +26,9 @@ class TopicSpec:
     partitions: int
     retention_ms: int  # -1: forever
     description: str
+    compacted: bool = False
+    """Kafka keeps the newest record per message key (cleanup.policy=compact, plus delete
+    when there is a retention)."""
 
     def name(self, prefix: str = "") -> str:
         return f"{prefix}{self.base_name}"
@@ -81,6 +85,16 @@ RENDER_COUNTS = TopicSpec(
     "each verifier process's renders per test key and UTC day (its latest count wins),"
     " so that processes share the 100-renders-a-day quota",
 )
+KEY_STATE = TopicSpec(
+    "keypulse.key-state",
+    MessageKey.STATE_RECORD,
+    "key-state snapshot records (schemas.key_state)",
+    1,
+    -1,
+    "snapshots of account ledgers, so a follower starts from them instead of replaying"
+    " all of keypulse.key-events",
+    compacted=True,
+)
 
 ALL_TOPICS: tuple[TopicSpec, ...] = (
     KEY_EVENTS,
@@ -89,6 +103,7 @@ ALL_TOPICS: tuple[TopicSpec, ...] = (
     ALERT_RULES,
     NOTIFICATIONS,
     RENDER_COUNTS,
+    KEY_STATE,
 )
 
 
@@ -102,6 +117,7 @@ class TopicNames:
     alert_rules: str
     notifications: str
     render_counts: str
+    key_state: str
 
     @classmethod
     def with_prefix(cls, prefix: str = "") -> TopicNames:
@@ -112,4 +128,5 @@ class TopicNames:
             alert_rules=ALERT_RULES.name(prefix),
             notifications=NOTIFICATIONS.name(prefix),
             render_counts=RENDER_COUNTS.name(prefix),
+            key_state=KEY_STATE.name(prefix),
         )

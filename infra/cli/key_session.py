@@ -80,6 +80,7 @@ def key_service(settings: Settings) -> Iterator[KeyService]:
             topic,
             ready_timeout_s=READY_TIMEOUT_S,
             client_id=CLIENT_ID,
+            state_topic=TopicNames.with_prefix(settings.kafka.topic_prefix).key_state,
         ),
     )
     try:

@@ -77,7 +77,9 @@ def _lifespan(
 def _registry(settings: Settings, runtime: ApiRuntime) -> KeyRegistry:
     if runtime.keys is not None:
         return KeyRegistry(runtime.keys)
-    return KeyRegistry.starting(settings.kafka.bootstrap_servers, runtime.topics.key_events)
+    return KeyRegistry.starting(
+        settings.kafka.bootstrap_servers, runtime.topics.key_events, runtime.topics.key_state
+    )
 
 
 def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:

@@ -39,11 +39,18 @@ class KeyRegistry:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def starting(cls, bootstrap_servers: str, topic: str) -> KeyRegistry:
-        """A registry that starts its own key service on `topic` (see `start`)."""
+    def starting(
+        cls, bootstrap_servers: str, topic: str, state_topic: str | None = None
+    ) -> KeyRegistry:
+        """A registry that starts its own key service on `topic` (see `start`), which
+        starts from and keeps up the key-state snapshot on `state_topic`."""
         return cls(
             starter=lambda: start_key_service(
-                bootstrap_servers, topic, client_id="keypulse-api-keys"
+                bootstrap_servers,
+                topic,
+                client_id="keypulse-api-keys",
+                state_topic=state_topic,
+                write_state=state_topic is not None,
             )
         )
 

@@ -22,6 +22,8 @@ def _topic_configs(spec: TopicSpec) -> dict[str, str]:
     configs = {"retention.ms": str(spec.retention_ms), "max.message.bytes": str(16 * 1024 * 1024)}
     if spec.retention_ms == -1:
         configs["retention.bytes"] = "-1"
+    if spec.compacted:
+        configs["cleanup.policy"] = "compact" if spec.retention_ms == -1 else "compact,delete"
     return configs
 
 

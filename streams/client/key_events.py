@@ -64,7 +64,7 @@ def producer_settings(config: PublisherConfig) -> dict[str, Any]:
         "socket.connection.setup.timeout.ms": max(1_000, config.connect_timeout_ms),
         "reconnect.backoff.max.ms": 1_000,
         "socket.nagle.disable": True,
-            "log_level": 3,  # errors only: librdkafka logs each failed connect otherwise
+        "log_level": 3,  # errors only: librdkafka logs each failed connect otherwise
     }
     settings.update(config.producer_options)
     return settings

@@ -13,6 +13,10 @@ message says why it is not ready) and becomes ready once it has caught up. `list
 are called on the follower thread with each applied event, in topic order; they must be
 quick.
 
+With `state_topic` it starts from the key-state snapshot (`schemas.key_state`) and reads
+the key-events topic only from where the snapshot ends; `cut()` gives a snapshot writer
+(`streams.client.key_state_writer`) what changed since its last cut.
+
 It reads with librdkafka (`confluent-kafka`): fetching runs in C threads without the GIL,
 and the follower thread only decodes and folds (see docs/decisions.md).
 """
@@ -24,6 +28,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass
+from typing import Any
 from uuid import UUID
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message, TopicPartition
@@ -31,6 +36,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Message,
 from schemas.codec import decode_key_event
 from schemas.errors import InvalidMessage
 from schemas.key_ledger import AccountLedger, KeyRecord, Refusal, apply
+from schemas.key_state import AccountPlace, LoadedState, StateAssembler, start_offsets
 from schemas.keys import KeyCreated, KeyEventModel
 
 log = logging.getLogger(__name__)
@@ -51,6 +57,8 @@ class FollowerConfig:
     poll_timeout_ms: int = 50
     metadata_timeout_s: float = 2.0
     """How long one metadata request may take before the follower tries again."""
+    state_topic: str | None = None
+    """The key-state snapshot topic to start from (None: replay key-events from the start)."""
 
 
 @dataclass(frozen=True)
@@ -59,12 +67,24 @@ class Progress:
     refused: int
     undecodable: int
     positions: dict[int, int]
+    from_snapshot: int = 0
+    """Accounts loaded from the key-state snapshot at start."""
 
 
-def _consumer(config: FollowerConfig) -> Consumer:
+@dataclass(frozen=True)
+class Cut:
+    """What changed since the previous cut: copies of those accounts' ledgers with where
+    their events are, and the positions (next offsets) up to which they are exact."""
+
+    accounts: list[tuple[AccountLedger, AccountPlace]]
+    positions: dict[int, int]
+
+
+def _consumer(config: FollowerConfig, **extra: Any) -> Consumer:
     """A consumer that only reads assigned partitions (no group membership, no commits)."""
     return Consumer(
-        {
+        extra
+        | {
             "bootstrap.servers": config.bootstrap_servers,
             "client.id": config.client_id,
             "group.id": f"{config.client_id}-unused",  # required; never joined or committed
@@ -103,6 +123,9 @@ class KeyFollower:
         self._ends_lock = threading.Lock()
         self._ends_consumer: Consumer | None = None
         self._waiting_for: str | None = None
+        self._places: dict[str, AccountPlace] = {}
+        self._dirty: set[str] = set()
+        self._loaded = 0
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -152,13 +175,18 @@ class KeyFollower:
             return None if ledger is None else ledger.copy()
 
     def key_by_hash(self, secret_hash: str) -> KeyRecord | None:
-        """The current record of the key with this secret hash (None: unknown)."""
-        with self._cond:
-            self._raise_unless_ready()
-            where = self._by_hash.get(secret_hash)
-            if where is None:
-                return None
-            return self._ledgers[where[0]].keys.get(where[1])
+        """The current record of the key with this secret hash (None: unknown).
+
+        Lock-free (the verifier's hot path): two dict reads, each atomic in CPython, and a
+        key's record is replaced whole, never changed in place."""
+        if not self._ready or self._failure is not None or self._stopping:
+            with self._cond:
+                self._raise_unless_ready()
+        where = self._by_hash.get(secret_hash)
+        if where is None:
+            return None
+        ledger = self._ledgers.get(where[0])
+        return None if ledger is None else ledger.keys.get(where[1])
 
     def accounts(self) -> list[str]:
         with self._cond:
@@ -167,7 +195,27 @@ class KeyFollower:
 
     def progress(self) -> Progress:
         with self._cond:
-            return Progress(self._applied, self._refused, self._undecodable, dict(self._positions))
+            return Progress(
+                self._applied,
+                self._refused,
+                self._undecodable,
+                dict(self._positions),
+                self._loaded,
+            )
+
+    def cut(self, everything: bool = False) -> Cut:
+        """Copies of the accounts changed since the last cut (every account when
+        `everything`), for a snapshot writer; `mark_dirty` them again if the write fails."""
+        with self._cond:
+            self._raise_unless_ready()
+            names = list(self._ledgers) if everything else list(self._dirty)
+            self._dirty.clear()
+            accounts = [(self._ledgers[a].copy(), self._places[a]) for a in names]
+            return Cut(accounts, dict(self._positions))
+
+    def mark_dirty(self, account_ids: Iterable[str]) -> None:
+        with self._cond:
+            self._dirty.update(a for a in account_ids if a in self._ledgers)
 
     def watch(self, event_ids: Iterable[UUID]) -> list[Future[Refusal | None]]:
         """Futures resolved when the follower reads each event: None if it was applied,
@@ -212,25 +260,26 @@ class KeyFollower:
             except _Unreachable as exc:
                 raise TimeoutError(str(exc)) from exc
 
-    def _partitions(self, consumer: Consumer) -> list[int]:
+    def _partitions(self, consumer: Consumer, topic_name: str | None = None) -> list[int]:
+        name = topic_name or self.config.topic
         timeout = self.config.metadata_timeout_s
         try:
-            metadata = consumer.list_topics(self.config.topic, timeout=timeout)
+            metadata = consumer.list_topics(name, timeout=timeout)
         except KafkaException as exc:
             raise _Unreachable(
                 f"Kafka unreachable at {self.config.bootstrap_servers} ({exc.args[0].str()})"
             ) from exc
-        topic = metadata.topics.get(self.config.topic)
+        topic = metadata.topics.get(name)
         if topic is None or topic.error is not None or not topic.partitions:
-            raise NotReady(
-                f"topic {self.config.topic} does not exist; run `keypulse topics ensure`"
-            )
+            raise NotReady(f"topic {name} does not exist; run `keypulse topics ensure`")
         return sorted(topic.partitions)
 
-    def _high_watermarks(self, consumer: Consumer, partitions: list[int]) -> dict[int, int]:
+    def _high_watermarks(
+        self, consumer: Consumer, partitions: list[int], topic_name: str | None = None
+    ) -> dict[int, int]:
         ends: dict[int, int] = {}
         for partition in partitions:
-            tp = TopicPartition(self.config.topic, partition)
+            tp = TopicPartition(topic_name or self.config.topic, partition)
             try:
                 _low, high = consumer.get_watermark_offsets(
                     tp, timeout=self.config.metadata_timeout_s, cached=False
@@ -267,11 +316,14 @@ class KeyFollower:
                 return
             partitions, ends = started
             topic = self.config.topic
-            consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in partitions])
+            begin = self._load_state(partitions)
+            consumer.assign(
+                [TopicPartition(topic, p, begin.get(p, 0) or OFFSET_BEGINNING) for p in partitions]
+            )
             with self._cond:
                 self._waiting_for = None
                 self._start_ends = ends
-                self._positions = {p: 0 for p in partitions}
+                self._positions = {p: begin.get(p, 0) for p in partitions}
                 self._check_ready()
                 self._cond.notify_all()
             timeout = self.config.poll_timeout_ms / 1000
@@ -297,8 +349,9 @@ class KeyFollower:
                     if error.fatal():
                         raise KafkaException(error)
                     continue  # transient: librdkafka retries by itself
-                self._apply_record(message.value() or b"")
-                self._positions[int(message.partition() or 0)] = int(message.offset() or 0) + 1
+                partition, offset = int(message.partition() or 0), int(message.offset() or 0)
+                self._apply_record(message.value() or b"", partition, offset)
+                self._positions[partition] = offset + 1
             if not batch:  # empty polls still advance past control records
                 topic = self.config.topic
                 for tp in consumer.position([TopicPartition(topic, p) for p in partitions]):
@@ -313,18 +366,25 @@ class KeyFollower:
         if not self._ready and ends is not None:
             self._ready = all(self._positions.get(p, 0) >= e for p, e in ends.items())
 
-    def _apply_record(self, value: bytes) -> None:
+    def _apply_record(self, value: bytes, partition: int, offset: int) -> None:
         try:
             event = decode_key_event(value)
         except InvalidMessage:
             self._undecodable += 1
             return
-        ledger, refusal = apply(self._ledgers.get(event.account_id), event)
+        account = event.account_id
+        place = self._places.get(account)
+        if place is not None and offset <= place.source_offset:
+            return  # the snapshot this follower started from holds it already
+        ledger, refusal = apply(self._ledgers.get(account), event)
         if refusal is None and ledger is not None:
-            self._ledgers[event.account_id] = ledger
+            self._ledgers[account] = ledger
+            first = offset if place is None else place.first_offset
+            self._places[account] = AccountPlace(partition, first, offset)
+            self._dirty.add(account)
             self._applied += 1
             if isinstance(event, KeyCreated):
-                self._by_hash[event.secret_hash] = (event.account_id, event.key_id)
+                self._by_hash[event.secret_hash] = (account, event.key_id)
             for listener in self.listeners:
                 listener(event, ledger)
         else:
@@ -332,6 +392,55 @@ class KeyFollower:
         future = self._watches.pop(event.event_id, None)
         if future is not None:
             future.set_result(refusal)
+
+    # -- the snapshot at start ---------------------------------------------------------
+
+    def _load_state(self, partitions: list[int]) -> dict[int, int]:
+        """Load the key-state snapshot (if configured and there); where to start reading."""
+        topic = self.config.state_topic
+        if topic is None:
+            return {}
+        consumer = _consumer(self.config, **{"max.partition.fetch.bytes": 16 * 1024 * 1024})
+        try:
+            state = self._read_state(consumer, topic)
+        except (_Unreachable, NotReady) as exc:
+            log.warning(
+                "key follower: no key-state snapshot (%s); replaying %s", exc, self.config.topic
+            )
+            return {}
+        finally:
+            consumer.close()
+        with self._cond:
+            for account_id, loaded in state.accounts.items():
+                self._ledgers[account_id] = loaded.ledger
+                self._places[account_id] = loaded.place
+                for key in loaded.ledger.keys.values():
+                    self._by_hash[key.secret_hash] = (account_id, key.key_id)
+            self._loaded = len(state.accounts)
+        return start_offsets(state, partitions)
+
+    def _read_state(self, consumer: Consumer, topic: str) -> LoadedState:
+        parts = self._partitions(consumer, topic)
+        ends = self._high_watermarks(consumer, parts, topic)
+        assembler = StateAssembler()
+        wanted = {p: e for p, e in ends.items() if e > 0}
+        consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in wanted])
+        while wanted and not self._stopping:
+            first = consumer.poll(0.2)
+            batch = [] if first is None else [first, *consumer.consume(1_000, 0)]
+            for message in batch:
+                if message.error() is not None:
+                    continue
+                assembler.add(message.key(), message.value())
+                partition, offset = int(message.partition() or 0), int(message.offset() or 0)
+                if offset + 1 >= wanted.get(partition, 0):
+                    wanted.pop(partition, None)
+            if not batch:  # the end may be a gap (compaction) rather than a record
+                tps = [TopicPartition(topic, p) for p in wanted]
+                for tp in consumer.position(tps):
+                    if tp.offset >= wanted[tp.partition]:
+                        wanted.pop(tp.partition, None)
+        return assembler.result()
 
     def _fail_watches(self, exc: BaseException) -> None:
         for future in self._watches.values():

@@ -98,11 +98,19 @@ class KeyVerifier:
         environment: Environment | str = Environment.PRODUCTION,
         outcomes: OutcomeSink | None = None,
         client_id: str = "keypulse-verifier",
+        key_state_topic: str | None = None,
     ) -> KeyVerifier:
         """A verifier with its own follower (and render-count sharing when
-        `render_counts_topic` is given), started; `wait_ready` before the first verify."""
+        `render_counts_topic` is given), started; `wait_ready` before the first verify.
+        With `key_state_topic` it starts from the key-state snapshot (fast at 100,000
+        keys) and reads the key events after it."""
         follower = KeyFollower(
-            FollowerConfig(bootstrap_servers, key_events_topic, client_id=client_id)
+            FollowerConfig(
+                bootstrap_servers,
+                key_events_topic,
+                client_id=client_id,
+                state_topic=key_state_topic,
+            )
         ).start()
         sharing = None
         if render_counts_topic is not None:

@@ -38,6 +38,7 @@ from schemas.utc import utc_now
 from schemas.uuid7 import uuid7
 from streams.client.key_events import KeyEventPublisher, PublisherConfig, PublishError
 from streams.client.key_follower import FollowerConfig, KeyFollower, NotReady
+from streams.client.key_state_writer import KeyStateWriter, WriterConfig
 from streams.keyservice.commands import Command, CommandRefused, Context, Decision, decide
 
 log = logging.getLogger(__name__)
@@ -60,6 +61,8 @@ class ServiceConfig:
     answer_timeout_s: float = 5.0
     retry_after_s: int = 1
     max_rounds_per_command: int = 50
+    state_interval_s: float = 5.0
+    """How often the key-state snapshot is brought up to date (with `write_state`)."""
 
 
 @dataclass(frozen=True)
@@ -128,8 +131,10 @@ class KeyService:
         clock: Callable[[], datetime] = utc_now,
         ids: Ids | None = None,
         owns_clients: bool = False,
+        state_writer: KeyStateWriter | None = None,
     ) -> None:
         self.follower = follower
+        self.state_writer = state_writer
         self._owns_clients = owns_clients
         self.config = config or ServiceConfig()
         self._publisher = publisher
@@ -182,6 +187,8 @@ class KeyService:
             self._closed = True
             self._lock.notify()
         self._thread.join(10)
+        if self.state_writer is not None:
+            self.state_writer.close()
         if self._owns_clients:
             self._publisher.close()
             self.follower.close()
@@ -358,10 +365,16 @@ def start_key_service(
     config: ServiceConfig | None = None,
     ready_timeout_s: float = 30.0,
     client_id: str = "keypulse-key-service",
+    state_topic: str | None = None,
+    write_state: bool = False,
 ) -> KeyService:
     """A key service with its own follower and publisher (closed by its `close()`), once
-    the follower has read the topic to its end."""
-    follower = KeyFollower(FollowerConfig(bootstrap_servers, topic, client_id=client_id))
+    the follower has read the topic to its end. With `state_topic` the follower starts
+    from the key-state snapshot; with `write_state` as well, the service keeps that
+    snapshot up to date (`KeyStateWriter`; the long-running API processes do)."""
+    follower = KeyFollower(
+        FollowerConfig(bootstrap_servers, topic, client_id=client_id, state_topic=state_topic)
+    )
     follower.start()
     try:
         follower.wait_ready(ready_timeout_s)
@@ -369,4 +382,9 @@ def start_key_service(
         follower.close()
         raise
     publisher = KeyEventPublisher(PublisherConfig(bootstrap_servers, topic, client_id=client_id))
-    return KeyService(follower, publisher, config, owns_clients=True)
+    writer = None
+    if state_topic is not None and write_state:
+        interval = (config or ServiceConfig()).state_interval_s
+        writer_config = WriterConfig(bootstrap_servers, state_topic, interval_s=interval)
+        writer = KeyStateWriter(follower, writer_config).start()
+    return KeyService(follower, publisher, config, owns_clients=True, state_writer=writer)
