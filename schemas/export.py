@@ -19,10 +19,12 @@ from pydantic import BaseModel
 from schemas.alerts import AlertRuleCreated, AlertRuleDeleted, AlertRuleUpdated, Notification
 from schemas.keys import (
     AccountCreated,
+    KeyAllowListChanged,
     KeyCreated,
     KeyDeleted,
     KeyRenamed,
     KeyRevoked,
+    KeyRolled,
     PlanChanged,
 )
 from schemas.requests import RequestBatch, RequestCompleted
@@ -36,6 +38,8 @@ EXPORTED: tuple[type[BaseModel], ...] = (
     KeyRenamed,
     KeyRevoked,
     KeyDeleted,
+    KeyAllowListChanged,
+    KeyRolled,
     RequestCompleted,
     RequestBatch,
     AlertRuleCreated,

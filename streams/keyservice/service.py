@@ -76,13 +76,14 @@ class AccountView:
     limits: dict[str, int | None]
 
     @classmethod
-    def of(cls, ledger: AccountLedger) -> AccountView:
+    def of(cls, ledger: AccountLedger, now: datetime) -> AccountView:
+        """The view at `now` (a key that expired since the last event no longer counts)."""
         classes = ("live", "test", "admin")
         return cls(
             ledger.account_id,
             ledger.plan,
             ledger.seq,
-            {c: ledger.count(c) for c in classes},
+            {c: ledger.count(c, now) for c in classes},
             {c: ledger.limit(c) for c in classes},
         )
 
@@ -293,7 +294,7 @@ class KeyService:
         key = None
         if ledger is not None and decision.key_id is not None:
             key = ledger.keys.get(decision.key_id)
-        view = AccountView.of(ledger) if ledger is not None else None
+        view = AccountView.of(ledger, ctx.now) if ledger is not None else None
         return _Decided(job, decision=decision, key=key, account=view)
 
     def _append_and_confirm(self, decided: list[_Decided]) -> bool:

@@ -22,6 +22,7 @@ from infra.http.context import RouteContext
 from infra.http.problems import CONFLICT, PROBLEM_RESPONSES, ApiError
 from schemas.key_ledger import AccountLedger
 from schemas.plans import Plan
+from schemas.utc import utc_now
 from streams.keyservice.commands import ChangePlan
 
 CLASSES = ("live", "test", "admin")
@@ -42,12 +43,12 @@ class AccountOut(BaseModel):
     updated_at: datetime
 
     @classmethod
-    def of(cls, ledger: AccountLedger) -> "AccountOut":
+    def of(cls, ledger: AccountLedger, now: datetime) -> "AccountOut":
         return cls(
             account_id=ledger.account_id,
             plan=ledger.plan,
             limits=KeyCounts(**{c: ledger.limit(c) for c in CLASSES}),
-            active=KeyCounts(**{c: ledger.count(c) for c in CLASSES}),
+            active=KeyCounts(**{c: ledger.count(c, now) for c in CLASSES}),
             created_at=ledger.created_at,
             updated_at=ledger.updated_at,
         )
@@ -68,7 +69,7 @@ def account_router(ctx: RouteContext) -> APIRouter:
         ledger = ctx.registry.account(account_id)
         if ledger is None:
             raise ApiError(404, "account_not_found", f"no account {account_id}; create it first")
-        return AccountOut.of(ledger)
+        return AccountOut.of(ledger, utc_now())
 
     @router.get("/account", response_model=AccountOut, summary="Plan, limits, active keys")
     def get_account(account_id: Account) -> AccountOut:

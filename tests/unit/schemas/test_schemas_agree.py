@@ -51,10 +51,12 @@ from schemas.export import export_json_schemas, json_schema
 from schemas.keys import (
     KEY_EVENT_ADAPTER,
     AccountCreated,
+    KeyAllowListChanged,
     KeyCreated,
     KeyDeleted,
     KeyRenamed,
     KeyRevoked,
+    KeyRolled,
     PlanChanged,
 )
 from schemas.request_columns import COLUMNS
@@ -103,6 +105,8 @@ KEY_MODELS: tuple[type[BaseModel], ...] = (
     KeyRenamed,
     KeyRevoked,
     KeyDeleted,
+    KeyAllowListChanged,
+    KeyRolled,
 )
 KEY_SCHEMAS = {m: _validator(m) for m in KEY_MODELS}
 
