@@ -16,6 +16,7 @@ thread per publisher serves the delivery reports (`Producer.poll`).
 from __future__ import annotations
 
 import atexit
+import logging
 import threading
 import weakref
 from collections.abc import Callable, Mapping
@@ -64,7 +65,8 @@ def producer_settings(config: PublisherConfig) -> dict[str, Any]:
         "socket.connection.setup.timeout.ms": max(1_000, config.connect_timeout_ms),
         "reconnect.backoff.max.ms": 1_000,
         "socket.nagle.disable": True,
-        "log_level": 3,  # errors only: librdkafka logs each failed connect otherwise
+        "log_level": 3,  # errors only, through Python logging (`logger`)
+        "logger": logging.getLogger(__name__),
     }
     settings.update(config.producer_options)
     return settings

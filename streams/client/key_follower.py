@@ -96,7 +96,8 @@ def _consumer(config: FollowerConfig, **extra: Any) -> Consumer:
             "reconnect.backoff.max.ms": 1_000,
             "socket.connection.setup.timeout.ms": 2_000,
             "socket.nagle.disable": True,
-            "log_level": 3,  # errors only: librdkafka logs each failed connect otherwise
+            "log_level": 3,  # errors only, through Python logging (`logger`)
+            "logger": log,
         }
     )
 
@@ -295,13 +296,15 @@ class KeyFollower:
 
     def _connect(self, consumer: Consumer) -> tuple[list[int], dict[int, int]] | None:
         """The partitions and their end offsets at start; None once stopping."""
+        with self._cond:
+            self._waiting_for = f"connecting to Kafka at {self.config.bootstrap_servers}"
         while not self._stopping:
             try:
                 partitions = self._partitions(consumer)
                 return partitions, self._high_watermarks(consumer, partitions)
             except (_Unreachable, NotReady) as exc:
                 with self._cond:
-                    if self._waiting_for is None:
+                    if self._waiting_for != str(exc):
                         log.warning("key follower waiting: %s", exc)
                     self._waiting_for = str(exc)
                     self._cond.wait(0.5)

@@ -56,7 +56,8 @@ class KeyStateWriter:
                 "compression.type": "lz4",
                 "linger.ms": 20,
                 "socket.nagle.disable": True,
-                "log_level": 3,
+                "log_level": 3,  # errors only, through Python logging (`logger`)
+                "logger": log,
             }
         )
         self._last_checkpoint: dict[int, int] = {}

@@ -189,6 +189,7 @@ class RenderCountSharing:
             "bootstrap.servers": cfg.bootstrap_servers,
             "client.id": cfg.client_id,
             "log_level": 3,
+            "logger": log,
         }
         producer = Producer({**common, "linger.ms": 5, "acks": 1})
         consumer = Consumer(
