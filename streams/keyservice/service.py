@@ -22,7 +22,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, wait
+from concurrent.futures import Future
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -112,6 +112,38 @@ class _Decided:
     refused: CommandRefused | None = None
     key: KeyRecord | None = None
     account: AccountView | None = None
+
+
+class _AllRead:
+    """Set once every watched event was read back, or once a watch or a send failed."""
+
+    def __init__(self, watches: int) -> None:
+        self._left = watches
+        self._lock = threading.Lock()
+        self._done = threading.Event()
+        self.failure: BaseException | None = None
+        if watches == 0:
+            self._done.set()
+
+    def read(self, future: Future[Refusal | None]) -> None:
+        error = future.exception()
+        with self._lock:
+            self._left -= 1
+            if error is not None and self.failure is None:
+                self.failure = error
+            if self._left == 0 or error is not None:
+                self._done.set()
+
+    def sent(self, future: Future[Any]) -> None:
+        error = future.exception()
+        if error is not None:
+            with self._lock:
+                if self.failure is None:
+                    self.failure = error
+            self._done.set()
+
+    def wait(self, timeout: float) -> bool:
+        return self._done.wait(timeout)
 
 
 @dataclass(frozen=True)
@@ -313,21 +345,21 @@ class KeyService:
 
     def _append(self, events: list[KeyEventModel], deadline: float) -> dict[UUID, Refusal | None]:
         """Append `events` and return how the follower judged each. Waits for the
-        read-back, not for each broker confirmation: an event read back is in the log (a
-        failed send still fails the round at once)."""
+        read-back, not for each broker confirmation (an event read back is in the log; a
+        failed send still ends the wait at once), and wakes once: every wake-up of this
+        thread waits for the GIL behind the HTTP requests queued for it."""
         ids = [e.event_id for e in events]
         watches = self.follower.watch(ids)
+        settled = _AllRead(len(watches))
+        for watch in watches:
+            watch.add_done_callback(settled.read)
         try:
-            sent = [self._publisher.publish(e, wait=False) for e in events]
-            waiting: set[Future[Any]] = {*watches, *sent}
-            while not all(w.done() for w in watches):
-                done, waiting = wait(
-                    waiting, max(0.05, deadline - time.monotonic()), FIRST_COMPLETED
-                )
-                if not done:
-                    raise FutureTimeout("no read-back before the deadline")
-                for future in done:
-                    future.result()  # raises PublishError / NotReady
+            for event in events:
+                self._publisher.publish(event, wait=False).add_done_callback(settled.sent)
+            if not settled.wait(max(0.05, deadline - time.monotonic())):
+                raise FutureTimeout("no read-back before the deadline")
+            if settled.failure is not None:
+                raise settled.failure
             return {i: w.result() for i, w in zip(ids, watches, strict=True)}
         except (PublishError, FutureTimeout, NotReady) as exc:
             raise self._unavailable(f"the key events were not confirmed ({exc})") from exc
