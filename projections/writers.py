@@ -263,6 +263,10 @@ _KEY_COLUMNS = (
     "revoked_at",
     "revoke_reason",
     "deleted_at",
+    "allowed_cidrs",
+    "expires_at",
+    "replaces",
+    "replaced_by",
     "seq",
 )
 _ACCOUNT_COLUMNS = ("account_id", "plan", "seq", "head", "created_at", "updated_at")
@@ -308,6 +312,10 @@ def key_row(record: KeyRecord) -> list[Any]:
         record.revoked_at,
         record.revoke_reason.value if record.revoke_reason is not None else None,
         record.deleted_at,
+        list(record.allowed_cidrs),
+        record.expires_at,
+        record.replaces,
+        record.replaced_by,
         record.seq,
     ]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
@@ -92,7 +93,25 @@ class History:
             return chain.revoke(rng.choice(self._keys(KeyStatus.ACTIVE)), reason)
         if kind == "delete" and self._keys(KeyStatus.REVOKED):
             return chain.delete(rng.choice(self._keys(KeyStatus.REVOKED)))
+        if kind == "allow" and named:
+            cidrs = rng.choice([(), ("203.0.113.0/24",), ("10.0.0.0/8", "2001:db8::/32")])
+            return chain.set_allow_list(rng.choice(named), cidrs)
+        rollable = [k for k in self._keys(KeyStatus.ACTIVE) if self._rollable(k)]
+        if kind == "roll" and rollable:
+            overlap = timedelta(hours=rng.choice([0, 1, 24]))
+            return chain.roll(rng.choice(rollable), self._key_id(), overlap)
         return None
+
+    def _expired(self, key_id: str, now: datetime) -> bool:
+        return self.ledger.keys[key_id].is_expired(now)
+
+    def _rollable(self, key_id: str) -> bool:
+        record = self.ledger.keys[key_id] if self.ledger is not None else None
+        return (
+            record is not None
+            and record.replaced_by is None
+            and not record.is_expired(datetime.now(UTC))
+        )
 
     def _append(self, event: KeyEventModel) -> KeyEventModel:
         if self.rng.random() < 0.5:  # who acted, from where
@@ -107,7 +126,7 @@ class History:
 
     def valid(self) -> None:
         """Append one valid event, of a kind chosen at random among those that apply."""
-        kinds = ["create", "create", "rename", "revoke", "delete"]
+        kinds = ["create", "create", "rename", "revoke", "delete", "allow", "roll"]
         self.rng.shuffle(kinds)
         for kind in kinds:
             event = self._build(kind)
@@ -128,8 +147,10 @@ class History:
         elif code == "broken_chain":  # the next seq, after an event that never was
             event = self._scratch().rename(self._keys(KeyStatus.ACTIVE)[0], "after a gap")
             event = event.model_copy(update={"prev": uuid4()})
-        elif code == "key_not_revoked":
-            event = self._scratch().delete(self._keys(KeyStatus.ACTIVE)[0])
+        elif code == "key_not_revoked":  # an active key that has not expired either
+            now = datetime.now(UTC)
+            unexpired = [k for k in self._keys(KeyStatus.ACTIVE) if not self._expired(k, now)]
+            event = self._scratch().delete(unexpired[0])
         else:  # plan_limit_reached: a third live key on the Free plan
             event = self._scratch().create_key(self._key_id(), "over the limit", KeyType.LIVE)
         self.appended.append(event)
@@ -138,7 +159,9 @@ class History:
     def free_with_two_live_keys(self) -> None:
         """The Free plan and exactly two active live keys (none of admin access)."""
         live = [
-            k for k in self._keys(KeyStatus.ACTIVE) if self.ledger.keys[k].limit_class == "live"
+            k
+            for k in self._keys(KeyStatus.ACTIVE)
+            if self.ledger.keys[k].limit_class == "live" and self.ledger.keys[k].counts
         ]
         for key_id in live[2:]:
             self._append(self.chain.revoke(key_id))
@@ -203,6 +226,10 @@ def _key_row(k: KeyRecord) -> tuple[Any, ...]:
         k.revoked_at,
         reason,
         k.deleted_at,
+        list(k.allowed_cidrs),
+        k.expires_at,
+        k.replaces,
+        k.replaced_by,
         k.seq,
     )
 
@@ -232,7 +259,8 @@ def _truth(events: list[KeyEventModel]) -> Rows:
 
 _KEYS = (
     "account_id, key_id, name, key_type, access, status, secret_hash, hint, created_at, "
-    "created_by, updated_at, revoked_at, revoke_reason, deleted_at, seq"
+    "created_by, updated_at, revoked_at, revoke_reason, deleted_at, allowed_cidrs, "
+    "expires_at, replaces, replaced_by, seq"
 )
 
 

@@ -9,18 +9,20 @@ format and kept in `chain.secrets[key_id]`.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from schemas.key_format import generate_secret, hash_secret, hint
 from schemas.keys import (
     AccountCreated,
     KeyAccess,
+    KeyAllowListChanged,
     KeyCreated,
     KeyDeleted,
     KeyEventModel,
     KeyRenamed,
     KeyRevoked,
+    KeyRolled,
     KeyType,
     PlanChanged,
     RevokeReason,
@@ -37,6 +39,7 @@ class Chain:
         self.plan = plan
         self.events: list[KeyEventModel] = []
         self.secrets: dict[str, str] = {}
+        self.key_types: dict[str, KeyType] = {}
         self._append(AccountCreated, at, plan=plan)
 
     def _append(self, cls: type[Any], at: datetime | None, **fields: Any) -> Any:
@@ -62,6 +65,7 @@ class Chain:
     ) -> KeyCreated:
         secret = generate_secret(key_type.value)
         self.secrets[key_id] = secret
+        self.key_types[key_id] = key_type
         created: KeyCreated = self._append(
             KeyCreated,
             at,
@@ -90,6 +94,35 @@ class Chain:
     def delete(self, key_id: str, at: datetime | None = None) -> KeyDeleted:
         deleted: KeyDeleted = self._append(KeyDeleted, at, key_id=key_id)
         return deleted
+
+    def set_allow_list(
+        self, key_id: str, cidrs: tuple[str, ...], at: datetime | None = None
+    ) -> KeyAllowListChanged:
+        changed: KeyAllowListChanged = self._append(
+            KeyAllowListChanged, at, key_id=key_id, allowed_cidrs=cidrs
+        )
+        return changed
+
+    def roll(
+        self, key_id: str, new_key_id: str, overlap: timedelta, at: datetime | None = None
+    ) -> KeyRolled:
+        """`key_id` replaced by `new_key_id` (its secret kept in `secrets`), the old key
+        expiring `overlap` after the roll."""
+        key_type = self.key_types[key_id]
+        secret = generate_secret(key_type.value)
+        self.key_types[new_key_id] = key_type
+        self.secrets[new_key_id] = secret
+        when = at or datetime.now(UTC)
+        rolled: KeyRolled = self._append(
+            KeyRolled,
+            when,
+            key_id=key_id,
+            new_key_id=new_key_id,
+            secret_hash=hash_secret(secret),
+            hint=hint(secret),
+            old_expires_at=when + overlap,
+        )
+        return rolled
 
     def change_plan(self, plan: Plan, at: datetime | None = None) -> PlanChanged:
         changed: PlanChanged = self._append(PlanChanged, at, plan=plan, previous=self.plan)
