@@ -27,7 +27,7 @@ from schemas.keys import (
     KeyRolled,
     PlanChanged,
 )
-from schemas.requests import RequestBatch, RequestCompleted
+from schemas.requests import OutcomeBatch, OutcomeRecorded, RequestBatch, RequestCompleted
 
 DRAFT = "https://json-schema.org/draft/2020-12/schema"
 
@@ -42,6 +42,8 @@ EXPORTED: tuple[type[BaseModel], ...] = (
     KeyRolled,
     RequestCompleted,
     RequestBatch,
+    OutcomeRecorded,
+    OutcomeBatch,
     AlertRuleCreated,
     AlertRuleUpdated,
     AlertRuleDeleted,

@@ -33,7 +33,7 @@ from infra.http.routes.key_commands import key_commands_router
 from infra.http.routes.keys import keys_router
 from infra.http.routes.rules import rules_router
 from infra.http.routes.usage import usage_router
-from infra.http.routes.verify import verify_router
+from infra.http.routes.verify import VerifyService, outcome_recorder, verify_router
 from infra.settings import Settings
 
 __all__ = ["ApiRuntime", "build_http_app"]
@@ -60,7 +60,7 @@ def caller_dependency(authenticator: Authenticator) -> Callable[[Request], Await
 
 
 def _lifespan(
-    publisher: Publisher, registry: KeyRegistry
+    publisher: Publisher, registry: KeyRegistry, verify: VerifyService
 ) -> Callable[[FastAPI], AbstractAsyncContextManager[None]]:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -68,6 +68,7 @@ def _lifespan(
         try:
             yield
         finally:
+            await asyncio.to_thread(verify.close)
             await asyncio.to_thread(registry.close)
             await asyncio.to_thread(publisher.close)
 
@@ -100,11 +101,12 @@ def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
         caller=caller,
         account=account,
     )
+    verify = VerifyService(settings, registry, outcome_recorder(settings))
     app = FastAPI(
         title="keypulse",
         version="0.1.0",
         description=DESCRIPTION,
-        lifespan=_lifespan(runtime.publisher, registry),
+        lifespan=_lifespan(runtime.publisher, registry, verify),
     )
     install_problem_handlers(app)
     freshness = freshness_of(runtime.pool, runtime.topics.requests, runtime.clock)
@@ -118,9 +120,9 @@ def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
         rules_router,
         alerts_router,
         deliveries_router,
-        verify_router,
     )
     for router in routers:
         app.include_router(router(ctx))
+    app.include_router(verify_router(ctx, verify))
     app.include_router(health_router(runtime, freshness, registry))
     return app

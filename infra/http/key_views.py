@@ -14,12 +14,13 @@ ClickHouse by other means) is shown as the projection has it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from projections.key_activity import KeyActivity
 from projections.queries import KeyRow
 from schemas.key_ledger import KeyRecord, KeyStatus
 from schemas.utc import utc_now
@@ -94,13 +95,24 @@ def meta_of(record: KeyRecord, now: datetime | None = None) -> KeyMeta:
 class KeyOut(KeyMeta):
     """A key with its usage."""
 
-    last_used_at: datetime | None
+    last_used_at: datetime | None = Field(
+        description="The newest use: a request recorded or a valid verification"
+    )
+    last_used_ip: str | None = Field(default=None, description="The client IP of that use")
     requests_24h: int
     requests_7d: int
     requests_30d: int
+    requests_5m: int = Field(default=0, description="Requests recorded in the last 5 minutes")
+    requests_1h: int = Field(default=0, description="Requests recorded in the last hour")
+    verifications_5m: int = Field(
+        default=0, description="Valid verifications in the last 5 minutes"
+    )
+    verifications_1h: int = Field(default=0, description="Valid verifications in the last hour")
 
     @classmethod
-    def of(cls, row: KeyRow, now: datetime | None = None) -> KeyOut:
+    def of(
+        cls, row: KeyRow, now: datetime | None = None, activity: KeyActivity | None = None
+    ) -> KeyOut:
         """A key as the projection has it (metadata and usage; status at `now`)."""
         when = now or utc_now()
         expired = row.status == "active" and row.expires_at is not None and when >= row.expires_at
@@ -119,38 +131,70 @@ class KeyOut(KeyMeta):
             created_by=row.created_by or None,
             revoked_at=row.revoked_at,
             revoke_reason=row.revoke_reason,
-            last_used_at=row.last_used,
             requests_24h=row.requests_24h,
             requests_7d=row.requests_7d,
             requests_30d=row.requests_30d,
+            **_activity_fields(row.last_used, activity),
         )
 
     @classmethod
     def of_record(
-        cls, record: KeyRecord, usage: KeyRow | None, now: datetime | None = None
+        cls,
+        record: KeyRecord,
+        usage: KeyRow | None,
+        now: datetime | None = None,
+        activity: KeyActivity | None = None,
     ) -> KeyOut:
         """The registry's metadata with the projection's usage (none yet: zeros)."""
         return cls(
             **_record_fields(record, now or utc_now()),
-            last_used_at=usage.last_used if usage else None,
             requests_24h=usage.requests_24h if usage else 0,
             requests_7d=usage.requests_7d if usage else 0,
             requests_30d=usage.requests_30d if usage else 0,
+            **_activity_fields(usage.last_used if usage else None, activity),
         )
 
 
+def _activity_fields(last_used: datetime | None, activity: KeyActivity | None) -> dict[str, Any]:
+    """Last used (the newer of the usage rollup's and `key_activity`'s), its IP and the
+    recent counts."""
+    if activity is None:
+        return {"last_used_at": last_used}
+    newest = activity.last_used_at
+    if last_used is not None and (newest is None or last_used > newest):
+        newest = last_used
+    return {
+        "last_used_at": newest,
+        "last_used_ip": activity.last_used_ip,
+        "requests_5m": activity.requests_5m,
+        "requests_1h": activity.requests_1h,
+        "verifications_5m": activity.verifications_5m,
+        "verifications_1h": activity.verifications_1h,
+    }
+
+
 def listing(
-    records: Iterable[KeyRecord], rows: Iterable[KeyRow], now: datetime | None = None
+    records: Iterable[KeyRecord],
+    rows: Iterable[KeyRow],
+    now: datetime | None = None,
+    activity: Mapping[str, KeyActivity] | None = None,
 ) -> list[KeyOut]:
     """The account's keys: every key the registry knows and has not deleted (with the
-    projection's usage), then those only the projection knows; oldest first."""
+    projection's usage and `activity`), then those only the projection knows; oldest
+    first."""
     when = now or utc_now()
+    recent = activity or {}
     usage = {row.key_id: row for row in rows}
     known: set[str] = set()
     out: list[KeyOut] = []
     for record in records:
         known.add(record.key_id)
         if record.status is not KeyStatus.DELETED:
-            out.append(KeyOut.of_record(record, usage.get(record.key_id), when))
-    out += [KeyOut.of(row, when) for key_id, row in usage.items() if key_id not in known]
+            key_id = record.key_id
+            out.append(KeyOut.of_record(record, usage.get(key_id), when, recent.get(key_id)))
+    out += [
+        KeyOut.of(row, when, recent.get(key_id))
+        for key_id, row in usage.items()
+        if key_id not in known
+    ]
     return sorted(out, key=lambda k: (k.created_at, k.key_id))

@@ -12,10 +12,17 @@
   key check from memory, `verify(secret, client_ip=..., render=...)` -> `Verification`
   (verdict, message, key id, account, watermark, the render quota per UTC day);
   `ratelimit_headers(result.quota)` gives the RateLimit headers of a test-key render.
+  With `key_state_topic` it starts from the key-state snapshot (`KeyStateWriter`).
+- `OutcomeRecorder(RecorderConfig(...))`: the verifier's outcome sink (`outcomes=`):
+  non-valid verdicts one event each, valid ones counted per key and minute, on the
+  requests topic through the usage recorder's batching.
 
-Both use kafka-python producers with idempotence and acks=all; nothing is created at
-import time. This package imports only `schemas` and the base install's dependencies
-(pydantic, orjson, kafka-python, crc32c, lz4): `pip install keypulse` is all an API needs.
+The usage and outcome recorders use kafka-python producers; the key path (publisher,
+follower, snapshot writer, render counts) uses librdkafka (`confluent-kafka`), whose I/O
+threads do not hold the GIL; all are idempotent with acks=all (render counts: acks=1)
+and nothing is created at import time. This package imports only `schemas` and the base
+install's dependencies (pydantic, orjson, kafka-python, crc32c, lz4, confluent-kafka):
+`pip install keypulse` is all an API needs.
 """
 
 from __future__ import annotations
@@ -27,6 +34,8 @@ from streams.client.key_events import (
     PublishResult,
 )
 from streams.client.key_follower import FollowerConfig, KeyFollower, NotReady
+from streams.client.key_state_writer import KeyStateWriter, WriterConfig
+from streams.client.outcome_recorder import OutcomeRecorder
 from streams.client.quota import QuotaState
 from streams.client.ratelimit_headers import ratelimit_headers
 from streams.client.recorder_config import RecorderConfig, RecorderStats
@@ -40,8 +49,10 @@ __all__ = [
     "FollowerConfig",
     "KeyEventPublisher",
     "KeyFollower",
+    "KeyStateWriter",
     "KeyVerifier",
     "NotReady",
+    "OutcomeRecorder",
     "OutcomeSink",
     "PublishError",
     "PublishResult",
@@ -53,5 +64,6 @@ __all__ = [
     "UsageRecorder",
     "Verdict",
     "Verification",
+    "WriterConfig",
     "ratelimit_headers",
 ]

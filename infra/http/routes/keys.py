@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from infra.http.context import RouteContext
 from infra.http.key_views import KeyOut, listing
 from infra.http.problems import PROBLEM_RESPONSES, ApiError
+from projections.key_activity import key_activity
 from schemas.key_ledger import KeyRecord, KeyStatus
 
 __all__ = ["KeyListOut", "KeyOut", "keys_router", "require_key"]
@@ -58,9 +59,12 @@ def keys_router(ctx: RouteContext) -> APIRouter:
     @router.get("/api-keys", response_model=KeyListOut, summary="List keys with usage")
     def list_keys(account_id: Account) -> KeyListOut:
         ledger = ctx.registry.account_if_ready(account_id)
-        rows = ctx.pool.run(lambda q: q.list_keys(account_id, ctx.clock()))
-        records = ledger.keys.values() if ledger is not None else ()
-        return KeyListOut(data=listing(records, rows, ctx.clock()))
+        now = ctx.clock()
+        rows = ctx.pool.run(lambda q: q.list_keys(account_id, now))
+        records = list(ledger.keys.values()) if ledger is not None else []
+        ids = sorted({r.key_id for r in records} | {r.key_id for r in rows})
+        activity = ctx.pool.with_client(lambda c: key_activity(c, account_id, ids, now))
+        return KeyListOut(data=listing(records, rows, now, activity))
 
     @router.get("/api-keys/{key_id}", response_model=KeyOut, summary="One key with usage")
     def get_key(key_id: str, account_id: Account) -> KeyOut:
@@ -69,10 +73,13 @@ def keys_router(ctx: RouteContext) -> APIRouter:
             raise key_not_found(key_id)
         now = ctx.clock()
         row = ctx.pool.run(lambda q: q.get_key(account_id, key_id, now))
-        if record is not None:
-            return KeyOut.of_record(record, row, now)
-        if row is None:
+        if record is None and row is None:
             raise key_not_found(key_id)
-        return KeyOut.of(row, now)
+        found = ctx.pool.with_client(lambda c: key_activity(c, account_id, [key_id], now))
+        activity = found.get(key_id)
+        if record is not None:
+            return KeyOut.of_record(record, row, now, activity)
+        assert row is not None
+        return KeyOut.of(row, now, activity)
 
     return router

@@ -36,8 +36,10 @@ from schemas.key_format import hash_secret
 from schemas.keys import KeyAccess, KeyType
 from schemas.topics import TopicNames
 from streams.client.key_follower import NotReady
+from streams.client.outcome_recorder import OutcomeRecorder
 from streams.client.quota import WINDOW_S, RenderCountSharing, RenderQuota, SharingConfig
 from streams.client.ratelimit_headers import POLICY, ratelimit_headers
+from streams.client.recorder_config import RecorderConfig
 from streams.client.verdicts import Verdict, Verification
 from streams.client.verifier import KeyVerifier
 from streams.keyservice.service import Unavailable
@@ -101,9 +103,12 @@ class VerifyService:
     """The app's `KeyVerifier`, built over the key registry's follower once it runs,
     and the service credentials."""
 
-    def __init__(self, settings: Settings, registry: KeyRegistry) -> None:
+    def __init__(
+        self, settings: Settings, registry: KeyRegistry, outcomes: OutcomeRecorder | None = None
+    ) -> None:
         self._settings = settings
         self._registry = registry
+        self._outcomes = outcomes
         self._tokens = list(settings.api.verify_tokens)
         self._lock = threading.Lock()
         self._verifier: KeyVerifier | None = None
@@ -155,15 +160,30 @@ class VerifyService:
                     follower,
                     environment=self._settings.api.verify_environment,
                     sharing=self._sharing,
+                    outcomes=self._outcomes,
                 )
             return self._verifier
 
     def close(self) -> None:
-        """Stop the render-count sharing (the follower belongs to the key registry)."""
+        """Stop the render-count sharing and flush the outcomes (the follower belongs to
+        the key registry)."""
         with self._lock:
             sharing, self._sharing, self._verifier = self._sharing, None, None
+            outcomes, self._outcomes = self._outcomes, None
         if sharing is not None:
             sharing.close()
+        if outcomes is not None:
+            outcomes.close()
+
+
+def outcome_recorder(settings: Settings) -> OutcomeRecorder:
+    """The recorder that sends `/verify`'s verdicts to the requests topic (spilling to the
+    data directory while Kafka is unreachable)."""
+    kafka = settings.kafka
+    topic = TopicNames.with_prefix(kafka.topic_prefix).requests
+    spill = settings.data_dir / "spill" / "verify"
+    config = RecorderConfig(kafka.bootstrap_servers, topic, spill_dir=spill)
+    return OutcomeRecorder(config)
 
 
 def verify_router(ctx: RouteContext, service: VerifyService | None = None) -> APIRouter:

@@ -43,7 +43,9 @@ SECRETS = {
 }
 """Secrets of the operator bootstrap keys (`KEYPULSE_API_MANAGEMENT_KEYS`): `full` acts as
 an admin key, `read_only` as a read-only key."""
-OPS_PATHS = {"/healthz", "/readyz", "/metrics"}
+OPS_PATHS = {"/healthz", "/readyz", "/metrics", "/verify"}
+"""Routes outside the management keys' access matrix: probes, metrics, and `/verify`
+(a service credential; every management key is refused there, see test_verify.py)."""
 
 ROLES = {
     "admin": KeyAccess.ADMIN,

@@ -13,12 +13,14 @@ import pytest
 
 from infra.http.problems import QUOTA_EXCEEDED_TYPE
 from infra.tools.receivers import free_port
+from schemas.codec import decode_requests
 from schemas.key_format import generate_secret, hash_secret
 from schemas.keys import KeyAccess, KeyType
 from schemas.topics import TopicNames
 from tests.eventually import eventually_sync
 from tests.integration.http.api_support import LiveApi, assert_problem, bearer, live_api
 from tests.integration.ingest_helpers import worker_settings
+from tests.integration.producer_support import read_topic
 from tests.samples.keys import Chain, publish
 
 TOKEN = "verify-service-token-for-tests"
@@ -81,6 +83,7 @@ def test_verify(served: Served) -> None:
             return None if response.status_code == 503 else response
 
         render = eventually_sync(first_render, 10, "today's render counts read")
+        assert render is not None
         remaining = [render.json()["quota"]["remaining"]]
         for _ in range(99):
             render = served.verify(client, secrets["key_test01"], render=True)
@@ -102,6 +105,29 @@ def test_verify(served: Served) -> None:
         assert refused.headers["RateLimit"] == f'"renders";r=0;t={reset}'
         plain = served.verify(client, secrets["key_test01"])  # not a render: still valid
         assert plain.json()["verdict"] == "valid"
+        from_ip = served.verify(client, secrets["key_gone01"], client_ip="198.51.100.7")
+        assert from_ip.json()["verdict"] == "revoked"
+
+    # the verdicts are events on the requests topic (the worker projects them)
+    settings = served.api.settings
+    topic = TopicNames.with_prefix(settings.kafka.topic_prefix).requests
+
+    def outcomes() -> list[tuple[str, str | None, str | None, int]]:
+        rows: list[tuple[str, str | None, str | None, int]] = []
+        for record in read_topic(settings.kafka.bootstrap_servers, topic):
+            cols = decode_requests(record.value).outcomes
+            if cols:
+                columns = (cols["outcome"], cols["key_id"], cols["client_ip"], cols["count"])
+                rows += zip(*columns, strict=True)
+        valid = sum(n for outcome, key, _, n in rows if (outcome, key) == ("valid", "key_test01"))
+        revoked = ("revoked", "key_gone01", "198.51.100.7", 1) in rows
+        return rows if revoked and valid >= 101 else []
+
+    seen = eventually_sync(outcomes, 20, "the /verify verdicts on the requests topic")
+    assert not any(key == secrets["key_live01"] for _, key, _, _ in seen)  # ids, no secrets
+    counted = sum(n for outcome, key, _, n in seen if (outcome, key) == ("valid", "key_test01"))
+    assert counted == 101  # 100 admitted renders and one plain verify
+    assert sum(1 for o, key, _, _ in seen if (o, key) == ("quota_exceeded", "key_test01")) == 1
 
 
 def test_verify_before_the_key_state_is_read(

@@ -6,6 +6,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 from infra.http.key_views import KeyOut, listing
+from projections.key_activity import KeyActivity
 from projections.queries import KeyRow
 from schemas.key_ledger import KeyRecord, KeyStatus
 from schemas.keys import KeyAccess, KeyType, RevokeReason
@@ -76,3 +77,25 @@ def test_registry_metadata_projection_usage_and_projection_only_keys() -> None:
     assert by_id["key_new00001"].hint == "pk_live_Ab3x…"
     assert by_id["key_onlyproj"] == KeyOut.of(rows[2])
     assert by_id["key_onlyproj"].hint == "pk_live_Zz9y…"
+
+
+def test_recent_activity_gives_last_used_its_ip_and_the_recent_counts() -> None:
+    old_key, fresh_key = _record("key_oldroll1", 0), _record("key_verified", 1)
+    rows = [_row("key_oldroll1", 0, 4), _row("key_verified", 1, 0)]  # last_used = AT
+    later = AT + timedelta(minutes=14)
+    activity = {
+        # requests recorded 14 minutes after the rollup's last_used: the newer one wins
+        "key_oldroll1": KeyActivity(later, "203.0.113.7", 0, 12, 0, 0),
+        # only verifications, older than the rollup's last use: the rollup's time stays
+        "key_verified": KeyActivity(AT - timedelta(hours=1), "2001:db8::1", 0, 0, 3, 40),
+    }
+    out = {k.key_id: k for k in listing([old_key, fresh_key], rows, later, activity)}
+    assert (out["key_oldroll1"].last_used_at, out["key_oldroll1"].last_used_ip) == (
+        later,
+        "203.0.113.7",
+    )
+    assert (out["key_oldroll1"].requests_5m, out["key_oldroll1"].requests_1h) == (0, 12)
+    assert out["key_verified"].last_used_at == AT
+    assert (out["key_verified"].verifications_5m, out["key_verified"].verifications_1h) == (3, 40)
+    no_activity = listing([old_key], rows, later)
+    assert no_activity[0].last_used_ip is None and no_activity[0].requests_1h == 0

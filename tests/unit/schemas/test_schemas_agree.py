@@ -60,7 +60,7 @@ from schemas.keys import (
     PlanChanged,
 )
 from schemas.request_columns import COLUMNS
-from schemas.requests import RequestBatch, RequestCompleted
+from schemas.requests import OutcomeBatch, OutcomeRecorded, RequestBatch, RequestCompleted
 from schemas.uuid7 import uuid7
 
 EXAMPLES_DIR = Path(__file__).resolve().parents[3] / "schemas" / "examples"
@@ -516,7 +516,13 @@ def test_an_optional_field_missing_is_accepted_by_every_enforcer(name: str) -> N
 
 
 def test_exported_schemas_require_the_envelope_fields() -> None:
-    models: list[type[BaseModel]] = [RequestCompleted, RequestBatch, *KEY_MODELS]
+    models: list[type[BaseModel]] = [
+        RequestCompleted,
+        RequestBatch,
+        OutcomeRecorded,
+        OutcomeBatch,
+        *KEY_MODELS,
+    ]
     for model in models:
         schema = json_schema(model)
         assert {"type", "schema_version", "event_id", "occurred_at"} <= set(schema["required"])
@@ -559,7 +565,13 @@ def test_the_examples_validate_against_the_written_schemas(tmp_path: Path) -> No
     """`export_json_schemas` writes `json_schema(model)`; every example of a request or key
     event passes its written schema."""
     written = {p.name: orjson.loads(p.read_bytes()) for p in export_json_schemas(tmp_path)}
-    models: list[type[BaseModel]] = [RequestCompleted, RequestBatch, *KEY_MODELS]
+    models: list[type[BaseModel]] = [
+        RequestCompleted,
+        RequestBatch,
+        OutcomeRecorded,
+        OutcomeBatch,
+        *KEY_MODELS,
+    ]
     for model in models:
         schema = written[f"{model.__name__}.schema.json"]
         assert schema == json_schema(model)
