@@ -36,6 +36,8 @@ EXPECTED = [
     ("POST", "/api-keys", 201),
     ("GET", "/api-keys/{id}", 200),
     ("PATCH", "/api-keys/{id}", 200),
+    ("PATCH", "/api-keys/{id}", 200),  # the allow-list
+    ("POST", "/api-keys/{id}/roll", 201),
     ("POST", "/api-keys/{id}/revoke", 200),
     ("DELETE", "/api-keys/{id}", 204),
     ("GET", "/account", 200),
@@ -57,7 +59,7 @@ def readme_commands() -> list[str]:
 
 def test_the_readme_names_the_default_local_api() -> None:
     blocks = readme_commands()
-    assert len(blocks) == 10
+    assert len(blocks) == 12
     default = ApiSettings()
     assert f"http://{default.host}:{default.port}" == README_BASE
     for block in blocks:
@@ -114,5 +116,9 @@ def test_the_readme_curl_commands_work_verbatim(live: Live, tmp_path: Path) -> N
         client.headers.update(bearer(live.secret("alpha:admin")))
         assert_problem(client.get(f"/api-keys/{key_id}"), 404, "key_not_found")  # deleted
         assert client.get("/account").json()["plan"] == "business"
-        names = [k["name"] for k in client.get("/api-keys").json()["data"]]
+        listed = client.get("/api-keys").json()["data"]
+        names = [k["name"] for k in listed]
         assert names.count("Staging exporter") == 1  # created once, replayed once
+        (successor,) = [k for k in listed if k["replaces"] == key_id]  # the roll's new key
+        assert successor["name"] == "Production web app (EU)" and successor["status"] == "active"
+        assert successor["allowed_cidrs"] == ["203.0.113.0/24", "2001:db8::/32"]
