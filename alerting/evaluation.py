@@ -84,7 +84,7 @@ def _evaluate_rule(
     existing: Mapping[str, AlertInstance],
     now: datetime,
 ) -> None:
-    for key_id, obs in observe(rule, answer, existing.keys()):
+    for key_id, obs in observe(rule, answer, existing.keys(), now):
         out.observations += 1
         inst = existing.get(key_id)
         if inst is None:

@@ -30,4 +30,5 @@ def build_notification(decision: NotifyDecision, rule: AlertRule, key_name: str)
         repeat_n=decision.repeat_n,
         occurred_at=decision.at,
         channels=list(rule.channels),
+        evidence=decision.evidence,
     )

@@ -11,6 +11,8 @@ Contracts:
   instance sees its traffic stop). Without data a `request_count` rule observes 0
   requests; the other kinds observe no value (nodata). A failed query gives error
   observations to the same keys (account scope: only the keys with instances).
+  `stale_key_presented` observes the presentations with their evidence
+  (`alerting.stale_keys`; 0 without any), at the evaluation time `now`.
 """
 
 from __future__ import annotations
@@ -18,8 +20,10 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 
 from alerting.ports import StatsByKey, StatsQuery, WindowStats
+from alerting.stale_keys import observe_stale
 from alerting.state import Observation
 from schemas.alerts import AlertRule, Percentile, RuleKind
 
@@ -93,7 +97,7 @@ class QueryAnswer:
 
 
 def observe(
-    rule: AlertRule, answer: QueryAnswer, instance_keys: Iterable[str]
+    rule: AlertRule, answer: QueryAnswer, instance_keys: Iterable[str], now: datetime
 ) -> list[tuple[str, Observation]]:
     """(key_id, observation) for every key the rule concerns this cycle (see module doc)."""
     key_id = rule.key_id
@@ -105,4 +109,7 @@ def observe(
         scoped = (key_id,) if key_id is not None else tuple(instance_keys)
         return [(k, Observation(None, error=answer.error)) for k in scoped]
     account = rule.account_id
+    if rule.kind is RuleKind.STALE_KEY_PRESENTED:
+        window = rule.window_s
+        return [(k, observe_stale(k, answer.by_key.get((account, k)), window, now)) for k in keys]
     return [(k, metric_value(rule, answer.by_key.get((account, k)))) for k in keys]

@@ -40,14 +40,41 @@ class StatsQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class StalePresentations:
+    """A revoked or expired key presented within a window (`stale_key_presented`), with
+    what the key registry says about it (None where the registry has no row)."""
+
+    revoked: int
+    """Verdicts `revoked` in the window."""
+    expired: int
+    """Verdicts `expired` in the window."""
+    last_at: datetime
+    last_ip: str
+    """The client IP of the newest presentation ("" when the API gave none)."""
+    name: str | None = None
+    revoked_at: datetime | None = None
+    revoke_reason: str | None = None
+    expires_at: datetime | None = None
+    replaced_by: str | None = None
+
+    @property
+    def presented(self) -> int:
+        return self.revoked + self.expired
+
+
+@dataclass(frozen=True, slots=True)
 class WindowStats:
-    """One key's figures over one window (quantiles None unless asked for and requests > 0)."""
+    """One key's figures over one window (quantiles None unless asked for and requests > 0).
+
+    For `stale_key_presented`, `requests` counts the presentations and `stale` holds them.
+    """
 
     requests: int
     errors: int = 0
     p50_ms: float | None = None
     p95_ms: float | None = None
     p99_ms: float | None = None
+    stale: StalePresentations | None = None
 
 
 StatsByKey = dict[tuple[str, str], WindowStats]
@@ -60,7 +87,9 @@ class EvaluationQueries(Protocol):
     def window_stats(self, query: StatsQuery, now: datetime) -> StatsByKey:
         """Figures per key for the window that ends with the minute containing `now`.
 
-        Keys with traffic in the window (over whole accounts: only the keys the key
+        `stale_key_presented`: the keys presented while revoked or expired in the window
+        (`verification_outcomes`), with their registry details (one query). Otherwise:
+        keys with traffic in the window (over whole accounts: only the keys the key
         registry says the account owns, deleted ones excluded); for `request_count` over
         whole accounts also every active key of those accounts without any
         (`WindowStats(0)`), so rules on low traffic see keys that went silent.

@@ -30,9 +30,11 @@ def format_number(value: float) -> str:
 
 
 def format_value(n: Notification, value: float | None) -> str:
-    """A value in the rule's unit: requests, percent or milliseconds."""
+    """A value in the rule's unit: requests, percent, milliseconds or presentations."""
     if value is None:
         return "no data"
+    if n.rule.kind is RuleKind.STALE_KEY_PRESENTED:
+        return f"{format_number(value)} time{'' if value == 1 else 's'}"
     if n.rule.kind is RuleKind.ERROR_RATE:
         return f"{format_number(value)}%"
     if n.rule.kind is RuleKind.LATENCY:
@@ -41,6 +43,8 @@ def format_value(n: Notification, value: float | None) -> str:
 
 
 def metric_name(n: Notification) -> str:
+    if n.rule.kind is RuleKind.STALE_KEY_PRESENTED:
+        return "revoked or expired key presented"
     if n.rule.kind is RuleKind.LATENCY:
         return f"{n.rule.percentile.value if n.rule.percentile else ''} latency".strip()
     return "error rate" if n.rule.kind is RuleKind.ERROR_RATE else "requests"
@@ -72,6 +76,7 @@ def summary_lines(n: Notification) -> list[str]:
         f"Rule:      {one_line(n.rule.name)} ({n.rule.rule_id})",
         f"Key:       {one_line(n.key_name)} ({n.key_id})",
         f"Condition: {condition(n)}",
+        *([f"Evidence:  {one_line(n.evidence, 500)}"] if n.evidence else []),
         f"State:     {n.state.value}"
         + (f" (repeat {n.repeat_n})" if n.state is NotificationKind.REPEAT else ""),
         f"Started:   {n.started_at.isoformat()}",

@@ -58,12 +58,15 @@ class Observation:
 
     `value` is the measured value (requests, error percentage or latency ms; None when the
     window holds no data), `sample_count` the requests in the window, `error` the reason a
-    query failed (which makes the observation an error whatever the value).
+    query failed (which makes the observation an error whatever the value), `evidence`
+    the observation in words and numbers for kinds that explain themselves ("" otherwise;
+    carried into the history entry and the notification).
     """
 
     value: float | None
     sample_count: int = 0
     error: str | None = None
+    evidence: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +85,7 @@ class NotifyDecision:
     started_at: datetime
     ended_at: datetime | None
     at: datetime
+    evidence: str = ""
 
 
 class Transition(NamedTuple):
@@ -135,7 +139,7 @@ class _Step:
         before = self.inst
         since = before.since if to is before.state else self.now
         after = before.model_copy(update={"state": to, "since": since, **updates})
-        detail = self.obs.error or ""
+        detail = self.obs.error or self.obs.evidence
         self.history.append(
             AlertHistoryEntry(
                 at=self.now,
@@ -175,6 +179,7 @@ class _Step:
                 started_at=started_at,
                 ended_at=ended_at,
                 at=self.now,
+                evidence=self.obs.evidence,
             )
         )
 

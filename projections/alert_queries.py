@@ -9,6 +9,14 @@ active keys for `request_count`'s silent ones) and the rollup's rows of other ke
 dropped. An `IN (SELECT ...)` semi-join inside the rollup query costs far more on chDB
 than that read (docs/decisions.md). Key scopes read the named key as it is. Every method
 is synchronous: call it off the event loop.
+
+`stale_key_presented` is answered by ONE other query (`stale_presented_sql`): the
+`revoked` and `expired` verdicts of `verification_outcomes` in the window (rows of that
+window only: the table is ordered by account, key and time), summed per key with the
+newest time and client IP, LEFT JOINed with the scope's rows of `keys FINAL` for the
+evidence (name, revocation time and reason, expiry, replacement). An outcome row's
+account is the one the verifier found the key in, so account scopes need no registry
+filter; a key missing from the registry still counts, without details.
 """
 
 from __future__ import annotations
@@ -20,7 +28,7 @@ from typing import Any
 
 from clickhouse_connect.driver.client import Client
 
-from alerting.ports import StatsByKey, StatsQuery, WindowStats
+from alerting.ports import StalePresentations, StatsByKey, StatsQuery, WindowStats
 from projections.ingest_log import newest_event_time, partition_watermarks
 from projections.rollup_sql import TABLE, tier_condition
 from projections.windows import plan_nested
@@ -58,6 +66,57 @@ def window_stats_sql(query: StatsQuery, now: datetime) -> tuple[str, dict[str, A
     return sql, params
 
 
+_STALE_SQL = """
+SELECT o.account_id, o.key_id, o.revoked, o.expired, o.last_at, o.last_ip,
+       k.name, k.revoked_at, k.revoke_reason, k.expires_at, k.replaced_by
+FROM (
+    SELECT account_id, key_id,
+           sumIf(count, outcome = 'revoked') AS revoked,
+           sumIf(count, outcome = 'expired') AS expired,
+           max(occurred_at) AS last_at,
+           argMax(client_ip, occurred_at) AS last_ip
+    FROM verification_outcomes
+    WHERE {scope} AND key_id != '' AND outcome IN ('revoked', 'expired')
+      AND occurred_at >= {{start:DateTime64(3, 'UTC')}}
+      AND occurred_at < {{end:DateTime64(3, 'UTC')}}
+    GROUP BY account_id, key_id
+) AS o
+LEFT JOIN (
+    SELECT account_id, key_id, name, revoked_at, revoke_reason, expires_at, replaced_by
+    FROM keys FINAL WHERE {scope}
+) AS k ON k.account_id = o.account_id AND k.key_id = o.key_id
+SETTINGS join_use_nulls = 1
+"""
+
+
+def stale_presented_sql(query: StatsQuery, now: datetime) -> tuple[str, dict[str, Any]]:
+    """The SQL and parameters of a `stale_key_presented` query: the window that ends with
+    `now`'s minute, as the rollup windows (`projections.windows.plan_nested`)."""
+    plan = plan_nested([timedelta(seconds=query.window_s)], as_utc(now))
+    params: dict[str, Any] = {"start": plan.starts[0], "end": plan.end}
+    return _STALE_SQL.format(scope=_scope_sql(query, params)), params
+
+
+def _opt_time(value: Any) -> datetime | None:
+    return as_utc(value) if value is not None else None
+
+
+def _stale_row(row: Sequence[Any]) -> WindowStats:
+    _, _, revoked, expired, last_at, last_ip, name, revoked_at, reason, expires, by = row
+    stale = StalePresentations(
+        revoked=int(revoked),
+        expired=int(expired),
+        last_at=as_utc(last_at),
+        last_ip=str(last_ip),
+        name=str(name) if name else None,
+        revoked_at=_opt_time(revoked_at),
+        revoke_reason=str(reason) if reason else None,
+        expires_at=_opt_time(expires),
+        replaced_by=str(by) if by else None,
+    )
+    return WindowStats(stale.presented, stale=stale)
+
+
 _SILENT = WindowStats(0, 0, None, None, None)
 """An active key with no traffic in the window."""
 
@@ -81,6 +140,8 @@ class ClickHouseEvaluationQueries:
         that went silent or never sent."""
         if not query.accounts and not query.key_pairs:
             return {}
+        if query.kind is RuleKind.STALE_KEY_PRESENTED:
+            return self._stale(query, now)
         sql, params = window_stats_sql(query, now)
         registered = self._registered(query.accounts) if query.accounts else {}
         rows = self._client.query(sql, parameters=params).result_rows
@@ -100,6 +161,11 @@ class ClickHouseEvaluationQueries:
                 if status == "active":
                     out.setdefault(pair, _SILENT)
         return out
+
+    def _stale(self, query: StatsQuery, now: datetime) -> StatsByKey:
+        sql, params = stale_presented_sql(query, now)
+        rows = self._client.query(sql, parameters=params).result_rows
+        return {(str(r[0]), str(r[1])): _stale_row(r) for r in rows}
 
     def _registered(self, accounts: Sequence[str]) -> dict[tuple[str, str], str]:
         """(account_id, key_id) -> status of the accounts' keys in the registry (not

@@ -12,7 +12,10 @@ Contracts:
 - A rule's `window_s` lies in 1 minute … 30 days, is a whole number of minutes, and a whole
   number of hours above 24 hours (so it can be answered from the minute or hour rollups).
 - Thresholds: `request_count` counts requests, `error_rate` is a percentage 0..100 of
-  requests that ended in 4xx/5xx, `latency` is milliseconds at `percentile`.
+  requests that ended in 4xx/5xx, `latency` is milliseconds at `percentile`,
+  `stale_key_presented` counts verifications of a revoked or expired key (a whole number
+  ≥ 1, compared with `gte`; the kind defaults to `threshold` 1, `window_s` 15m and
+  `comparator` gte when they are omitted).
 - Every validation error is reported at the location of the offending field.
 - This module imports only pydantic, the standard library and `schemas.base`/`schemas.ids`.
 """
@@ -36,6 +39,7 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from schemas.base import Event
@@ -162,6 +166,13 @@ class RuleKind(StrEnum):
     REQUEST_COUNT = "request_count"
     ERROR_RATE = "error_rate"
     LATENCY = "latency"
+    STALE_KEY_PRESENTED = "stale_key_presented"
+    """A revoked or expired key still presented for verification (`verification_outcomes`)."""
+
+
+STALE_KEY_DEFAULTS: dict[str, object] = {"threshold": 1, "window_s": 900, "comparator": "gte"}
+"""What a `stale_key_presented` rule takes when the fields are omitted: fire on the first
+presentation of a revoked or expired key within 15 minutes."""
 
 
 class Percentile(StrEnum):
@@ -364,6 +375,15 @@ class AlertRule(_Frozen):
     enabled: bool = True
     channels: Annotated[list[Channel], Field(max_length=10)] = Field(default_factory=list)
 
+    @model_validator(mode="before")
+    @classmethod
+    def _kind_defaults(cls, data: object) -> object:
+        """Fill the defaults of kinds that have them (`STALE_KEY_DEFAULTS`)."""
+        if isinstance(data, dict) and data.get("kind") == RuleKind.STALE_KEY_PRESENTED.value:
+            given = {k: v for k, v in data.items() if v is not None}
+            return STALE_KEY_DEFAULTS | given
+        return data
+
     @field_validator("name")
     @classmethod
     def _name(cls, value: str) -> str:
@@ -390,13 +410,29 @@ class AlertRule(_Frozen):
             raise ValueError("windows above 24h must be a whole number of hours")
         return value
 
+    @field_validator("comparator")
+    @classmethod
+    def _comparator(cls, value: Comparator, info: ValidationInfo) -> Comparator:
+        if info.data.get("kind") is RuleKind.STALE_KEY_PRESENTED and value is not Comparator.GTE:
+            raise ValueError(
+                "stale_key_presented rules fire when a revoked or expired key was presented "
+                "at least `threshold` times: use gte (the default) or omit comparator"
+            )
+        return value
+
     @field_validator("threshold")
     @classmethod
     def _threshold(cls, value: float, info: ValidationInfo) -> float:
         if not math.isfinite(value) or value < 0:
             raise ValueError("must be a finite number ≥ 0")
-        if info.data.get("kind") is RuleKind.ERROR_RATE and value > 100:
+        kind = info.data.get("kind")
+        if kind is RuleKind.ERROR_RATE and value > 100:
             raise ValueError("error_rate thresholds are percentages 0..100")
+        if kind is RuleKind.STALE_KEY_PRESENTED and (value < 1 or value != int(value)):
+            raise ValueError(
+                "stale_key_presented thresholds count presentations: a whole number ≥ 1 "
+                "(1, the default, fires on the first one)"
+            )
         return value
 
     @field_validator("min_requests")
@@ -404,7 +440,7 @@ class AlertRule(_Frozen):
     def _min_requests(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value is None:
             return None
-        if info.data.get("kind") is RuleKind.REQUEST_COUNT:
+        if info.data.get("kind") in (RuleKind.REQUEST_COUNT, RuleKind.STALE_KEY_PRESENTED):
             raise ValueError("only error_rate and latency rules take min_requests")
         if value < 1:
             raise ValueError("must be ≥ 1")
@@ -425,7 +461,7 @@ class AlertRule(_Frozen):
     @property
     def effective_min_requests(self) -> int:
         """Requests a window needs before a ratio or percentile is judged (else nodata)."""
-        if self.kind is RuleKind.REQUEST_COUNT:
+        if self.kind in (RuleKind.REQUEST_COUNT, RuleKind.STALE_KEY_PRESENTED):
             return 0
         return self.min_requests if self.min_requests is not None else 1
 
@@ -499,6 +535,7 @@ class AlertHistoryEntry(_Frozen):
     threshold: float
     notified: NotificationKind | None
     detail: str = ""
+    """Why a query failed, or the evidence of the observation (`Notification.evidence`)."""
     instance: AlertInstance
 
 
@@ -537,6 +574,10 @@ class Notification(_Frozen):
     repeat_n: Annotated[int, Field(ge=0)] = 0
     occurred_at: AwareDatetime
     channels: list[Channel]
+    evidence: str = ""
+    """The observation in words and numbers, for kinds that explain themselves (e.g.
+    `stale_key_presented`: the key, when it was revoked or expired, how often and from
+    where it was presented); "" otherwise."""
 
 
 class DeliveryAttempt(_Frozen):

@@ -54,6 +54,7 @@ def _html_body(n: Notification) -> str:
         ("Rule", f"{n.rule.name} ({n.rule.rule_id})"),
         ("Key", f"{n.key_name} ({n.key_id})"),
         ("Condition", render.condition(n)),
+        *([("Evidence", n.evidence)] if n.evidence else []),
         ("State", n.state.value),
         ("Started", n.started_at.isoformat()),
     ]

@@ -68,8 +68,19 @@ def slack_blocks(n: Notification) -> list[dict[str, Any]]:
         f"{render.format_value(n, n.value)} {n.comparator.symbol} "
         f"{render.format_value(n, n.threshold)}"
     )
+    evidence = (
+        [
+            {
+                "type": "section",
+                "text": {"type": "mrkdwn", "text": _escape(render.one_line(n.evidence, 500))},
+            }
+        ]
+        if n.evidence
+        else []
+    )
     return [
         {"type": "header", "text": _plain(render.title(n))},
+        *evidence,
         {
             "type": "section",
             "fields": [
@@ -98,7 +109,8 @@ def slack_blocks(n: Notification) -> list[dict[str, Any]]:
 
 
 def fallback_text(n: Notification) -> str:
-    return f"{render.title(n)}: {render.condition(n)}"
+    text = f"{render.title(n)}: {render.condition(n)}"
+    return f"{text}. {render.one_line(n.evidence, 500)}" if n.evidence else text
 
 
 def slack_metadata(n: Notification) -> dict[str, Any]:

@@ -66,6 +66,7 @@ def webhook_payload(n: Notification) -> dict[str, Any]:
             "threshold": n.threshold,
             "comparator": n.comparator.value,
             "window_s": n.window_s,
+            "evidence": n.evidence,
             "started_at": n.started_at.isoformat(),
             "ended_at": n.ended_at.isoformat() if n.ended_at else None,
         },

@@ -6,7 +6,7 @@ from alerting.planning import QueryAnswer, metric_value, observe, plan_queries
 from alerting.ports import WindowStats
 from alerting.state import Observation
 from schemas.alerts import RuleKind
-from tests.samples.alerting import make_rule
+from tests.samples.alerting import T0, make_rule
 
 
 def test_one_query_per_kind_and_window_over_all_keys() -> None:
@@ -53,7 +53,7 @@ def test_account_rule_observes_keys_with_data_and_keys_with_instances() -> None:
     answer = QueryAnswer.of(
         {("acc_main", "key_aaaaaa1"): WindowStats(5), ("acc_other", "key_zzzzzz1"): WindowStats(9)}
     )
-    seen = dict(observe(wide, answer, ["key_bbbbbb1"]))
+    seen = dict(observe(wide, answer, ["key_bbbbbb1"], T0))
     assert seen == {"key_aaaaaa1": Observation(5.0, 5), "key_bbbbbb1": Observation(0.0, 0)}
-    failed = observe(wide, QueryAnswer.failed("boom"), ["key_bbbbbb1"])
+    failed = observe(wide, QueryAnswer.failed("boom"), ["key_bbbbbb1"], T0)
     assert failed == [("key_bbbbbb1", Observation(None, error="boom"))]
