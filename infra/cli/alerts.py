@@ -72,10 +72,19 @@ def _durations(for_: str | None, keep: str | None, repeat: str | None) -> dict[s
 def rules_add(
     account: Annotated[str | None, typer.Option(help="Account the rule belongs to.")] = None,
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
-    kind: Annotated[str | None, typer.Option(help="request_count, error_rate or latency.")] = None,
-    window: Annotated[str | None, typer.Option(help="1m … 30d, e.g. 5m, 1h, 7d.")] = None,
+    kind: Annotated[
+        str | None,
+        typer.Option(help="request_count, error_rate, latency or stale_key_presented."),
+    ] = None,
+    window: Annotated[
+        str | None, typer.Option(help="1m … 30d, e.g. 5m, 1h, 7d (stale_key_presented: 15m).")
+    ] = None,
     threshold: Annotated[
-        float | None, typer.Option(help="Requests, error percentage, or latency ms.")
+        float | None,
+        typer.Option(
+            help="Requests, error percentage, latency ms, or presentations of a revoked or "
+            "expired key (stale_key_presented: 1)."
+        ),
     ] = None,
     key: Annotated[str | None, typer.Option(help="Watch one key (key_…).")] = None,
     all_keys: Annotated[bool, typer.Option("--all-keys", help="Watch every key.")] = False,

@@ -1,5 +1,9 @@
 """`/alert-rules`: the caller's alert rules.
 
+Rule kinds: `request_count`, `error_rate`, `latency` and `stale_key_presented` (a revoked
+or expired key still presented; `threshold` 1, `window_s` 15m and `comparator` gte
+unless given). An invalid field is a 422 naming the field and what to give instead.
+
 Writes are Kafka publications (rules are events on `keypulse.alert-rules`) through the
 app's one long-lived `Publisher`; they are accepted (202) once the broker confirmed the
 event, and the rules agent makes them visible to reads shortly after. Secrets and tokens
@@ -30,6 +34,13 @@ RULE_EXAMPLE = {
     "for_s": "2m",
     "channels": [{"type": "email", "to": ["oncall@example.com"]}],
 }
+STALE_KEY_EXAMPLE = {
+    "name": "Revoked or expired keys still in use",
+    "scope": {"type": "account"},
+    "kind": "stale_key_presented",
+    "channels": [{"type": "email", "to": ["security@example.com"]}],
+}
+"""`stale_key_presented` defaults to threshold 1 (presentations), window 15m and gte."""
 
 
 class EmailChannelOut(BaseModel):
@@ -144,7 +155,8 @@ def rules_router(ctx: RouteContext) -> APIRouter:
         summary="Create an alert rule",
     )
     def create_rule(
-        account_id: Account, body: Annotated[dict[str, Any], Body(examples=[RULE_EXAMPLE])]
+        account_id: Account,
+        body: Annotated[dict[str, Any], Body(examples=[RULE_EXAMPLE, STALE_KEY_EXAMPLE])],
     ) -> RuleAcceptedOut:
         ids = {"rule_id": alert_admin.new_rule_id(), "account_id": account_id}
         rule = _validated(ctx, {**_client_fields(body), **ids})
