@@ -131,9 +131,7 @@ def test_stale_presentations_per_key_in_one_query(migrated_client: Client) -> No
         column_names=[*OUTCOME_COLUMNS, "count", "src_partition", "src_offset"],
     )
     queries = ClickHouseEvaluationQueries(migrated_client, "requests")
-    query = StatsQuery(
-        RuleKind.STALE_KEY_PRESENTED, WINDOW_S, ("acc_a",), (("acc_b", "key_b1"),)
-    )
+    query = StatsQuery(RuleKind.STALE_KEY_PRESENTED, WINDOW_S, ("acc_a",), (("acc_b", "key_b1"),))
     got = queries.window_stats(query, NOW)
     truth = _truth(outcomes, registry, {"acc_a"})
     assert got == truth
