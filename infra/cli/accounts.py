@@ -22,6 +22,7 @@ from infra.settings import load_settings
 from schemas.key_ledger import KeyRecord
 from schemas.keys import KeyAccess, KeyType
 from schemas.plans import Plan
+from schemas.utc import utc_now
 from streams.keyservice.commands import ChangePlan, CommandRefused, CreateAccount, CreateKey
 from streams.keyservice.service import AccountView, KeyService, Outcome
 
@@ -95,7 +96,7 @@ def accounts_show(account: AccountArg, as_json: JsonOpt = False) -> None:
             f"no account {account}; create it with `keypulse accounts create {account}`",
             404,
         )
-    view = AccountView.of(ledger)
+    view = AccountView.of(ledger, utc_now())
     if as_json:
         print_json(account_json(view, ledger))
     else:
