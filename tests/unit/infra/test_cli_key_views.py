@@ -72,7 +72,7 @@ def _ledger(plan: Plan, live: int) -> AccountLedger:
 
 @pytest.mark.parametrize(("plan", "live", "notes"), [(Plan.FREE, 3, 1), (Plan.FREE, 2, 0)])
 def test_over_limit_notes_only_when_above_the_plan(plan: Plan, live: int, notes: int) -> None:
-    found = over_limit(AccountView.of(_ledger(plan, live)))
+    found = over_limit(AccountView.of(_ledger(plan, live), AT))
     assert len(found) == notes
     if notes:
         assert found[0].startswith("acc_views has 3 active live keys and the free plan allows 2")
@@ -80,7 +80,7 @@ def test_over_limit_notes_only_when_above_the_plan(plan: Plan, live: int, notes:
 
 def test_account_json_counts_keys_by_status() -> None:
     ledger = _ledger(Plan.ENTERPRISE, 0)
-    body = account_json(AccountView.of(ledger), ledger)
+    body = account_json(AccountView.of(ledger, AT), ledger)
     assert body["limits"] == {"live": None, "test": None, "admin": 5}
     assert body["keys"] == {"active": 0, "revoked": 1, "deleted": 0}
 
