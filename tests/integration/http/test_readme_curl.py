@@ -13,11 +13,13 @@ client.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -67,6 +69,26 @@ def test_the_readme_names_the_default_local_api() -> None:
         assert "pk_" not in block  # no secret in the documentation
 
 
+def _split_bodies(text: str) -> tuple[str, list[Any]]:
+    """`text` without the JSON objects in it, and those objects (in order)."""
+    decoder = json.JSONDecoder()
+    rest: list[str] = []
+    bodies: list[Any] = []
+    at = 0
+    while (start := text.find('{"', at)) != -1:
+        try:
+            body, end = decoder.raw_decode(text, start)
+        except ValueError:
+            rest.append(text[at : start + 2])
+            at = start + 2
+            continue
+        rest.append(text[at:start])
+        bodies.append(body)
+        at = end
+    rest.append(text[at:])
+    return "".join(rest), bodies
+
+
 def _curlrc(home: Path, port: int) -> None:
     home.mkdir()
     (home / ".curlrc").write_text(
@@ -101,11 +123,13 @@ def test_the_readme_curl_commands_work_verbatim(live: Live, tmp_path: Path) -> N
         timeout=120,
     )
     assert done.returncode == 0, (done.stdout, done.stderr)
-    # not anchored: the create answer, echoed to stderr by tee, ends without a newline
-    requests = re.findall(r"HTTP (\d{3}) ([A-Z]+) (http://\S+)", done.stderr)
-    created = re.search(r'"id":"(key_\w+)"', done.stderr)
-    assert created is not None, done.stderr
-    key_id = created.group(1)
+    # the create answer, echoed to stderr by tee, may land anywhere in curl's status
+    # lines (curl writes them piece by piece, unbuffered): take JSON bodies out first
+    lines, bodies = _split_bodies(done.stderr)
+    requests = re.findall(r"HTTP (\d{3}) ([A-Z]+) (http://\S+)", lines)
+    created = [b["id"] for b in bodies if isinstance(b, dict) and "secret" in b]
+    assert created, done.stderr
+    key_id = created[0]
     seen = [
         (method, url.removeprefix(README_BASE).replace(key_id, "{id}"), int(code))
         for code, method, url in requests
