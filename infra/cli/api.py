@@ -29,7 +29,9 @@ def api_cmd() -> None:
         )
     api, _ = build_api(settings, ClientPool(lambda: make_client(settings), size=8))
     tune_for_serving()
-    uvicorn.run(api, host=settings.api.host, port=settings.api.port, proxy_headers=False)
+    uvicorn.run(
+        api, host=settings.api.host, port=settings.api.port, proxy_headers=False, loop="uvloop"
+    )
 
 
 @api_keys_app.command("hash")

@@ -105,9 +105,11 @@ def _exit_on_sigterm(signum: int, frame: object) -> None:
 def _run_worker(settings: Settings) -> None:
     import faust
 
+    from infra.event_loop import use_uvloop
     from infra.gc_tuning import tune_for_serving
     from infra.wiring import assemble_worker
 
+    use_uvloop()  # before faust or the app create the loop
     # Until faust installs its own handlers, SIGTERM still means a clean exit.
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     worker = assemble_worker(settings)
