@@ -4,7 +4,7 @@ The worker serves the HTTP API, the faust agents and the key service's callbacks
 event loop, and that loop's own work (socket reads and writes, scheduling) competes for
 the GIL with the key service's decider and follower threads. uvloop does that work in C:
 under `python -m bench.keys` (16 clients creating keys over HTTP) the create p99 went
-from 129 to 91 ms (medians of three interleaved runs) and creates/s from ~500 to ~560.
+from 119 ms (median of 7 runs) to 97 ms (median of 18 runs), creates/s from ~510 to ~560.
 """
 
 from __future__ import annotations
