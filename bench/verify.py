@@ -11,6 +11,8 @@ directly, then
 - `verify_p50_us`, `verify_p99_us`, `verifies_per_s`: `verify` in-process on the warm
   verifier, random keys of the 100,000; `baseline_p50_us`: a bare `hashlib.sha256` of
   the secret plus a dict lookup, in the same run;
+- `verify_with_outcomes_p50_us`, `verify_with_outcomes_p99_us`: the same with every
+  verdict recorded by an `OutcomeRecorder` (as `POST /verify` does);
 - `revoke_propagation_p99_ms`, `revoke_propagation_max_ms`, `create_propagation_p99_ms`:
   3 verifier processes (`bench.verify_process`); the time from the key service's answer
   (`execute` returned) to each process seeing the change (`time.time()`, one machine's
@@ -48,6 +50,8 @@ from schemas.topics import TopicNames
 from streams.client.key_events import KeyEventPublisher, PublisherConfig
 from streams.client.key_follower import FollowerConfig, KeyFollower
 from streams.client.key_state_writer import KeyStateWriter, WriterConfig
+from streams.client.outcome_recorder import OutcomeRecorder
+from streams.client.recorder_config import RecorderConfig
 from streams.client.verifier import KeyVerifier
 from streams.keyservice.commands import CreateAccount, CreateKey, RevokeKey
 from streams.keyservice.service import start_key_service
@@ -257,6 +261,13 @@ def main() -> None:
         verifier.wait_ready(120)
         result["verifier_ready_ms"] = round((time.perf_counter() - start) * 1000, 1)
         result |= _in_process(verifier, secrets, args.verifies)
+        # the same, recording every verdict as the HTTP app does (OutcomeRecorder)
+        outcomes = OutcomeRecorder(RecorderConfig(args.bootstrap, topics.requests))
+        recording = KeyVerifier(verifier.follower, outcomes=outcomes)
+        with_outcomes = _in_process(recording, secrets, args.verifies // 2)
+        outcomes.close()
+        result["verify_with_outcomes_p50_us"] = with_outcomes["verify_p50_us"]
+        result["verify_with_outcomes_p99_us"] = with_outcomes["verify_p99_us"]
     finally:
         verifier.close()
     result |= _propagation(args.bootstrap, topics, args.rounds)
