@@ -37,7 +37,7 @@ from schemas.codec import decode_key_event
 from schemas.errors import InvalidMessage
 from schemas.key_ledger import AccountLedger, KeyRecord, Refusal, apply
 from schemas.key_state import AccountPlace, LoadedState, StateAssembler, start_offsets
-from schemas.keys import KeyCreated, KeyEventModel
+from schemas.keys import KeyCreated, KeyEventModel, KeyRolled
 
 log = logging.getLogger(__name__)
 
@@ -388,6 +388,8 @@ class KeyFollower:
             self._applied += 1
             if isinstance(event, KeyCreated):
                 self._by_hash[event.secret_hash] = (account, event.key_id)
+            elif isinstance(event, KeyRolled):  # the successor's secret
+                self._by_hash[event.secret_hash] = (account, event.new_key_id)
             for listener in self.listeners:
                 listener(event, ledger)
         else:

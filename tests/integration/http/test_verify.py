@@ -72,6 +72,23 @@ def test_verify(served: Served) -> None:
         assert (padded["verdict"], padded["hint"]) == ("malformed", "whitespace")
         assert served.verify(client, secrets["key_gone01"]).json()["verdict"] == "revoked"
 
+        for overlap in ("0", "1h"):  # a roll: the old key works for the overlap only
+            created = client.post(
+                "/api-keys",
+                json={"name": f"rolled {overlap}", "type": "live"},
+                headers=bearer(secrets["key_admin1"]),
+            ).json()
+            rolled = client.post(
+                f"/api-keys/{created['id']}/roll",
+                json={"overlap": overlap},
+                headers=bearer(secrets["key_admin1"]),
+            )
+            assert rolled.status_code == 201, rolled.text
+            old = served.verify(client, created["secret"]).json()
+            new = served.verify(client, rolled.json()["secret"]).json()
+            assert old["verdict"] == ("expired" if overlap == "0" else "valid"), old
+            assert (new["verdict"], new["key_id"]) == ("valid", rolled.json()["id"])
+
         revoke = client.post(
             "/api-keys/key_live01/revoke", json={}, headers=bearer(secrets["key_admin1"])
         )
