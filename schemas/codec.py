@@ -47,7 +47,13 @@ from schemas.keys import (
     KeyEventModel,
 )
 from schemas.request_bounds import MAX_BATCH_EVENTS, json_integer
-from schemas.request_columns import COLUMNS, Columns, check_columns, row_as_event
+from schemas.request_columns import (
+    COLUMNS,
+    Columns,
+    check_columns,
+    columns_row_as_event,
+    row_as_event,
+)
 from schemas.requests import (
     CLIENT_IP,
     OCCURRED_AT_MS,
@@ -59,7 +65,7 @@ from schemas.requests import (
     RequestCompleted,
     VerificationOutcome,
 )
-from schemas.wire_time import format_occurred_at, occurred_at_ms
+from schemas.wire_time import occurred_at_ms
 from schemas.wire_types import WireRule
 
 T = TypeVar("T")
@@ -297,17 +303,7 @@ def _outcome_row(cols: Columns, row: int) -> list[Any]:
 def outcome_as_event(cols: Columns, row: int, version: Any) -> dict[str, Any]:
     """Row `row` of an outcome batch body as a single `verification.outcome` object (the
     raw values; `occurred_at_ms` as `occurred_at` text when it is a valid time)."""
-    event: dict[str, Any] = {"type": "verification.outcome", "schema_version": version}
-    for name in OUTCOME_COLUMNS:
-        value = cols[name][row] if isinstance(cols.get(name), list) else None
-        if name != "occurred_at_ms":
-            event[name] = value
-            continue
-        try:
-            event["occurred_at"] = format_occurred_at(OCCURRED_AT_MS.wire_value(value))
-        except ValueError:
-            event["occurred_at_ms"] = value
-    return event
+    return columns_row_as_event(cols, row, "verification.outcome", OUTCOME_COLUMNS, version)
 
 
 def _outcome_body(body: Any) -> tuple[Columns, int]:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -275,9 +275,18 @@ def row_as_event(body: Columns, row: int, schema_version: Any) -> dict[str, Any]
     values. `occurred_at_ms` becomes `occurred_at` text when it is a valid time, and is
     kept as `occurred_at_ms` otherwise (a single event has no such field, so the object
     is then missing `occurred_at`, as the row was)."""
-    event: dict[str, Any] = {"type": "request.completed", "schema_version": schema_version}
-    for name in COLUMNS:
-        value = body[name][row]
+    return columns_row_as_event(body, row, "request.completed", COLUMNS, schema_version)
+
+
+def columns_row_as_event(
+    body: Columns, row: int, event_type: str, columns: Iterable[str], schema_version: Any
+) -> dict[str, Any]:
+    """Row `row` of any columnar body as the single event `event_type` (see
+    `row_as_event`); a column that is missing or not a list reads as null."""
+    event: dict[str, Any] = {"type": event_type, "schema_version": schema_version}
+    for name in columns:
+        column = body.get(name)
+        value = column[row] if isinstance(column, list) else None
         if name != "occurred_at_ms":
             event[name] = value
             continue

@@ -20,19 +20,12 @@ from enum import StrEnum
 from schemas.key_format import Malformed
 from schemas.key_ledger import KeyRecord, KeyStatus
 from schemas.keys import KeyAccess, KeyType
+from schemas.requests import VerificationOutcome
 from streams.client.cidr import Network, allows, parse_address
 from streams.client.quota import QuotaState
 
-
-class Verdict(StrEnum):
-    VALID = "valid"
-    MALFORMED = "malformed"
-    UNKNOWN = "unknown"
-    REVOKED = "revoked"
-    DELETED = "deleted"
-    EXPIRED = "expired"
-    IP_NOT_ALLOWED = "ip_not_allowed"
-    QUOTA_EXCEEDED = "quota_exceeded"
+Verdict = VerificationOutcome
+"""The verdicts are the outcomes the verification events carry (one enum, in `schemas`)."""
 
 
 class Environment(StrEnum):
