@@ -262,12 +262,12 @@ class Evaluator:
         answers: dict[QueryKey, QueryAnswer] = {}
         for spec in specs:
             try:
-                answers[(spec.kind, spec.window_s)] = QueryAnswer.of(
+                answers[(spec.kind, spec.window_s, spec.options)] = QueryAnswer.of(
                     self._queries.window_stats(spec, now)
                 )
             except Exception as exc:
                 log.warning("evaluator: %s/%ss query failed: %s", spec.kind, spec.window_s, exc)
-                answers[(spec.kind, spec.window_s)] = QueryAnswer.failed(
+                answers[(spec.kind, spec.window_s, spec.options)] = QueryAnswer.failed(
                     f"query failed: {type(exc).__name__}"
                 )
         return answers

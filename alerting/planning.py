@@ -2,8 +2,9 @@
 
 Contracts:
 
-- `plan_queries` groups rules by (kind, window): exactly one `StatsQuery` per distinct
-  pair, covering every key-scoped rule's key and every account-scoped rule's account.
+- `plan_queries` groups rules by (kind, window, options): exactly one `StatsQuery` per
+  distinct triple (`QueryOptions`: the few rule fields that change what a misuse query
+  reads), covering every key-scoped rule's key and every account-scoped rule's account.
 - `observe` turns one query's answer into an `Observation` per key a rule concerns: the
   rule's key (key scope), or every key of the account in the answer (keys with data in
   the window; for `request_count` every active key, see `EvaluationQueries.window_stats`)
@@ -11,8 +12,9 @@ Contracts:
   instance sees its traffic stop). Without data a `request_count` rule observes 0
   requests; the other kinds observe no value (nodata). A failed query gives error
   observations to the same keys (account scope: only the keys with instances).
-  `stale_key_presented` observes the presentations with their evidence
-  (`alerting.stale_keys`; 0 without any), at the evaluation time `now`.
+  The misuse kinds observe through their detectors (`alerting.detectors.OBSERVERS`:
+  each subject's figures, or None without any, at the evaluation time `now`), with their
+  evidence; `credential_stuffing`'s subjects are client IPs (`ip:<address>`).
 """
 
 from __future__ import annotations
@@ -22,16 +24,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
-from alerting.ports import StatsByKey, StatsQuery, WindowStats
-from alerting.stale_keys import observe_stale
+from alerting.detectors import OBSERVERS
+from alerting.ports import QueryOptions, StatsByKey, StatsQuery, WindowStats
 from alerting.state import Observation
 from schemas.alerts import AlertRule, Percentile, RuleKind
 
-QueryKey = tuple[RuleKind, int]
+QueryKey = tuple[RuleKind, int, QueryOptions]
 
 
 def query_key(rule: AlertRule) -> QueryKey:
-    return (rule.kind, rule.window_s)
+    return (rule.kind, rule.window_s, QueryOptions.of(rule))
 
 
 def plan_queries(rules: Iterable[AlertRule]) -> list[StatsQuery]:
@@ -47,13 +49,14 @@ def plan_queries(rules: Iterable[AlertRule]) -> list[StatsQuery]:
         else:
             pairs[qk].add((rule.account_id, key_id))
             accounts.setdefault(qk, set())
-    keys = sorted(set(accounts) | set(pairs), key=lambda k: (k[0].value, k[1]))
+    keys = sorted(set(accounts) | set(pairs), key=lambda k: (k[0].value, k[1], repr(k[2])))
     out: list[StatsQuery] = []
-    for kind, window in keys:
-        wide = accounts[(kind, window)]
+    for qk in keys:
+        kind, window, options = qk
+        wide = accounts[qk]
         # A key-scoped rule on an account that is watched as a whole adds nothing.
-        narrow = {p for p in pairs[(kind, window)] if p[0] not in wide}
-        out.append(StatsQuery(kind, window, tuple(sorted(wide)), tuple(sorted(narrow))))
+        narrow = {p for p in pairs[qk] if p[0] not in wide}
+        out.append(StatsQuery(kind, window, tuple(sorted(wide)), tuple(sorted(narrow)), options))
     return out
 
 
@@ -109,7 +112,7 @@ def observe(
         scoped = (key_id,) if key_id is not None else tuple(instance_keys)
         return [(k, Observation(None, error=answer.error)) for k in scoped]
     account = rule.account_id
-    if rule.kind is RuleKind.STALE_KEY_PRESENTED:
-        window = rule.window_s
-        return [(k, observe_stale(k, answer.by_key.get((account, k)), window, now)) for k in keys]
+    observer = OBSERVERS.get(rule.kind)
+    if observer is not None:
+        return [(k, observer(rule, k, answer.by_key.get((account, k)), now)) for k in keys]
     return [(k, metric_value(rule, answer.by_key.get((account, k)))) for k in keys]

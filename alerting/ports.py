@@ -12,9 +12,36 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from schemas.alerts import AlertHistoryEntry, AlertInstance, AlertRule, Notification, RuleKind
+from schemas.alerts import (
+    AlertHistoryEntry,
+    AlertInstance,
+    AlertRule,
+    ErrorClass,
+    IpGranularity,
+    Notification,
+    RuleKind,
+)
 
 # --------------------------------------------------------------------------- evaluation
+
+
+@dataclass(frozen=True, slots=True)
+class QueryOptions:
+    """The rule fields besides kind and window that change what a query reads (rules that
+    differ in them cannot share a query): `unknown_ip`'s lookback and granularity,
+    `error_pattern`'s status class and baseline lookback. Defaults for the other kinds."""
+
+    lookback_s: int = 0
+    granularity: IpGranularity | None = None
+    status_class: ErrorClass | None = None
+
+    @classmethod
+    def of(cls, rule: AlertRule) -> QueryOptions:
+        if rule.kind is RuleKind.UNKNOWN_IP:
+            return cls(rule.lookback_s or 0, rule.granularity)
+        if rule.kind is RuleKind.ERROR_PATTERN:
+            return cls(rule.lookback_s or 0, status_class=rule.status_class)
+        return cls()
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +56,7 @@ class StatsQuery:
     window_s: int
     accounts: tuple[str, ...] = ()
     key_pairs: tuple[tuple[str, str], ...] = ()
+    options: QueryOptions = QueryOptions()
 
     @property
     def quantiles(self) -> bool:
@@ -62,11 +90,88 @@ class StalePresentations:
         return self.revoked + self.expired
 
 
+SPIKE_LAG_DAYS = 42
+"""`usage_spike` reads the same window 1 … 42 days earlier (6 weeks)."""
+
+
+@dataclass(frozen=True, slots=True)
+class SpikeHistory:
+    """`usage_spike`: one key's requests in the window and the same window earlier.
+
+    `lags[d - 1]` is the requests of the window that ends `d` days before this one
+    (d = 1 … `SPIKE_LAG_DAYS`), estimated from the hour rollup (an hour that overlaps the
+    window partly counts with the overlap's share); None for a lag whose window ends
+    before `history_start`, the key's first hour with requests within the 6 weeks.
+    """
+
+    current: int
+    lags: tuple[float | None, ...]
+    history_start: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class NewAddress:
+    """`unknown_ip`: one address (or /24, /48 network: `subject`) first used by the key
+    within the window, with its use in the window."""
+
+    subject: str
+    first_seen: datetime
+    last_seen: datetime
+    requests: int
+
+
+@dataclass(frozen=True, slots=True)
+class AddressHistory:
+    """`unknown_ip`: one key's new addresses and what it used before.
+
+    `new` holds the addresses (or networks) whose first use within the lookback lies in
+    the window, `known` how many others the key used within the lookback, `history_start`
+    the key's first request the rollup remembers, `allowed_cidrs` the key's allow-list
+    (an address inside it is never unknown).
+    """
+
+    new: tuple[NewAddress, ...]
+    known: int
+    history_start: datetime | None
+    allowed_cidrs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorHistory:
+    """`error_pattern`: one key's requests and errors of the rule's class in the window,
+    and over the baseline (the lookback before the window)."""
+
+    requests: int
+    errors: int
+    baseline_requests: int
+    baseline_errors: int
+    history_start: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class StuffingSource:
+    """`credential_stuffing`: one client IP's bad presentations within the window.
+
+    `distinct_keys` counts the distinct keys (a registry key by its id, an unknown or
+    malformed one by the digest of the presented string) whose verdict was not valid;
+    `outcomes` the presentations per verdict.
+    """
+
+    client_ip: str
+    distinct_keys: int
+    attempts: int
+    outcomes: tuple[tuple[str, int], ...]
+    first_at: datetime
+    last_at: datetime
+
+
 @dataclass(frozen=True, slots=True)
 class WindowStats:
     """One key's figures over one window (quantiles None unless asked for and requests > 0).
 
-    For `stale_key_presented`, `requests` counts the presentations and `stale` holds them.
+    For `stale_key_presented`, `requests` counts the presentations and `stale` holds them;
+    each misuse kind fills its own field (`requests`: the window's requests, or for
+    `credential_stuffing` the distinct bad keys).
     """
 
     requests: int
@@ -75,10 +180,15 @@ class WindowStats:
     p95_ms: float | None = None
     p99_ms: float | None = None
     stale: StalePresentations | None = None
+    spike: SpikeHistory | None = None
+    addresses: AddressHistory | None = None
+    error_history: ErrorHistory | None = None
+    stuffing: StuffingSource | None = None
 
 
 StatsByKey = dict[tuple[str, str], WindowStats]
-"""(account_id, key_id) -> figures; keys without rows in the window are absent."""
+"""(account_id, subject) -> figures; subjects without rows in the window are absent.
+The subject is a key id, or `ip:<address>` for `credential_stuffing`."""
 
 
 class EvaluationQueries(Protocol):

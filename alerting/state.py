@@ -16,7 +16,8 @@ error. Contracts of `transition`:
   clear has lasted `keep_firing_for_s`; otherwise it resolves at once. Resolving yields a
   RESOLVED decision only when `send_resolved`, and only for an episode that fired.
 - No data (no value, or fewer than `min_requests` requests for a ratio/percentile) enters
-  nodata; a failed query enters error. Neither notifies. A pending breach is dropped; an
+  nodata; a misuse detector without enough history enters learning; a failed query
+  enters error. None of them notifies. A pending breach is dropped; an
   open episode stays open and is continued (breach) or recovered (clear) once data returns.
 - Every state change, and every repeat, yields one `AlertHistoryEntry` carrying the
   instance after it; an unchanged instance is returned as the same value with no entries.
@@ -49,6 +50,7 @@ class Condition(StrEnum):
     BREACH = "breach"
     CLEAR = "clear"
     NODATA = "nodata"
+    LEARNING = "learning"
     ERROR = "error"
 
 
@@ -67,6 +69,11 @@ class Observation:
     sample_count: int = 0
     error: str | None = None
     evidence: str = ""
+    learning: bool = False
+    """A misuse detector without enough history for this key yet: the learning state."""
+    breach: bool | None = None
+    """A detector's own judgement (several criteria: a z-score and a volume floor, a
+    margin over a baseline and a floor); None: compare `value` with the threshold."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -107,14 +114,19 @@ def new_instance(rule: AlertRule, key_id: str) -> AlertInstance:
 
 
 def classify(observation: Observation, rule: AlertRule) -> Condition:
-    """Judge one observation against the rule's comparator, threshold and min_requests."""
+    """Judge one observation against the rule's comparator, threshold and min_requests
+    (or take the detector's own judgement, `Observation.breach`)."""
     if observation.error is not None:
         return Condition.ERROR
+    if observation.learning:
+        return Condition.LEARNING
     value = observation.value
     if value is None or observation.sample_count < rule.effective_min_requests:
         return Condition.NODATA
     if not math.isfinite(value):
         return Condition.ERROR
+    if observation.breach is not None:
+        return Condition.BREACH if observation.breach else Condition.CLEAR
     return Condition.BREACH if rule.comparator.holds(value, rule.threshold) else Condition.CLEAR
 
 
@@ -257,9 +269,10 @@ def _check_call(instance: AlertInstance, rule: AlertRule, now: datetime | None =
 
 _WITHOUT_DATA = {
     Condition.NODATA: (AlertState.NODATA, TransitionReason.NO_DATA),
+    Condition.LEARNING: (AlertState.LEARNING, TransitionReason.LEARNING),
     Condition.ERROR: (AlertState.ERROR, TransitionReason.QUERY_ERROR),
 }
-_DATA_LOST = (AlertState.NODATA, AlertState.ERROR)
+_DATA_LOST = (AlertState.NODATA, AlertState.LEARNING, AlertState.ERROR)
 
 
 def _lose_data(step: _Step, cond: Condition) -> None:

@@ -29,6 +29,8 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from alerting.ports import StalePresentations, StatsByKey, StatsQuery, WindowStats
+from projections.alert_scope import scope_sql
+from projections.detector_queries import READERS
 from projections.ingest_log import newest_event_time, partition_watermarks
 from projections.rollup_sql import TABLE, tier_condition
 from projections.windows import plan_nested
@@ -36,24 +38,11 @@ from schemas.alerts import RuleKind
 from schemas.utc import as_utc
 
 
-def _scope_sql(query: StatsQuery, params: dict[str, Any]) -> str:
-    accounts = sorted(set(query.accounts) | {a for a, _ in query.key_pairs})
-    params["accounts"] = accounts
-    parts = []
-    if query.accounts:
-        params["wide"] = list(query.accounts)
-        parts.append("account_id IN {wide:Array(String)}")
-    if query.key_pairs:
-        params["keys"] = sorted({k for _, k in query.key_pairs})
-        parts.append("key_id IN {keys:Array(String)}")
-    return f"account_id IN {{accounts:Array(String)}} AND ({' OR '.join(parts) or '0'})"
-
-
 def window_stats_sql(query: StatsQuery, now: datetime) -> tuple[str, dict[str, Any]]:
     """The SQL and parameters answering `query` for the window ending with `now`'s minute."""
     plan = plan_nested([timedelta(seconds=query.window_s)], as_utc(now))
     params: dict[str, Any] = {}
-    where = _scope_sql(query, params)
+    where = scope_sql(query, params)
     cols = "account_id, key_id, sum(requests)"
     if query.errors:
         cols += ", sum(errors_4xx + errors_5xx)"
@@ -94,7 +83,7 @@ def stale_presented_sql(query: StatsQuery, now: datetime) -> tuple[str, dict[str
     `now`'s minute, as the rollup windows (`projections.windows.plan_nested`)."""
     plan = plan_nested([timedelta(seconds=query.window_s)], as_utc(now))
     params: dict[str, Any] = {"start": plan.starts[0], "end": plan.end}
-    return _STALE_SQL.format(scope=_scope_sql(query, params)), params
+    return _STALE_SQL.format(scope=scope_sql(query, params)), params
 
 
 def _opt_time(value: Any) -> datetime | None:
@@ -142,6 +131,9 @@ class ClickHouseEvaluationQueries:
             return {}
         if query.kind is RuleKind.STALE_KEY_PRESENTED:
             return self._stale(query, now)
+        reader = READERS.get(query.kind)
+        if reader is not None:
+            return reader(self._client, query, now)
         sql, params = window_stats_sql(query, now)
         registered = self._registered(query.accounts) if query.accounts else {}
         rows = self._client.query(sql, parameters=params).result_rows

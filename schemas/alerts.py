@@ -28,7 +28,7 @@ import math
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -37,8 +37,10 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     ValidationInfo,
     field_validator,
+    model_serializer,
     model_validator,
 )
 
@@ -155,6 +157,14 @@ def _check_http_url(value: str) -> str:
 UrlText = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
 
 
+SUBJECT_PATTERN = r"^(key_[A-Za-z0-9]{6,64}|ip:[0-9A-Fa-f:.]{2,45})$"
+Subject = Annotated[str, Field(pattern=SUBJECT_PATTERN)]
+"""What an alert instance watches: a key id, or `ip:<address>` for the detectors whose
+subject is a client address (`credential_stuffing`)."""
+
+IP_SUBJECT_PREFIX = "ip:"
+
+
 class _Frozen(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -168,11 +178,97 @@ class RuleKind(StrEnum):
     LATENCY = "latency"
     STALE_KEY_PRESENTED = "stale_key_presented"
     """A revoked or expired key still presented for verification (`verification_outcomes`)."""
+    USAGE_SPIKE = "usage_spike"
+    """A key's requests against the same hour of the week over the previous 3 to 6 weeks
+    (robust z-score; `threshold` is the z-score, `min_requests` the volume floor)."""
+    UNKNOWN_IP = "unknown_ip"
+    """Requests from an address (or /24, /48) the key has not used within `lookback_s`
+    (`threshold`: how many new ones)."""
+    ERROR_PATTERN = "error_pattern"
+    """A key's error share of `status_class` above its own baseline by `margin` points
+    and above `threshold` percent."""
+    CREDENTIAL_STUFFING = "credential_stuffing"
+    """One client IP presenting `threshold` or more distinct invalid, revoked or expired
+    keys within the window (account scope; one instance per IP)."""
 
 
-STALE_KEY_DEFAULTS: dict[str, object] = {"threshold": 1, "window_s": 900, "comparator": "gte"}
-"""What a `stale_key_presented` rule takes when the fields are omitted: fire on the first
-presentation of a revoked or expired key within 15 minutes."""
+MISUSE_KINDS: frozenset[RuleKind] = frozenset(
+    {
+        RuleKind.STALE_KEY_PRESENTED,
+        RuleKind.USAGE_SPIKE,
+        RuleKind.UNKNOWN_IP,
+        RuleKind.ERROR_PATTERN,
+        RuleKind.CREDENTIAL_STUFFING,
+    }
+)
+"""The detectors a new account gets switched on (each one opt-out)."""
+
+
+class SpikeDirection(StrEnum):
+    RISE = "rise"
+    DROP = "drop"
+    BOTH = "both"
+
+
+class IpGranularity(StrEnum):
+    ADDRESS = "address"
+    """Each IP address on its own."""
+    PREFIX = "prefix"
+    """IPv4 /24 and IPv6 /48 networks: a new address inside a known network is not new."""
+
+
+class ErrorClass(StrEnum):
+    ALL = "all"
+    """4xx and 5xx."""
+    CLIENT = "4xx"
+    SERVER = "5xx"
+    UNAUTHORIZED = "401"
+    FORBIDDEN = "403"
+    TOO_MANY = "429"
+
+
+KIND_DEFAULTS: dict[RuleKind, dict[str, object]] = {
+    RuleKind.STALE_KEY_PRESENTED: {"threshold": 1, "window_s": 900, "comparator": "gte"},
+    RuleKind.USAGE_SPIKE: {
+        "threshold": 3.5,
+        "window_s": 3_600,
+        "comparator": "gte",
+        "min_requests": 50,
+        "direction": "rise",
+    },
+    RuleKind.UNKNOWN_IP: {
+        "threshold": 1,
+        "window_s": 3_600,
+        "comparator": "gte",
+        "lookback_s": 14 * 86_400,
+        "granularity": "address",
+    },
+    RuleKind.ERROR_PATTERN: {
+        "threshold": 5,
+        "window_s": 900,
+        "comparator": "gte",
+        "min_requests": 20,
+        "margin": 10,
+        "status_class": "all",
+        "lookback_s": 7 * 86_400,
+    },
+    RuleKind.CREDENTIAL_STUFFING: {"threshold": 10, "window_s": 900, "comparator": "gte"},
+}
+"""What a rule of these kinds takes for each omitted field (e.g. `stale_key_presented`:
+fire on the first presentation of a revoked or expired key within 15 minutes)."""
+
+_KIND_FIELDS: dict[str, frozenset[RuleKind]] = {
+    "direction": frozenset({RuleKind.USAGE_SPIKE}),
+    "granularity": frozenset({RuleKind.UNKNOWN_IP}),
+    "lookback_s": frozenset({RuleKind.UNKNOWN_IP, RuleKind.ERROR_PATTERN}),
+    "status_class": frozenset({RuleKind.ERROR_PATTERN}),
+    "margin": frozenset({RuleKind.ERROR_PATTERN}),
+}
+"""The kind-specific fields and the kinds that take them."""
+
+MAX_SPIKE_WINDOW_S = 6 * 3_600
+"""`usage_spike` windows: 1 minute … 6 hours (the same window a day or weeks earlier is
+read from the hour rollup, which needs the window well under a day)."""
 
 
 class Percentile(StrEnum):
@@ -209,6 +305,8 @@ class AlertState(StrEnum):
     RECOVERING = "recovering"
     RESOLVED = "resolved"
     NODATA = "nodata"
+    LEARNING = "learning"
+    """A misuse detector without enough history for the key yet (behaves as nodata)."""
     ERROR = "error"
 
 
@@ -226,6 +324,7 @@ class TransitionReason(StrEnum):
     BREACHED_AGAIN = "breached_again"
     REPEAT = "repeat"
     NO_DATA = "no_data"
+    LEARNING = "learning"
     QUERY_ERROR = "query_error"
     DATA_RETURNED = "data_returned"
     RULE_DELETED = "rule_deleted"
@@ -355,6 +454,16 @@ class AccountScope(_Frozen):
 RuleScope = Annotated[KeyScope | AccountScope, Field(discriminator="type")]
 
 
+_NO_MIN_REQUESTS = frozenset(
+    {
+        RuleKind.REQUEST_COUNT,
+        RuleKind.STALE_KEY_PRESENTED,
+        RuleKind.UNKNOWN_IP,
+        RuleKind.CREDENTIAL_STUFFING,
+    }
+)
+
+
 class AlertRule(_Frozen):
     """A user's alert rule. Field order matters: cross-field checks read earlier fields."""
 
@@ -368,6 +477,17 @@ class AlertRule(_Frozen):
     comparator: Comparator = Comparator.GT
     threshold: float
     min_requests: int | None = Field(default=None, validate_default=True)
+    direction: SpikeDirection | None = None
+    """`usage_spike`: which way counts (rise, drop or both)."""
+    granularity: IpGranularity | None = None
+    """`unknown_ip`: addresses, or /24 and /48 networks."""
+    lookback_s: Duration | None = None
+    """`unknown_ip`: how far back an address counts as known (1d … 30d); `error_pattern`:
+    the baseline's span before the window (1h … 30d)."""
+    status_class: ErrorClass | None = None
+    """`error_pattern`: which responses count as errors."""
+    margin: float | None = None
+    """`error_pattern`: percentage points above the key's baseline share."""
     for_s: Duration = 0
     keep_firing_for_s: Duration = 0
     repeat_interval_s: Duration = 0
@@ -378,10 +498,15 @@ class AlertRule(_Frozen):
     @model_validator(mode="before")
     @classmethod
     def _kind_defaults(cls, data: object) -> object:
-        """Fill the defaults of kinds that have them (`STALE_KEY_DEFAULTS`)."""
-        if isinstance(data, dict) and data.get("kind") == RuleKind.STALE_KEY_PRESENTED.value:
-            given = {k: v for k, v in data.items() if v is not None}
-            return STALE_KEY_DEFAULTS | given
+        """Fill the defaults of kinds that have them (`KIND_DEFAULTS`)."""
+        if isinstance(data, dict):
+            try:
+                kind = RuleKind(str(data.get("kind")))
+            except ValueError:
+                return data
+            if kind in KIND_DEFAULTS:
+                given = {k: v for k, v in data.items() if v is not None}
+                return KIND_DEFAULTS[kind] | given
         return data
 
     @field_validator("name")
@@ -413,10 +538,12 @@ class AlertRule(_Frozen):
     @field_validator("comparator")
     @classmethod
     def _comparator(cls, value: Comparator, info: ValidationInfo) -> Comparator:
-        if info.data.get("kind") is RuleKind.STALE_KEY_PRESENTED and value is not Comparator.GTE:
+        kind = info.data.get("kind")
+        if kind in MISUSE_KINDS and value is not Comparator.GTE:
+            drop = "; for falling traffic set direction to drop" if kind == "usage_spike" else ""
             raise ValueError(
-                "stale_key_presented rules fire when a revoked or expired key was presented "
-                "at least `threshold` times: use gte (the default) or omit comparator"
+                f"{kind} rules fire when their measure reaches `threshold`: use gte (the "
+                f"default) or omit comparator{drop}"
             )
         return value
 
@@ -433,6 +560,20 @@ class AlertRule(_Frozen):
                 "stale_key_presented thresholds count presentations: a whole number ≥ 1 "
                 "(1, the default, fires on the first one)"
             )
+        if kind is RuleKind.UNKNOWN_IP and (value < 1 or value != int(value)):
+            raise ValueError(
+                "unknown_ip thresholds count new addresses: a whole number ≥ 1 (1, the "
+                "default, fires on the first one)"
+            )
+        if kind is RuleKind.CREDENTIAL_STUFFING and (value < 2 or value != int(value)):
+            raise ValueError(
+                "credential_stuffing thresholds count distinct bad keys from one IP: a whole "
+                "number ≥ 2 (default 10)"
+            )
+        if kind is RuleKind.USAGE_SPIKE and not 1 <= value <= 100:
+            raise ValueError("usage_spike thresholds are robust z-scores 1..100 (default 3.5)")
+        if kind is RuleKind.ERROR_PATTERN and value > 100:
+            raise ValueError("error_pattern thresholds are percentages 0..100 (default 5)")
         return value
 
     @field_validator("min_requests")
@@ -440,8 +581,10 @@ class AlertRule(_Frozen):
     def _min_requests(cls, value: int | None, info: ValidationInfo) -> int | None:
         if value is None:
             return None
-        if info.data.get("kind") in (RuleKind.REQUEST_COUNT, RuleKind.STALE_KEY_PRESENTED):
-            raise ValueError("only error_rate and latency rules take min_requests")
+        if info.data.get("kind") in _NO_MIN_REQUESTS:
+            raise ValueError(
+                "only error_rate, latency, error_pattern and usage_spike rules take min_requests"
+            )
         if value < 1:
             raise ValueError("must be ≥ 1")
         return value
@@ -453,6 +596,48 @@ class AlertRule(_Frozen):
             raise ValueError("must be 0 (never repeat) or at least 60 seconds")
         return value
 
+    @model_validator(mode="after")
+    def _kind_fields(self) -> AlertRule:
+        """Kind-specific fields only on their kinds, within their ranges."""
+        for name, kinds in _KIND_FIELDS.items():
+            if getattr(self, name) is not None and self.kind not in kinds:
+                takes = ", ".join(sorted(kinds))
+                raise ValueError(f"{name}: only {takes} rules take {name}")
+        if self.kind is RuleKind.USAGE_SPIKE and self.window_s > MAX_SPIKE_WINDOW_S:
+            raise ValueError("window_s: usage_spike windows are 1m … 6h (default 1h)")
+        lookback = self.lookback_s
+        if (
+            self.kind is RuleKind.UNKNOWN_IP
+            and lookback is not None
+            and (not 86_400 <= lookback <= MAX_DURATION_S or lookback % 86_400)
+        ):
+            raise ValueError("lookback_s: whole days from 1d to 30d (default 14d)")
+        if (
+            self.kind is RuleKind.ERROR_PATTERN
+            and lookback is not None
+            and (not 3_600 <= lookback <= MAX_DURATION_S or lookback % 3_600)
+        ):
+            raise ValueError("lookback_s: whole hours from 1h to 30d (default 7d)")
+        margin = self.margin
+        if margin is not None and not (math.isfinite(margin) and 0 <= margin <= 100):
+            raise ValueError("margin: percentage points 0..100 (default 10)")
+        if self.kind is RuleKind.CREDENTIAL_STUFFING and not isinstance(self.scope, AccountScope):
+            raise ValueError(
+                "scope: credential_stuffing watches client IPs across the account; use "
+                '{"type": "account"}'
+            )
+        return self
+
+    @model_serializer(mode="wrap")
+    def _omit_unset_kind_fields(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        """Leave the kind-specific fields out while they are None, so a rule of the older
+        kinds is written as before (readers that predate these fields still read it)."""
+        data: dict[str, Any] = handler(self)
+        for name in _KIND_FIELDS:
+            if data.get(name, 0) is None:
+                del data[name]
+        return data
+
     @property
     def key_id(self) -> str | None:
         """The watched key for a key-scoped rule; None for an account-wide rule."""
@@ -461,8 +646,8 @@ class AlertRule(_Frozen):
     @property
     def effective_min_requests(self) -> int:
         """Requests a window needs before a ratio or percentile is judged (else nodata)."""
-        if self.kind in (RuleKind.REQUEST_COUNT, RuleKind.STALE_KEY_PRESENTED):
-            return 0
+        if self.kind in _NO_MIN_REQUESTS or self.kind is RuleKind.USAGE_SPIKE:
+            return 0  # usage_spike applies its volume floor itself (to the window or baseline)
         return self.min_requests if self.min_requests is not None else 1
 
 
@@ -505,7 +690,7 @@ class AlertInstance(_Frozen):
     fingerprint: str
     rule_id: Identifier
     account_id: AccountId
-    key_id: KeyId
+    key_id: Subject
     state: AlertState = AlertState.NORMAL
     since: AwareDatetime | None = None
     episode: Annotated[int, Field(ge=0)] = 0
@@ -561,7 +746,7 @@ class Notification(_Frozen):
     fingerprint: str
     rule: RuleRef
     account_id: AccountId
-    key_id: KeyId
+    key_id: Subject
     key_name: str
     state: NotificationKind
     value: float | None

@@ -20,7 +20,16 @@ from infra import alert_admin
 from infra.http.context import RouteContext
 from infra.http.problems import PROBLEM_RESPONSES, UNAVAILABLE, published
 from projections.alert_store import ClickHouseRuleStore, StoredRule
-from schemas.alerts import AlertRule, Comparator, Percentile, RuleKind, RuleScope
+from schemas.alerts import (
+    AlertRule,
+    Comparator,
+    ErrorClass,
+    IpGranularity,
+    Percentile,
+    RuleKind,
+    RuleScope,
+    SpikeDirection,
+)
 
 _SERVER_FIELDS = ("rule_id", "account_id")
 RULE_EXAMPLE = {
@@ -79,6 +88,11 @@ class RuleOut(BaseModel):
     comparator: Comparator
     threshold: float
     min_requests: int | None
+    direction: SpikeDirection | None = None
+    granularity: IpGranularity | None = None
+    lookback_s: int | None = None
+    status_class: ErrorClass | None = None
+    margin: float | None = None
     for_s: int
     keep_firing_for_s: int
     repeat_interval_s: int

@@ -16,7 +16,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from alerting.ports import StalePresentations
-from alerting.stale_keys import evidence_text
+from alerting.detectors.stale_keys import evidence_text
 from infra import alert_admin
 from infra.clickhouse import make_client
 from infra.settings import Settings

@@ -8,12 +8,12 @@ from datetime import UTC, datetime, timedelta
 from alerting.evaluation import Closing, evaluate
 from alerting.fingerprint import fingerprint
 from alerting.planning import QueryAnswer
-from alerting.ports import WindowStats
+from alerting.ports import QueryOptions, WindowStats
 from schemas.alerts import AlertInstance, AlertRule, AlertState, NotificationKind, RuleKind
 from tests.samples.alerting import make_rule
 
 NOW = datetime(2025, 6, 1, 12, 0, 30, tzinfo=UTC)
-COUNT_1M = (RuleKind.REQUEST_COUNT, 60)
+COUNT_1M = (RuleKind.REQUEST_COUNT, 60, QueryOptions())
 EMAIL = [{"type": "email", "to": ["ops@example.com"]}]
 
 

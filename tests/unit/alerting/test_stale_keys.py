@@ -17,9 +17,9 @@ from alerting.channels.webhook import webhook_payload
 from alerting.evaluation import evaluate
 from alerting.fingerprint import fingerprint
 from alerting.planning import QueryAnswer, plan_queries
-from alerting.ports import StalePresentations, WindowStats
+from alerting.ports import QueryOptions, StalePresentations, WindowStats
 from alerting.render import summary_lines
-from alerting.stale_keys import observe_stale
+from alerting.detectors.stale_keys import observe_stale
 from alerting.state import Condition, Observation, classify
 from schemas.alerts import (
     AlertRule,
@@ -83,7 +83,7 @@ def test_defaults_fire_on_the_first_presentation_within_15_minutes() -> None:
         ({"threshold": 0}, "threshold", "whole number ≥ 1"),
         ({"threshold": 2.5}, "threshold", "whole number ≥ 1"),
         ({"comparator": "gt"}, "comparator", "use gte"),
-        ({"min_requests": 10}, "min_requests", "only error_rate and latency"),
+        ({"min_requests": 10}, "min_requests", "only error_rate, latency"),
         ({"percentile": "p99"}, "percentile", "only latency rules"),
         ({"window_s": "30s"}, "window_s", "between 1m and 30d"),
     ],
@@ -132,7 +132,7 @@ def test_observation_and_evidence_at_now(
     presented: StalePresentations | None, window_s: int, value: float, evidence: str
 ) -> None:
     stats = None if presented is None else WindowStats(presented.presented, stale=presented)
-    obs = observe_stale("key_ab12cd", stats, window_s, NOW)
+    obs = observe_stale(stale_rule(window_s=window_s), "key_ab12cd", stats, NOW)
     assert obs == Observation(value, int(value), evidence=evidence)
 
 
@@ -149,7 +149,7 @@ def test_the_threshold_is_reached_at_gte(
     threshold: int, presented: int, condition: Condition
 ) -> None:
     stats = WindowStats(presented, stale=replace(REVOKED, revoked=presented)) if presented else None
-    obs = observe_stale("key_ab12cd", stats, 900, NOW)
+    obs = observe_stale(stale_rule(), "key_ab12cd", stats, NOW)
     assert classify(obs, stale_rule(threshold=threshold)) is condition
 
 
@@ -166,7 +166,10 @@ def test_a_cycle_fires_with_the_evidence_then_resolves_when_no_longer_presented(
     assert (q60.window_s, q60.key_pairs) == (3600, (("acc_main", "key_x1yz99"),))
 
     hot = {("acc_main", "key_ab12cd"): WindowStats(37, stale=REVOKED)}
-    answers = {(KIND, 900): QueryAnswer.of(hot), (KIND, 3600): QueryAnswer.of({})}
+    answers = {
+        (KIND, 900, QueryOptions()): QueryAnswer.of(hot),
+        (KIND, 3600, QueryOptions()): QueryAnswer.of({}),
+    }
     fired = evaluate(NOW, [rule, other], answers, {}, {})
     fp = fingerprint("stale", "key_ab12cd")
     assert list(fired.changed) == [fp]  # key_x1yz99, not presented, gets no instance
@@ -176,7 +179,10 @@ def test_a_cycle_fires_with_the_evidence_then_resolves_when_no_longer_presented(
     assert fired.history[0].detail == n.evidence
 
     later = NOW + timedelta(minutes=20)
-    quiet = {(KIND, 900): QueryAnswer.of({}), (KIND, 3600): QueryAnswer.of({})}
+    quiet = {
+        (KIND, 900, QueryOptions()): QueryAnswer.of({}),
+        (KIND, 3600, QueryOptions()): QueryAnswer.of({}),
+    }
     instances = {"stale": {"key_ab12cd": fired.changed[fp]}}
     resolved = evaluate(later, [rule, other], quiet, instances, {})
     assert resolved.changed[fp].state is AlertState.RESOLVED
@@ -191,9 +197,9 @@ def test_a_cycle_fires_with_the_evidence_then_resolves_when_no_longer_presented(
 def test_email_slack_and_webhook_bodies_carry_the_evidence() -> None:
     rule = stale_rule()
     hot = {("acc_main", "key_ab12cd"): WindowStats(37, stale=REVOKED)}
-    result = evaluate(NOW, [rule], {(KIND, 900): QueryAnswer.of(hot)}, {}, {})
+    result = evaluate(NOW, [rule], {(KIND, 900, QueryOptions()): QueryAnswer.of(hot)}, {}, {})
     [n] = result.notifications({"key_ab12cd": "Production web"})
-    text = observe_stale("key_ab12cd", hot[("acc_main", "key_ab12cd")], 900, NOW).evidence
+    text = observe_stale(stale_rule(), "key_ab12cd", hot[("acc_main", "key_ab12cd")], NOW).evidence
 
     lines = summary_lines(n)
     assert f"Evidence:  {text}" in lines

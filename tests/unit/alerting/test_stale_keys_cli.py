@@ -18,7 +18,7 @@ STALE = ["--kind", "stale_key_presented"]
     [
         (["--threshold", "0"], "threshold: stale_key_presented thresholds count presentations"),
         (["--comparator", "lt"], "comparator: stale_key_presented rules fire when"),
-        (["--min-requests", "5"], "min_requests: only error_rate and latency rules"),
+        (["--min-requests", "5"], "min_requests: only error_rate, latency"),
         (["--window", "90s"], "window_s: window must be a whole number of minutes"),
     ],
 )

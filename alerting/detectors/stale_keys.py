@@ -2,7 +2,7 @@
 
 Contracts:
 
-- `observe_stale(stats, window_s, now)` is one key's observation: the number of
+- `observe_stale(rule, key_id, stats, now)` is one key's observation: the number of
   presentations (verdicts `revoked` or `expired`) in the rule's window as the value, and
   the evidence in words and numbers; a key without presentations observes 0 (so a firing
   instance clears and resolves once the key is no longer presented).
@@ -20,6 +20,7 @@ from datetime import datetime
 from alerting.ports import StalePresentations, WindowStats
 from alerting.render import format_duration, format_number, one_line
 from alerting.state import Observation
+from schemas.alerts import AlertRule
 from schemas.utc import as_utc
 
 
@@ -62,9 +63,10 @@ def evidence_text(key_id: str, p: StalePresentations, window_s: int, now: dateti
 
 
 def observe_stale(
-    key_id: str, stats: WindowStats | None, window_s: int, now: datetime
+    rule: AlertRule, key_id: str, stats: WindowStats | None, now: datetime
 ) -> Observation:
     """One key's `stale_key_presented` observation at `now` (see the module docstring)."""
+    window_s = rule.window_s
     p = stats.stale if stats is not None else None
     if p is None or p.presented <= 0:
         quiet = f"{key_id}: not presented in the last {format_duration(window_s)}"

@@ -1,0 +1,15 @@
+"""Placeholder: the `stuffing` detector is being built (replaced in this session)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from alerting.ports import WindowStats
+from alerting.state import Observation
+from schemas.alerts import AlertRule
+
+
+def observe_stuffing(
+    rule: AlertRule, subject: str, stats: WindowStats | None, now: datetime
+) -> Observation:
+    raise NotImplementedError("stuffing is not built yet")

@@ -1,0 +1,15 @@
+"""Placeholder: the `usage_spike` detector is being built (replaced in this session)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from alerting.ports import WindowStats
+from alerting.state import Observation
+from schemas.alerts import AlertRule
+
+
+def observe_spike(
+    rule: AlertRule, subject: str, stats: WindowStats | None, now: datetime
+) -> Observation:
+    raise NotImplementedError("usage_spike is not built yet")
