@@ -107,6 +107,8 @@ class SpikeHistory:
     current: int
     lags: tuple[float | None, ...]
     history_start: datetime | None
+    name: str | None = None
+    """The key's display name (None: not in the registry)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -134,6 +136,7 @@ class AddressHistory:
     known: int
     history_start: datetime | None
     allowed_cidrs: tuple[str, ...] = ()
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +149,7 @@ class ErrorHistory:
     baseline_requests: int
     baseline_errors: int
     history_start: datetime | None
+    name: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

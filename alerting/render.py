@@ -29,6 +29,12 @@ def format_number(value: float) -> str:
     return f"{value:,.2f}"
 
 
+def key_label(key_id: str, name: str | None) -> str:
+    """`key_ab12 (Production web)`, or the id alone without a name: how evidence names a
+    key."""
+    return f"{key_id} ({one_line(name, 100)})" if name else key_id
+
+
 def format_value(n: Notification, value: float | None) -> str:
     """A value in the rule's unit: requests, percent, milliseconds or presentations."""
     if value is None:

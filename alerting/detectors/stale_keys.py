@@ -18,7 +18,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from alerting.ports import StalePresentations, WindowStats
-from alerting.render import format_duration, format_number, one_line
+from alerting.render import format_duration, format_number, key_label
 from alerting.state import Observation
 from schemas.alerts import AlertRule
 from schemas.utc import as_utc
@@ -51,13 +51,12 @@ def key_status(p: StalePresentations) -> str:
 def evidence_text(key_id: str, p: StalePresentations, window_s: int, now: datetime) -> str:
     """E.g. `key_ab12 (Production web), revoked 2026-11-30 14:02 UTC (compromised):
     presented 37 times in the last 15m, last from 198.51.100.7 at 12:03 UTC`."""
-    name = f" ({one_line(p.name, 100)})" if p.name else ""
     source = f" from {p.last_ip}" if p.last_ip else ""
     mixed = ""
     if p.revoked and p.expired:
         mixed = f" ({format_number(p.revoked)} revoked, {format_number(p.expired)} expired)"
     return (
-        f"{key_id}{name}, {key_status(p)}: presented {_times(p.presented)}{mixed} "
+        f"{key_label(key_id, p.name)}, {key_status(p)}: presented {_times(p.presented)}{mixed} "
         f"in the last {format_duration(window_s)}, last{source} at {_clock(p.last_at, now)}"
     )
 
