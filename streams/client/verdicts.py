@@ -17,11 +17,11 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from enum import StrEnum
 
+from schemas.cidr import Network, allows, parse_address
 from schemas.key_format import Malformed
 from schemas.key_ledger import KeyRecord, KeyStatus
 from schemas.keys import KeyAccess, KeyType
 from schemas.requests import VerificationOutcome
-from streams.client.cidr import Network, allows, parse_address
 from streams.client.quota import QuotaState
 
 Verdict = VerificationOutcome
@@ -125,7 +125,7 @@ def decide(
     environment: Environment,
 ) -> Verification:
     """The verdict on a well-formed secret whose key is `record` (None: unknown).
-    `networks` are the compiled `record.allowed_cidrs` (`streams.client.cidr`); a key
+    `networks` are the compiled `record.allowed_cidrs` (`schemas.cidr`); a key
     with an allow-list admits only clients in those networks."""
     if record is None:
         return UNKNOWN

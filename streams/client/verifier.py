@@ -30,10 +30,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Protocol
 
+from schemas.cidr import Network, compile_networks
 from schemas.key_format import SECRET_LENGTH, Malformed, check_secret, hash_secret
 from schemas.key_ledger import KeyRecord
 from schemas.keys import KeyType
-from streams.client.cidr import Network, compile_networks
 from streams.client.key_follower import FollowerConfig, KeyFollower, NotReady
 from streams.client.quota import RenderCountSharing, RenderQuota, SharingConfig
 from streams.client.verdicts import (

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from streams.client.cidr import allows, compile_networks, parse_address
+from schemas.cidr import allows, compile_networks, parse_address
 
 CASES = [
     (["203.0.113.0/24"], "203.0.113.7", True),
