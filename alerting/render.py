@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from schemas.alerts import Notification, NotificationKind, RuleKind
+from schemas.alerts import IP_SUBJECT_PREFIX, Notification, NotificationKind, RuleKind
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -35,25 +35,45 @@ def key_label(key_id: str, name: str | None) -> str:
     return f"{key_id} ({one_line(name, 100)})" if name else key_id
 
 
+def _counted(value: float, one: str, many: str) -> str:
+    return f"{format_number(value)} {one if value == 1 else many}"
+
+
 def format_value(n: Notification, value: float | None) -> str:
-    """A value in the rule's unit: requests, percent, milliseconds or presentations."""
+    """A value in the rule's unit: requests, percent, milliseconds, presentations, a
+    robust z-score, new addresses or distinct keys."""
     if value is None:
         return "no data"
-    if n.rule.kind is RuleKind.STALE_KEY_PRESENTED:
-        return f"{format_number(value)} time{'' if value == 1 else 's'}"
-    if n.rule.kind is RuleKind.ERROR_RATE:
+    kind = n.rule.kind
+    if kind is RuleKind.STALE_KEY_PRESENTED:
+        return _counted(value, "time", "times")
+    if kind in (RuleKind.ERROR_RATE, RuleKind.ERROR_PATTERN):
         return f"{format_number(value)}%"
-    if n.rule.kind is RuleKind.LATENCY:
+    if kind is RuleKind.LATENCY:
         return f"{format_number(value)} ms"
+    if kind is RuleKind.USAGE_SPIKE:
+        return f"z {value:,.1f}"
+    if kind is RuleKind.UNKNOWN_IP:
+        return _counted(value, "new address", "new addresses")
+    if kind is RuleKind.CREDENTIAL_STUFFING:
+        return _counted(value, "distinct key", "distinct keys")
     return f"{format_number(value)} requests"
 
 
+_METRIC_NAMES = {
+    RuleKind.STALE_KEY_PRESENTED: "revoked or expired key presented",
+    RuleKind.ERROR_RATE: "error rate",
+    RuleKind.USAGE_SPIKE: "usage against the usual",
+    RuleKind.UNKNOWN_IP: "addresses not used before",
+    RuleKind.ERROR_PATTERN: "error share",
+    RuleKind.CREDENTIAL_STUFFING: "bad keys presented from one IP",
+}
+
+
 def metric_name(n: Notification) -> str:
-    if n.rule.kind is RuleKind.STALE_KEY_PRESENTED:
-        return "revoked or expired key presented"
     if n.rule.kind is RuleKind.LATENCY:
         return f"{n.rule.percentile.value if n.rule.percentile else ''} latency".strip()
-    return "error rate" if n.rule.kind is RuleKind.ERROR_RATE else "requests"
+    return _METRIC_NAMES.get(n.rule.kind, "requests")
 
 
 def state_label(n: Notification) -> str:
@@ -61,9 +81,16 @@ def state_label(n: Notification) -> str:
     return "RESOLVED" if n.state is NotificationKind.RESOLVED else "FIRING"
 
 
+def subject_label(n: Notification) -> str:
+    """`Production web (key_…)`, or `client IP 203.0.113.9` for an IP subject."""
+    if n.key_id.startswith(IP_SUBJECT_PREFIX):
+        return f"client IP {n.key_id.removeprefix(IP_SUBJECT_PREFIX)}"
+    return f"{one_line(n.key_name)} ({n.key_id})"
+
+
 def title(n: Notification) -> str:
     """`[FIRING] <rule> on <key name> (key_...)`, or `[RESOLVED] ...`."""
-    return one_line(f"[{state_label(n)}] {n.rule.name} on {n.key_name} ({n.key_id})", 250)
+    return one_line(f"[{state_label(n)}] {n.rule.name} on {subject_label(n)}", 250)
 
 
 def condition(n: Notification) -> str:
@@ -80,7 +107,7 @@ def summary_lines(n: Notification) -> list[str]:
         title(n),
         "",
         f"Rule:      {one_line(n.rule.name)} ({n.rule.rule_id})",
-        f"Key:       {one_line(n.key_name)} ({n.key_id})",
+        f"Key:       {subject_label(n)}",
         f"Condition: {condition(n)}",
         *([f"Evidence:  {one_line(n.evidence, 500)}"] if n.evidence else []),
         f"State:     {n.state.value}"

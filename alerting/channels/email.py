@@ -52,7 +52,7 @@ def message_id(key: str, domain: str) -> str:
 def _html_body(n: Notification) -> str:
     rows = [
         ("Rule", f"{n.rule.name} ({n.rule.rule_id})"),
-        ("Key", f"{n.key_name} ({n.key_id})"),
+        ("Key", render.subject_label(n)),
         ("Condition", render.condition(n)),
         *([("Evidence", n.evidence)] if n.evidence else []),
         ("State", n.state.value),

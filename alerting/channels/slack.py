@@ -84,7 +84,7 @@ def slack_blocks(n: Notification) -> list[dict[str, Any]]:
         {
             "type": "section",
             "fields": [
-                _field("Key", f"{n.key_name} ({n.key_id})"),
+                _field("Key", render.subject_label(n)),
                 _field("Rule", n.rule.name),
                 _field(f"{render.metric_name(n).capitalize()} vs threshold", value),
                 _field("Window", render.format_duration(n.window_s)),

@@ -4,7 +4,10 @@ key-events topic.
 `create` and `plan` go through the key service (`streams.keyservice`, actor "cli")
 straight against Kafka; `show` reads the account's state from the topic with a key
 follower (the same fold every reader uses). `create` also creates the account's first
-admin key and prints its secret once.
+admin key and prints its secret once, and switches on the default misuse rules
+(`alerting.defaults`, published to the alert-rules topic), notifying `--admin-email`
+when given; each is opt-out (`PATCH /alert-rules/{id}` with `{"enabled": false}`, or
+`keypulse rules delete RULE_ID`), or skip them all with `--no-misuse-rules`.
 """
 
 from __future__ import annotations
@@ -12,7 +15,10 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 
+from alerting.defaults import default_misuse_rules
+from infra import alert_admin
 from infra.cli.console import out, print_json
 from infra.cli.errors import clean_errors
 from infra.cli.key_session import execute, key_follower, key_service
@@ -63,20 +69,47 @@ def accounts_create(
     admin_type: Annotated[
         KeyType, typer.Option(help="live or test, for the first admin key.")
     ] = KeyType.LIVE,
+    admin_email: Annotated[
+        str | None,
+        typer.Option(help="Where the default misuse rules send their alerts (email)."),
+    ] = None,
+    misuse_rules: Annotated[
+        bool,
+        typer.Option(
+            "--misuse-rules/--no-misuse-rules",
+            help="Switch on the default misuse rules (usage spikes, unknown IPs, unusual "
+            "errors, credential stuffing, revoked or expired keys in use).",
+        ),
+    ] = True,
     as_json: JsonOpt = False,
 ) -> None:
-    """Create an account and its first admin key, whose secret is printed once."""
+    """Create an account and its first admin key, whose secret is printed once, and
+    switch on the default misuse rules."""
     account = account_id(account)
-    with key_service(load_settings()) as service:
+    settings = load_settings()
+    try:
+        defaults = default_misuse_rules(account, admin_email) if misuse_rules else []
+    except ValidationError as exc:
+        raise alert_admin.AlertAdminError(
+            "--admin-email: " + alert_admin.describe_validation_error(exc)
+        ) from None
+    with key_service(settings) as service:
         secret, outcome = _create(service, account, plan, admin_name, admin_type)
+    with alert_admin.Publisher(settings) as publisher:
+        for rule in defaults:
+            publisher.rule(rule)
     key: KeyRecord | None = outcome.key
     assert key is not None and outcome.account is not None
+    rule_ids = [r.rule_id for r in defaults]
     if as_json:
         body = created_json(key, secret, outcome.decision.warnings)
-        print_json({"account": account_json(outcome.account), **body})
+        print_json({"account": account_json(outcome.account), **body, "misuse_rules": rule_ids})
         return
     out.print(f"created account {account} on the {plan.value} plan", highlight=False)
     out.print(account_table(outcome.account))
+    if defaults:
+        to = f", alerting {admin_email}" if admin_email else " (no channel: give --admin-email)"
+        out.print(f"misuse rules on{to}: {', '.join(rule_ids)}", highlight=False)
     out.print(f"admin key {key.key_id} ({key.name!r}, {key.key_type.value})", highlight=False)
     if secret is not None:
         print_secret(secret)

@@ -74,7 +74,10 @@ def rules_add(
     name: Annotated[str | None, typer.Option(help="Display name.")] = None,
     kind: Annotated[
         str | None,
-        typer.Option(help="request_count, error_rate, latency or stale_key_presented."),
+        typer.Option(
+            help="request_count, error_rate, latency, stale_key_presented, or the misuse "
+            "detectors usage_spike, unknown_ip, error_pattern, credential_stuffing."
+        ),
     ] = None,
     window: Annotated[
         str | None, typer.Option(help="1m … 30d, e.g. 5m, 1h, 7d (stale_key_presented: 15m).")
@@ -90,7 +93,25 @@ def rules_add(
     all_keys: Annotated[bool, typer.Option("--all-keys", help="Watch every key.")] = False,
     percentile: Annotated[str | None, typer.Option(help="p50, p95 or p99 (latency).")] = None,
     comparator: Annotated[str | None, typer.Option(help="gt, gte, lt or lte.")] = None,
-    min_requests: Annotated[int | None, typer.Option(help="Requests needed to judge.")] = None,
+    min_requests: Annotated[
+        int | None, typer.Option(help="Requests needed to judge (usage_spike: volume floor).")
+    ] = None,
+    direction: Annotated[
+        str | None, typer.Option(help="usage_spike: rise (default), drop or both.")
+    ] = None,
+    granularity: Annotated[
+        str | None, typer.Option(help="unknown_ip: address (default) or prefix (/24, /48).")
+    ] = None,
+    lookback: Annotated[
+        str | None,
+        typer.Option(help="unknown_ip: known addresses, e.g. 14d; error_pattern: baseline, 7d."),
+    ] = None,
+    status_class: Annotated[
+        str | None, typer.Option(help="error_pattern: all, 4xx, 5xx, 401, 403 or 429.")
+    ] = None,
+    margin: Annotated[
+        float | None, typer.Option(help="error_pattern: points above the key's baseline.")
+    ] = None,
     for_: Annotated[str | None, typer.Option("--for", help="Pending time, e.g. 2m.")] = None,
     keep_firing_for: Annotated[str | None, typer.Option()] = None,
     repeat_interval: Annotated[str | None, typer.Option()] = None,
@@ -134,6 +155,11 @@ def rules_add(
         "comparator": comparator,
         "threshold": threshold,
         "min_requests": min_requests,
+        "direction": direction,
+        "granularity": granularity,
+        "lookback_s": lookback,
+        "status_class": status_class,
+        "margin": margin,
         **_durations(for_, keep_firing_for, repeat_interval),
         "send_resolved": None if send_resolved else False,
         "enabled": False if disabled else None,

@@ -15,7 +15,10 @@ from typing import Any
 
 import orjson
 import pytest
+from kafka import KafkaConsumer
 
+from schemas.alerts import MISUSE_KINDS, AlertRule, AlertRuleCreated
+from schemas.codec import decode_rule_event
 from schemas.key_format import ParsedSecret, check_secret, hash_secret
 from schemas.key_ledger import AccountLedger, KeyStatus
 from schemas.topics import TopicNames
@@ -260,3 +263,36 @@ def test_the_listing_still_answers_beside_the_write_commands(tmp_path: Path) -> 
     )
     for command in ("create", "rename", "revoke", "delete", "list"):
         assert command in helped.stdout
+
+
+def _rules_on_topic(bootstrap: str, prefix: str) -> dict[str, AlertRule]:
+    """Every rule created on the alert-rules topic so far, by rule id."""
+    topic = TopicNames.with_prefix(prefix).alert_rules
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        consumer_timeout_ms=3000, enable_auto_commit=False,
+    )  # fmt: skip
+    try:
+        events = [decode_rule_event(m.value) for m in consumer]
+    finally:
+        consumer.close()
+    return {e.rule.rule_id: e.rule for e in events if isinstance(e, AlertRuleCreated)}
+
+
+def test_a_new_account_gets_the_misuse_rules_opt_out(
+    cli: Cli, follower: KeyFollower, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    created = cli.json("accounts", "create", "acc_climisuse", "--admin-email", "Ops@Example.com")
+    cli.ok("accounts", "create", "acc_clinomisuse", "--no-misuse-rules")
+    rules = _rules_on_topic(kafka_bootstrap, topic_prefix)
+    assert sorted(created["misuse_rules"]) == sorted(rules)
+    assert {r.kind for r in rules.values()} == MISUSE_KINDS
+    for rule in rules.values():
+        assert rule.account_id == "acc_climisuse" and rule.enabled
+        assert rule.scope.type == "account"
+        assert [c.model_dump() for c in rule.channels] == [
+            {"type": "email", "to": ["Ops@example.com"]}
+        ]
+    bad = cli.run("accounts", "create", "acc_clibadmail", "--admin-email", "nope")
+    assert bad.returncode == 1 and "--admin-email" in bad.stderr, bad.stderr
+    assert follower.snapshot("acc_clibadmail") is None, "nothing created on a bad address"
