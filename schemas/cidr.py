@@ -6,7 +6,8 @@ network (/32 or /128), host bits are ignored (`10.1.2.3/8` is `10.0.0.0/8`).
 `parse_address(text)` reads the client's address (None: not an address); `allows(networks,
 address)` matches IPv4 and IPv6, and an IPv4-mapped IPv6 client (`::ffff:203.0.113.7`,
 what a dual-stack socket reports for an IPv4 peer) matches IPv4 networks, as an IPv4
-client matches IPv4-mapped IPv6 networks.
+client matches IPv4-mapped IPv6 networks. `overlaps(networks, network)` asks the same of
+a whole network (a client's /24 or /48): whether it shares an address with one of them.
 """
 
 from __future__ import annotations
@@ -53,6 +54,17 @@ def _alternative(address: Address) -> Address | None:
     return IPv6Address(int(_MAPPED_PREFIX.network_address) | int(address))
 
 
+def _alternative_network(network: Network) -> Network | None:
+    """The same network in the other family (IPv4 inside ::ffff:0:0/96, and back)."""
+    if isinstance(network, IPv4Network):
+        base = int(_MAPPED_PREFIX.network_address) | int(network.network_address)
+        return IPv6Network((base, 96 + network.prefixlen))
+    if network.subnet_of(_MAPPED_PREFIX):
+        mapped = int(network.network_address) & 0xFFFF_FFFF
+        return IPv4Network((mapped, network.prefixlen - 96))
+    return None
+
+
 def allows(networks: tuple[Network, ...], address: Address) -> bool:
     """Whether `address` is in one of `networks` (none: it is not; a key without an
     allow-list is not checked at all)."""
@@ -61,5 +73,17 @@ def allows(networks: tuple[Network, ...], address: Address) -> bool:
         if address.version == network.version and address in network:
             return True
         if other is not None and other.version == network.version and other in network:
+            return True
+    return False
+
+
+def overlaps(networks: tuple[Network, ...], network: Network) -> bool:
+    """Whether `network` shares an address with one of `networks` (IPv4 and IPv4-mapped
+    IPv6 networks match each other, as in `allows`)."""
+    other = _alternative_network(network)
+    for allowed in networks:
+        if allowed.version == network.version and allowed.overlaps(network):
+            return True
+        if other is not None and other.version == allowed.version and allowed.overlaps(other):
             return True
     return False

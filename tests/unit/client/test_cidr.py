@@ -1,10 +1,13 @@
-"""Allow-list matching: IPv4, IPv6, IPv4-mapped IPv6, /0, bare addresses."""
+"""Allow-list matching: IPv4, IPv6, IPv4-mapped IPv6, /0, bare addresses; networks that
+overlap the allow-list."""
 
 from __future__ import annotations
 
+from ipaddress import ip_network
+
 import pytest
 
-from schemas.cidr import allows, compile_networks, parse_address
+from schemas.cidr import allows, compile_networks, overlaps, parse_address
 
 CASES = [
     (["203.0.113.0/24"], "203.0.113.7", True),
@@ -48,3 +51,22 @@ def test_not_an_address(text: str) -> None:
 def test_a_bad_network_is_named() -> None:
     with pytest.raises(ValueError, match=r"'10\.0\.0\.0/33'"):
         compile_networks(["192.0.2.0/24", "10.0.0.0/33"])
+
+
+@pytest.mark.parametrize(
+    ("cidrs", "network", "shared"),
+    [
+        (["203.0.113.7"], "203.0.113.0/24", True),
+        (["10.0.0.0/8"], "10.1.2.0/24", True),
+        (["203.0.113.0/25"], "203.0.113.0/24", True),
+        (["203.0.114.0/24"], "203.0.113.0/24", False),
+        (["::ffff:203.0.113.0/120"], "203.0.113.0/24", True),
+        (["203.0.113.0/24"], "::ffff:203.0.113.0/120", True),
+        (["2001:db8:1:2::1"], "2001:db8:1::/48", True),
+        (["2001:db8::/32"], "2001:db8:1::/48", True),
+        (["2001:db9::/32"], "2001:db8:1::/48", False),
+        (["2001:db8::/32"], "203.0.113.0/24", False),
+    ],
+)
+def test_network_overlap(cidrs: list[str], network: str, shared: bool) -> None:
+    assert overlaps(compile_networks(cidrs), ip_network(network)) is shared
