@@ -57,7 +57,8 @@ def error_share(errors: int, requests: int) -> float:
 
 def format_share(percent: float) -> str:
     """38% (10 and above: whole percents), 1.2%, 0%."""
-    text = f"{percent:.0f}" if percent >= 10 else f"{percent:.1f}".removesuffix(".0")
+    tenths = round(percent, 1)
+    text = f"{tenths:.0f}" if tenths >= 10 else f"{tenths:.1f}".removesuffix(".0")
     return f"{text}%"
 
 
