@@ -91,6 +91,7 @@ OUTCOME_TABLE_COLUMNS = (
     "account_id",
     "client_ip",
     "count",
+    "presented_digest",
     "src_partition",
     "src_offset",
 )
@@ -104,13 +105,14 @@ OUTCOME_SENT_TYPES = (
     "String",
     "String",
     "UInt32",
+    "String",
     "UInt16",
     "UInt64",
 )
 """As sent: ids and LowCardinality strings as plain strings (converted on insert); a row
-without key, account or client IP has "" there."""
+without key, account, client IP or presented digest has "" there."""
 _OUTCOME_SOURCE = (*OUTCOME_COLUMNS, "src_partition", "src_offset")
-_NULLABLE_TEXT = frozenset(("key_id", "account_id", "client_ip"))
+_NULLABLE_TEXT = frozenset(("key_id", "account_id", "client_ip", "presented_digest"))
 
 
 def outcome_columns(columns: Columns) -> list[list[Any]]:

@@ -21,7 +21,8 @@ Verification outcomes ride on the same topic: a `verification.batch` (columnar,
 `OUTCOME_COLUMNS`) or a single `verification.outcome`, decoded by `decode_requests` into
 `DecodedRequests.outcomes` by the same rules (envelope first, then row by row; a row
 names a key and account for every outcome but `malformed` and `unknown`, and none for
-those).
+those; those two alone may carry `presented_digest`, the optional column a batch may
+leave out, as batches written before it did).
 
 Headers on `keypulse.notifications`: `keypulse-replay` (`REPLAY_HEADER`) carries the
 delivery id a replayed notification is meant for (absent on the evaluator's own messages).
@@ -56,14 +57,15 @@ from schemas.request_columns import (
 )
 from schemas.requests import (
     CLIENT_IP,
+    KEYLESS_OUTCOMES,
     OCCURRED_AT_MS,
     OUTCOME_COUNT,
     OUTCOMES,
+    PRESENTED_DIGEST,
     OutcomeBatch,
     OutcomeRecorded,
     RequestBatch,
     RequestCompleted,
-    VerificationOutcome,
 )
 from schemas.wire_time import occurred_at_ms
 from schemas.wire_types import WireRule
@@ -254,8 +256,11 @@ OUTCOME_COLUMNS: tuple[str, ...] = (
     "account_id",
     "client_ip",
     "count",
+    "presented_digest",
 )
 """Column order of a `verification.batch` (`schemas.requests.OutcomeColumns`)."""
+OPTIONAL_OUTCOME_COLUMNS = frozenset(("presented_digest",))
+"""Columns a batch may leave out (added after the first version): all null then."""
 
 _OUTCOME_RULES: dict[str, tuple[WireRule, bool]] = {
     "event_id": (EVENT_ID_TEXT, False),
@@ -264,11 +269,13 @@ _OUTCOME_RULES: dict[str, tuple[WireRule, bool]] = {
     "account_id": (ACCOUNT_ID, True),
     "client_ip": (CLIENT_IP, True),
     "count": (OUTCOME_COUNT, False),
+    "presented_digest": (PRESENTED_DIGEST, True),
 }
 """Each outcome column's rule, and whether it may be null (`outcome` is checked apart)."""
 
-_KEYLESS = frozenset((VerificationOutcome.MALFORMED, VerificationOutcome.UNKNOWN))
-"""Outcomes of a presented string that names no key: they carry no key or account."""
+_KEYLESS = KEYLESS_OUTCOMES
+"""Outcomes of a presented string that names no key: they carry no key or account (and
+may carry the string's digest)."""
 
 
 def _outcome_row(cols: Columns, row: int) -> list[Any]:
@@ -290,13 +297,18 @@ def _outcome_row(cols: Columns, row: int) -> list[Any]:
             out.append(rule.wire_value(value))
         except ValueError as exc:
             raise ValueError(f"{name}: {exc}") from None
-    outcome, key_id, account_id = out[2], out[3], out[4]
+    outcome, key_id, account_id, digest = out[2], out[3], out[4], out[7]
     if (key_id is None) != (account_id is None):
         raise ValueError("key_id and account_id: expected both or neither")
     if outcome in _KEYLESS and key_id is not None:
         raise ValueError(f"key_id: a {outcome} outcome names no key, got {key_id!r}")
     if outcome not in _KEYLESS and key_id is None:
         raise ValueError(f"key_id: a {outcome} outcome names its key, got None")
+    if outcome not in _KEYLESS and digest is not None:
+        raise ValueError(
+            f"presented_digest: only a malformed or unknown outcome carries one, "
+            f"not a {outcome} outcome (its key names it)"
+        )
     return out
 
 
@@ -310,17 +322,21 @@ def _outcome_body(body: Any) -> tuple[Columns, int]:
     """The body's outcome columns as lists and their common length (raises if broken)."""
     if not isinstance(body, dict):
         raise _schema_error("columns: expected an object")
-    missing = [c for c in OUTCOME_COLUMNS if c not in body]
+    missing = [c for c in OUTCOME_COLUMNS if c not in body and c not in OPTIONAL_OUTCOME_COLUMNS]
     if missing:
         raise _schema_error(f"columns: missing {missing}")
     cols: Columns = {}
     for name in OUTCOME_COLUMNS:
+        if name not in body:
+            continue
         if type(body[name]) is not list:
             raise _schema_error(f"columns.{name}: expected a list")
         cols[name] = body[name]
     n = len(cols["event_id"])
     if not 1 <= n <= MAX_BATCH_EVENTS:
         raise _schema_error(f"columns: expected 1..{MAX_BATCH_EVENTS} rows, got {n}")
+    for name in OPTIONAL_OUTCOME_COLUMNS - cols.keys():
+        cols[name] = [None] * n
     for name, values in cols.items():
         if len(values) != n:
             raise _schema_error(f"columns.{name}: {len(values)} values, expected {n}")

@@ -10,6 +10,7 @@ false); every column of a batch is required.
 
 from __future__ import annotations
 
+import hashlib
 from enum import StrEnum
 from ipaddress import IPv4Address, IPv6Address
 from typing import Annotated, ClassVar, Literal
@@ -35,7 +36,7 @@ from schemas.request_bounds import (
 )
 from schemas.utc import from_epoch_ms, to_epoch_ms
 from schemas.uuid7 import uuid7
-from schemas.wire_types import Flag, IpAddress, JsonInteger, JsonNumber, Route
+from schemas.wire_types import Flag, IpAddress, JsonInteger, JsonNumber, Matching, Route
 
 ROUTE = Route(MIN_ROUTE_LENGTH, MAX_ROUTE_LENGTH)
 STATUS = JsonInteger(MIN_STATUS, MAX_STATUS)
@@ -176,8 +177,30 @@ class VerificationOutcome(StrEnum):
 
 
 OUTCOMES: frozenset[str] = frozenset(o.value for o in VerificationOutcome)
+KEYLESS_OUTCOMES: frozenset[str] = frozenset(
+    (VerificationOutcome.MALFORMED.value, VerificationOutcome.UNKNOWN.value)
+)
+"""Verdicts on a string that names no key: their rows carry no key or account, and may
+carry the string's `presented_digest` instead."""
 OUTCOME_COUNT = JsonInteger(1, MAX_OUTCOME_COUNT)
 OutcomeCount = Annotated[int, OUTCOME_COUNT]
+DIGEST_HEX_CHARS = 16
+PRESENTED_DIGEST = Matching(rf"^[0-9a-f]{{{DIGEST_HEX_CHARS}}}$")
+PresentedDigest = Annotated[str, PRESENTED_DIGEST]
+
+
+def presented_digest(presented: str) -> str:
+    """A short digest of a presented string that names no key (a `malformed` or `unknown`
+    verdict): the first 16 hex digits (64 bits) of its SHA-256, never the string itself.
+
+    It lets a reader count the distinct bad strings one client presents (credential
+    stuffing) without storing them. An unkeyed hash is enough: these strings are not
+    valid keys, so there is no secret behind them to protect. (Even a real secret
+    verified before the verifier saw its key would give away only 64 bits of the SHA-256
+    that the key registry stores whole as `secret_hash`; the secrets themselves are
+    random, far beyond guessing from a hash.)
+    """
+    return hashlib.sha256(presented.encode("utf-8", "surrogatepass")).hexdigest()[:DIGEST_HEX_CHARS]
 
 
 class OutcomeRecorded(Event):
@@ -186,7 +209,10 @@ class OutcomeRecorded(Event):
     previous event of that key and minute, `occurred_at` and `client_ip` of the newest).
 
     Never the presented secret: `key_id` and `account_id` only when the key was found
-    (absent for `malformed` and `unknown`); `client_ip` when the caller passed one.
+    (absent for `malformed` and `unknown`); `client_ip` when the caller passed one;
+    `presented_digest` (optional, added later: records without it decode as before) only
+    for `malformed` and `unknown`, the `presented_digest()` of the string, so distinct
+    bad strings can be counted.
     """
 
     type: Literal["verification.outcome"] = "verification.outcome"
@@ -195,11 +221,13 @@ class OutcomeRecorded(Event):
     account_id: AccountId | None = None
     client_ip: ClientIp | None = None
     count: OutcomeCount = 1
+    presented_digest: PresentedDigest | None = None
 
 
 class OutcomeColumns(BaseModel):
     """The columnar body of an `OutcomeBatch`: one list per field, all of one length;
-    `null` where a row has no key, account or client IP."""
+    `null` where a row has no key, account, client IP or digest. `presented_digest` is the
+    one column a batch may leave out (batches written before it existed): all null."""
 
     model_config = ConfigDict(
         frozen=True,
@@ -214,10 +242,15 @@ class OutcomeColumns(BaseModel):
     account_id: Annotated[list[AccountId | None], Column]
     client_ip: Annotated[list[ClientIp | None], Column]
     count: Annotated[list[OutcomeCount], Column]
+    presented_digest: Annotated[list[PresentedDigest | None], Column] | None = None
 
     @model_validator(mode="after")
     def _same_length(self) -> OutcomeColumns:
-        lengths = {name: len(getattr(self, name)) for name in type(self).model_fields}
+        lengths = {
+            name: len(getattr(self, name))
+            for name in type(self).model_fields
+            if getattr(self, name) is not None
+        }
         if len(set(lengths.values())) != 1:
             raise ValueError(f"columns differ in length: {lengths}")
         return self
@@ -245,11 +278,13 @@ class OutcomeBatch(Event):
             account_id=[e.account_id for e in events],
             client_ip=[e.client_ip for e in events],
             count=[e.count for e in events],
+            presented_digest=[e.presented_digest for e in events],
         )
         return cls(columns=cols)
 
     def events(self) -> list[OutcomeRecorded]:
         c = self.columns
+        digests = c.presented_digest or [None] * len(c.event_id)
         return [
             OutcomeRecorded(
                 event_id=UUID(c.event_id[i]),
@@ -259,6 +294,7 @@ class OutcomeBatch(Event):
                 account_id=c.account_id[i],
                 client_ip=c.client_ip[i],
                 count=c.count[i],
+                presented_digest=digests[i],
             )
             for i in range(len(c.event_id))
         ]

@@ -23,8 +23,8 @@ from schemas.wire_time import format_occurred_at
 
 Row = tuple[int, str, str, str, str, int, float | int, str, int, bool, bool]
 ROW_FIELDS: tuple[str, ...] = COLUMNS[1:]
-OutcomeRow = tuple[int, str, str | None, str | None, str | None, int]
-"""(occurred_at_ms, outcome, key_id, account_id, client_ip, count)."""
+OutcomeRow = tuple[int, str, str | None, str | None, str | None, int, str | None]
+"""(occurred_at_ms, outcome, key_id, account_id, client_ip, count, presented_digest)."""
 OUTCOME_ROW_FIELDS: tuple[str, ...] = OUTCOME_COLUMNS[1:]
 BATCH_SCHEMA_VERSION = 1
 

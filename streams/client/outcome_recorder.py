@@ -1,14 +1,17 @@
 """`OutcomeRecorder`: the verifier's outcome sink; verification outcomes to Kafka as events.
 
-`record(outcome, key_id, account_id, client_ip, at)` is called once per verdict on the
-API's hot path: it appends one tuple to a bounded `deque` and returns (no lock, no
-validation, never raises; a full queue drops and counts). The recorder's worker thread
-(`streams.client.recorder_worker`, the usage recorder's: the same batching, spill and
-idempotent acks=all delivery, every event with its own id) drains that queue on each
-loop through `OutcomeAggregator`:
+`record(outcome, key_id, account_id, client_ip, at, presented_digest=None)` is called once
+per verdict on the API's hot path: it appends one tuple to a bounded `deque` and returns
+(no lock, no validation, never raises; a full queue drops and counts). The recorder's
+worker thread (`streams.client.recorder_worker`, the usage recorder's: the same batching,
+spill and idempotent acks=all delivery, every event with its own id) drains that queue on
+each loop through `OutcomeAggregator`:
 
 - a verdict that is not `valid` becomes one `verification.outcome` row (count 1): its
-  outcome, key and account when the key was found, client IP and time;
+  outcome, key and account when the key was found, client IP and time, and for
+  `malformed` and `unknown` the presented string's digest when the verifier gave one
+  (`schemas.requests.presented_digest`: 16 hex digits of its SHA-256; dropped for any
+  other outcome, whose key names it);
 - `valid` verdicts are counted per (key, UTC minute) (`MinuteCounts`) and sent as one row
   per key and minute with the count, the newest time and the last client IP seen. A
   count is sent `count_flush_ms` after its first verdict (default 2 s, so "last used" is
@@ -17,9 +20,10 @@ loop through `OutcomeAggregator`:
   them), so a key and minute is one event when `count_flush_ms` >= 60,000.
 
 Rows are packed into `verification.batch` records on the requests topic
-(`batch_packer.pack_outcomes`). The presented string is never given to the sink, so no
-secret is ever held or sent. `stats()` counts events (a valid count is one event);
-verdicts dropped (queue full, after close, or refused by the checks) count as dropped.
+(`batch_packer.pack_outcomes`). The presented string is never given to the sink (only
+the digest of one that names no key), so no secret is ever held or sent. `stats()` counts
+events (a valid count is one event); verdicts dropped (queue full, after close, or
+refused by the checks) count as dropped.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ from typing import Any
 
 from schemas.ids import ACCOUNT_ID_PATTERN, KEY_ID_PATTERN
 from schemas.request_bounds import MAX_OCCURRED_MS, MIN_OCCURRED_MS, valid_ip
-from schemas.requests import OUTCOMES, VerificationOutcome
+from schemas.requests import KEYLESS_OUTCOMES, OUTCOMES, PRESENTED_DIGEST, VerificationOutcome
 from schemas.utc import now_ms, to_epoch_ms
 from streams.client.batch_packer import OutcomeRow, pack_outcomes
 from streams.client.recorder_config import RecorderConfig, RecorderStats
@@ -44,12 +48,15 @@ log = logging.getLogger("streams.client")
 MINUTE_MS = 60_000
 DEFAULT_COUNT_FLUSH_MS = 2_000
 VALID = VerificationOutcome.VALID.value
-_KEYLESS = frozenset((VerificationOutcome.MALFORMED.value, VerificationOutcome.UNKNOWN.value))
 _KEY = re.compile(KEY_ID_PATTERN)
 _ACCOUNT = re.compile(ACCOUNT_ID_PATTERN)
+_DIGEST = re.compile(PRESENTED_DIGEST.pattern)
 
-Verdict = tuple[Any, Any, Any, Any, Any]
-"""(outcome, key_id, account_id, client_ip, at) as `record()` queued them, unchecked."""
+Verdict = tuple[Any, Any, Any, Any, Any, Any]
+"""(outcome, key_id, account_id, client_ip, at, presented_digest) as `record()` queued
+them, unchecked."""
+CheckedVerdict = tuple[str, str | None, str | None, str | None, int, str | None]
+"""(outcome, key_id, account_id, client_ip, at_ms, presented_digest), as rows carry them."""
 
 
 @dataclass(slots=True)
@@ -104,7 +111,15 @@ class MinuteCounts:
             ):
                 del self._counts[slot]
                 out.append(
-                    (entry.last_ms, VALID, key_id, entry.account_id, entry.last_ip, entry.count)
+                    (
+                        entry.last_ms,
+                        VALID,
+                        key_id,
+                        entry.account_id,
+                        entry.last_ip,
+                        entry.count,
+                        None,
+                    )
                 )
         return out
 
@@ -116,15 +131,18 @@ def _at_ms(at: Any) -> int | None:
     return ms if MIN_OCCURRED_MS <= ms <= MAX_OCCURRED_MS else None
 
 
-def check_verdict(verdict: Verdict) -> tuple[str, str | None, str | None, str | None, int] | str:
-    """The verdict's fields as rows carry them, or why it cannot be sent (a short text)."""
-    outcome, key_id, account_id, client_ip, at = verdict
+def check_verdict(verdict: Verdict) -> CheckedVerdict | str:
+    """The verdict's fields as rows carry them, or why it cannot be sent (a short text).
+    A digest goes with `malformed` and `unknown` only (dropped for the others)."""
+    outcome, key_id, account_id, client_ip, at, digest = verdict
     outcome = getattr(outcome, "value", outcome)  # an enum member of the verifier
     if type(outcome) is not str or outcome not in OUTCOMES:
         return f"outcome: expected one of {sorted(OUTCOMES)}"
-    keyless = outcome in _KEYLESS
+    keyless = outcome in KEYLESS_OUTCOMES
     if keyless:
         key_id = account_id = None
+        if digest is not None and (type(digest) is not str or _DIGEST.fullmatch(digest) is None):
+            return "presented_digest: expected schemas.requests.presented_digest() or None"
     elif (
         type(key_id) is not str
         or _KEY.fullmatch(key_id) is None
@@ -132,6 +150,8 @@ def check_verdict(verdict: Verdict) -> tuple[str, str | None, str | None, str | 
         or _ACCOUNT.fullmatch(account_id) is None
     ):
         return f"key_id/account_id: a {outcome} outcome needs the key's id and account"
+    else:
+        digest = None
     if client_ip is not None and (type(client_ip) is not str or not valid_ip(client_ip)):
         client_ip = str(client_ip)
         if not valid_ip(client_ip):
@@ -139,7 +159,7 @@ def check_verdict(verdict: Verdict) -> tuple[str, str | None, str | None, str | 
     ms = _at_ms(at)
     if ms is None:
         return "at: expected an aware datetime between 2000 and 2100"
-    return outcome, key_id, account_id, client_ip, ms
+    return outcome, key_id, account_id, client_ip, ms, digest
 
 
 class OutcomeAggregator:
@@ -161,12 +181,12 @@ class OutcomeAggregator:
                     self._warned = True
                     log.warning("verification outcome dropped (further ones counted): %s", checked)
                 continue
-            outcome, key_id, account_id, client_ip, ms = checked
+            outcome, key_id, account_id, client_ip, ms, digest = checked
             if outcome == VALID:
                 assert key_id is not None and account_id is not None
                 self.counts.add(key_id, account_id, client_ip, ms, now_ms)
             else:
-                rows.append((ms, outcome, key_id, account_id, client_ip, 1))
+                rows.append((ms, outcome, key_id, account_id, client_ip, 1, digest))
 
     def tick(
         self, verdicts: deque[Verdict], rows: deque[OutcomeRow], now_ms: int, force: bool
@@ -213,14 +233,16 @@ class OutcomeRecorder(BufferedRecorder):
         account_id: str | None,
         client_ip: str | None,
         at: datetime,
+        presented_digest: str | None = None,
     ) -> None:
         """Queue one verdict; never blocks, never raises. Checked on the worker thread: a
-        verdict it cannot send (an unknown outcome, a bad id, a naive `at`) is dropped,
-        counted and logged once."""
+        verdict it cannot send (an unknown outcome, a bad id, a naive `at`, a digest not
+        made by `schemas.requests.presented_digest`) is dropped, counted and logged once.
+        `presented_digest` is kept for `malformed` and `unknown` verdicts only."""
         try:
             verdicts = self._verdicts
             if len(verdicts) < self._verdict_bound:
-                verdicts.append((outcome, key_id, account_id, client_ip, at))
+                verdicts.append((outcome, key_id, account_id, client_ip, at, presented_digest))
             else:
                 self._drops.add(1)
         except Exception:  # never on the hot path; defensive only

@@ -22,18 +22,24 @@ refused without the state. A render needs the other processes' counts too: with 
 
 Allow-lists are compiled into `ipaddress` networks once per distinct allow-list.
 `outcomes`, when given, is told every verdict (`OutcomeSink.record`, which must not
-block). Secrets are never logged or kept: only their hash is looked up.
+block). A sink whose `record` also takes `presented_digest` (the `OutcomeRecorder` does)
+is given, for a `malformed` or `unknown` verdict, the presented string's
+`schemas.requests.presented_digest` (16 hex digits of its SHA-256), so distinct bad
+strings from one client can be counted; never the string. Secrets are never logged or
+kept: only their hash is looked up.
 """
 
 from __future__ import annotations
 
+import inspect
 from datetime import UTC, datetime
-from typing import Protocol
+from typing import Protocol, cast
 
 from schemas.cidr import Network, compile_networks
 from schemas.key_format import SECRET_LENGTH, Malformed, check_secret, hash_secret
 from schemas.key_ledger import KeyRecord
 from schemas.keys import KeyType
+from schemas.requests import KEYLESS_OUTCOMES, presented_digest
 from streams.client.key_follower import FollowerConfig, KeyFollower, NotReady
 from streams.client.quota import RenderCountSharing, RenderQuota, SharingConfig
 from streams.client.verdicts import (
@@ -65,6 +71,31 @@ class OutcomeSink(Protocol):
     ) -> None: ...
 
 
+class DigestOutcomeSink(Protocol):
+    """An `OutcomeSink` that also takes the digest of a string that names no key."""
+
+    def record(
+        self,
+        outcome: str,
+        key_id: str | None,
+        account_id: str | None,
+        client_ip: str | None,
+        at: datetime,
+        presented_digest: str | None = None,
+    ) -> None: ...
+
+
+def _digest_sink(sink: OutcomeSink | None) -> DigestOutcomeSink | None:
+    """`sink` when its `record` takes `presented_digest` (sinks written before it do not)."""
+    if sink is None:
+        return None
+    try:
+        params = inspect.signature(sink.record).parameters
+    except (TypeError, ValueError):
+        return None
+    return cast(DigestOutcomeSink, sink) if "presented_digest" in params else None
+
+
 class KeyVerifier:
     def __init__(
         self,
@@ -84,6 +115,7 @@ class KeyVerifier:
         self.quota = sharing.quota if sharing is not None else quota or RenderQuota()
         self.sharing = sharing
         self.outcomes = outcomes
+        self._digests = _digest_sink(outcomes)
         self._owns_follower = owns_follower
         self._networks: dict[tuple[str, ...], tuple[Network, ...]] = {}
         self._valid: dict[str, tuple[KeyRecord, Verification]] = {}
@@ -164,10 +196,14 @@ class KeyVerifier:
                 raise NotReady(self._sharing_not_ready())
             assert result.key_id is not None
             result = with_quota(result, self.quota.admit(result.key_id, at))
-        if self.outcomes is not None:
-            self.outcomes.record(
-                result.verdict.value, result.key_id, result.account_id, client_ip, at
+        verdict = result.verdict.value
+        if self._digests is not None:
+            digest = presented_digest(presented) if verdict in KEYLESS_OUTCOMES else None
+            self._digests.record(
+                verdict, result.key_id, result.account_id, client_ip, at, presented_digest=digest
             )
+        elif self.outcomes is not None:
+            self.outcomes.record(verdict, result.key_id, result.account_id, client_ip, at)
         return result
 
     def _verdict(self, presented: str, at: datetime, client_ip: str | None) -> Verification:

@@ -37,12 +37,12 @@ def test_valid_verdicts_are_one_row_per_key_and_minute_with_the_newest_time_and_
     assert counts.due(T0 + 30_000) == []  # neither old enough nor its minute over
     first_minute = sorted(counts.due(T0 + MINUTE_MS))
     assert first_minute == [
-        (T0 + 2_000, "valid", "key_counts0002", ACCOUNT, None, 1),
-        (T0 + 6_000, "valid", KEY, ACCOUNT, "192.0.2.6", 8),
+        (T0 + 2_000, "valid", "key_counts0002", ACCOUNT, None, 1, None),
+        (T0 + 6_000, "valid", KEY, ACCOUNT, "192.0.2.6", 8, None),
     ]
     assert len(counts) == 1
     assert counts.due(T0 + MINUTE_MS + 10, force=True) == [
-        (T0 + MINUTE_MS + 5, "valid", KEY, ACCOUNT, "198.51.100.1", 1)
+        (T0 + MINUTE_MS + 5, "valid", KEY, ACCOUNT, "198.51.100.1", 1, None)
     ]
     assert len(counts) == 0
 
@@ -52,14 +52,14 @@ def test_a_count_is_sent_flush_after_ms_after_its_first_verdict_then_starts_agai
     counts.add(KEY, ACCOUNT, "192.0.2.1", T0 + 10_000, now_ms=T0 + 10_000)
     counts.add(KEY, ACCOUNT, "192.0.2.2", T0 + 11_000, now_ms=T0 + 11_000)
     assert counts.due(T0 + 11_999) == []
-    assert counts.due(T0 + 12_000) == [(T0 + 11_000, "valid", KEY, ACCOUNT, "192.0.2.2", 2)]
+    assert counts.due(T0 + 12_000) == [(T0 + 11_000, "valid", KEY, ACCOUNT, "192.0.2.2", 2, None)]
     counts.add(KEY, ACCOUNT, None, T0 + 12_500, now_ms=T0 + 12_500)
     # the last client IP of this new count is unknown: none is made up
-    assert counts.due(T0 + 14_500) == [(T0 + 12_500, "valid", KEY, ACCOUNT, None, 1)]
+    assert counts.due(T0 + 14_500) == [(T0 + 12_500, "valid", KEY, ACCOUNT, None, 1, None)]
 
 
 def _verdict(outcome: object, key: object, account: object, ip: object, ms: int) -> Verdict:
-    return (outcome, key, account, ip, from_epoch_ms(ms))
+    return (outcome, key, account, ip, from_epoch_ms(ms), None)
 
 
 def test_the_aggregator_sends_non_valid_verdicts_one_by_one_and_refuses_bad_ones() -> None:
@@ -73,7 +73,7 @@ def test_the_aggregator_sends_non_valid_verdicts_one_by_one_and_refuses_bad_ones
             _verdict("bogus", KEY, ACCOUNT, None, T0),
             _verdict("expired", None, None, None, T0),  # a keyed outcome without its key
             _verdict("valid", KEY, ACCOUNT, "not-an-ip", T0),
-            ("valid", KEY, ACCOUNT, None, datetime(2026, 1, 15)),  # naive
+            ("valid", KEY, ACCOUNT, None, datetime(2026, 1, 15), None),  # naive
         ]
     )
     rows: deque[OutcomeRow] = deque()
@@ -81,12 +81,12 @@ def test_the_aggregator_sends_non_valid_verdicts_one_by_one_and_refuses_bad_ones
     assert aggregator.tick(queued, rows, now_ms=T0 + 10, force=False) == 4
     assert not queued
     assert list(rows) == [
-        (T0 + 1, "revoked", KEY, ACCOUNT, "192.0.2.1", 1),
-        (T0 + 2, "unknown", None, None, "203.0.113.9", 1),
-        (T0 + 3, "malformed", None, None, None, 1),  # no key for a malformed string
+        (T0 + 1, "revoked", KEY, ACCOUNT, "192.0.2.1", 1, None),
+        (T0 + 2, "unknown", None, None, "203.0.113.9", 1, None),
+        (T0 + 3, "malformed", None, None, None, 1, None),  # no key for a malformed string
     ]
     aggregator.tick(queued, rows, now_ms=T0 + 10, force=True)
-    assert rows[-1] == (T0 + 4, "valid", KEY, ACCOUNT, "192.0.2.3", 2)
+    assert rows[-1] == (T0 + 4, "valid", KEY, ACCOUNT, "192.0.2.3", 2, None)
 
 
 def test_check_verdict_takes_enum_outcomes_and_address_objects() -> None:
@@ -96,9 +96,9 @@ def test_check_verdict_takes_enum_outcomes_and_address_objects() -> None:
 
     at = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
     checked = check_verdict(
-        (VerificationOutcome.IP_NOT_ALLOWED, KEY, ACCOUNT, ip_address("2001:db8::1"), at)
+        (VerificationOutcome.IP_NOT_ALLOWED, KEY, ACCOUNT, ip_address("2001:db8::1"), at, None)
     )
-    assert checked == ("ip_not_allowed", KEY, ACCOUNT, "2001:db8::1", to_epoch_ms(at))
+    assert checked == ("ip_not_allowed", KEY, ACCOUNT, "2001:db8::1", to_epoch_ms(at), None)
 
 
 def _record(offset: int, rows: list[OutcomeRow], record_ms: int) -> SourceRecord:
@@ -107,15 +107,15 @@ def _record(offset: int, rows: list[OutcomeRow], record_ms: int) -> SourceRecord
 
 def test_packed_outcomes_decode_and_plan_beside_requests_under_one_token() -> None:
     rows: list[OutcomeRow] = [
-        (T0, "valid", KEY, ACCOUNT, "192.0.2.1", 41),
-        (T0 + 1, "unknown", None, None, "203.0.113.9", 1),
+        (T0, "valid", KEY, ACCOUNT, "192.0.2.1", 41, None),
+        (T0 + 1, "unknown", None, None, "203.0.113.9", 1, None),
     ]
     decoded = decode_requests(pack_outcomes(rows, T0 + 5).value)
     assert decoded.count == 0 and decoded.outcome_count == 2 and not decoded.rejected
     assert decoded.outcomes["count"] == [41, 1]
     assert decoded.outcomes["key_id"] == [KEY, None]
 
-    late = (T0 - 40 * 86_400_000, "revoked", KEY, ACCOUNT, None, 1)
+    late = (T0 - 40 * 86_400_000, "revoked", KEY, ACCOUNT, None, 1, None)
     plan = plan_ingest(
         "t.requests",
         [_record(3, rows, T0 + 5), _record(4, [rows[0], late], T0 + 5)],
@@ -133,7 +133,7 @@ def test_packed_outcomes_decode_and_plan_beside_requests_under_one_token() -> No
 
 
 def test_an_invalid_outcome_row_is_a_dead_letter_of_its_own() -> None:
-    value = orjson.loads(pack_outcomes([(T0, "valid", KEY, ACCOUNT, None, 3)] * 2, T0).value)
+    value = orjson.loads(pack_outcomes([(T0, "valid", KEY, ACCOUNT, None, 3, None)] * 2, T0).value)
     value["columns"]["count"][1] = 0
     decoded = decode_requests(orjson.dumps(value))
     assert decoded.outcome_count == 1
