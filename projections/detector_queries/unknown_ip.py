@@ -12,9 +12,10 @@ Spans (UTC; `now` is the evaluation time):
   day to the window's start: the lookback is between `lookback_s` and one day longer.
 
 Per subject (the client IP, or with `granularity = prefix` its IPv4 /24 or IPv6 /48
-network, computed in SQL; an IPv4-mapped IPv6 client `::ffff:a.b.c.d` counts as the IPv4
-address at both granularities): its first use within the lookback is the `min(first_seen)`
-of its day rows, exact to the millisecond since a day row keeps its first request's time.
+network, computed in SQL; an IPv4-mapped IPv6 client `::ffff:cb00:7105` counts as its
+IPv4 address `203.0.113.5` at both granularities): its first use within the lookback is
+the `min(first_seen)` of its day rows, exact to the millisecond since a day row keeps its
+first request's time.
 A subject whose first use lies in the window is *new* (`NewAddress`); one first used before
 the window counts as *known*. A day row whose first request is at or after the window's end
 is not read (a replay evaluating the past must not see later addresses); the new subjects'
@@ -49,10 +50,12 @@ DEFAULT_LOOKBACK_S = cast(int, KIND_DEFAULTS[RuleKind.UNKNOWN_IP]["lookback_s"])
 """The lookback when the query has none (validated rules carry the kind's default)."""
 
 _CLIENT = (
-    "if(startsWith(client_ip, '::ffff:') AND isIPv4String(substring(client_ip, 8)), "
-    "substring(client_ip, 8), client_ip)"
+    "if(isIPv6String(client_ip), IPv6NumToString(toIPv6OrDefault(client_ip)), '') AS v6, "
+    "if(startsWith(v6, '::ffff:') AND isIPv4String(substring(v6, 8)), substring(v6, 8), "
+    "client_ip) AS ip"
 )
-"""The client IP, IPv4-mapped IPv6 as IPv4 (stored IPs are canonical text)."""
+"""The client IP, an IPv4-mapped IPv6 one (`::ffff:cb00:7105`, as Python writes it) as its
+IPv4 address (`203.0.113.5`); others as stored (canonical text)."""
 
 _NETWORK = (
     "multiIf(isIPv4String(ip), "
@@ -75,7 +78,7 @@ FROM (
            minIfOrNull(first_seen, day >= {{since:Date}}) AS first_use,
            maxIf(last_seen, day >= {{since:Date}}) AS last_use,
            sumIf(requests, day >= {{since:Date}}) AS used
-    FROM (SELECT account_id, key_id, {client} AS ip, day, first_seen, last_seen, requests
+    FROM (SELECT account_id, key_id, {client}, day, first_seen, last_seen, requests
           FROM {table}
           WHERE {scope} AND client_ip != '' AND day <= {{until:Date}}
             AND first_seen < {{end:DateTime64(3, 'UTC')}})
