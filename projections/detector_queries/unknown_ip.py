@@ -50,9 +50,9 @@ DEFAULT_LOOKBACK_S = cast(int, KIND_DEFAULTS[RuleKind.UNKNOWN_IP]["lookback_s"])
 """The lookback when the query has none (validated rules carry the kind's default)."""
 
 _CLIENT = (
-    "if(isIPv6String(client_ip), IPv6NumToString(toIPv6OrDefault(client_ip)), '') AS v6, "
-    "if(startsWith(v6, '::ffff:') AND isIPv4String(substring(v6, 8)), substring(v6, 8), "
-    "client_ip) AS ip"
+    "if(startsWith(client_ip, '::ffff:') "
+    "AND isIPv4String(substring(IPv6NumToString(toIPv6OrDefault(client_ip)), 8)), "
+    "substring(IPv6NumToString(toIPv6OrDefault(client_ip)), 8), client_ip)"
 )
 """The client IP, an IPv4-mapped IPv6 one (`::ffff:cb00:7105`, as Python writes it) as its
 IPv4 address (`203.0.113.5`); others as stored (canonical text)."""
@@ -73,20 +73,29 @@ SELECT account_id, key_id,
        groupArrayIf((subject, first_use, last_use, used),
                     ifNull(first_use >= {{start:DateTime64(3, 'UTC')}}, 0)) AS new
 FROM (
-    SELECT account_id, key_id, {subject} AS subject,
-           min(first_seen) AS history,
-           minIfOrNull(first_seen, day >= {{since:Date}}) AS first_use,
-           maxIf(last_seen, day >= {{since:Date}}) AS last_use,
-           sumIf(requests, day >= {{since:Date}}) AS used
-    FROM (SELECT account_id, key_id, {client}, day, first_seen, last_seen, requests
-          FROM {table}
-          WHERE {scope} AND client_ip != '' AND day <= {{until:Date}}
-            AND first_seen < {{end:DateTime64(3, 'UTC')}})
+    SELECT account_id, key_id, {subject} AS subject, min(history) AS history,
+           min(first_use) AS first_use, max(last_use) AS last_use, sum(used) AS used
+    FROM (
+        SELECT account_id, key_id, {client} AS ip, history, first_use, last_use, used
+        FROM (
+            SELECT account_id, key_id, client_ip,
+                   min(first_seen) AS history,
+                   minIfOrNull(first_seen, day >= {{since:Date}}) AS first_use,
+                   maxIf(last_seen, day >= {{since:Date}}) AS last_use,
+                   sumIf(requests, day >= {{since:Date}}) AS used
+            FROM {table}
+            WHERE {scope} AND client_ip != '' AND day <= {{until:Date}}
+              AND first_seen < {{end:DateTime64(3, 'UTC')}}
+            GROUP BY account_id, key_id, client_ip
+        )
+    )
     GROUP BY account_id, key_id, subject
 )
 GROUP BY account_id, key_id
 HAVING length(new) > 0
 """
+"""Per (key, client IP) over the day rows, then per subject (the client's address or
+network, computed on those far fewer rows), then per key."""
 
 
 def lookback_days(query: StatsQuery) -> int:
