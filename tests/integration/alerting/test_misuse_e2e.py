@@ -1,9 +1,11 @@
-"""End to end: a revoked key and an expired (rolled) key still presented. Their verdicts
-go through the verifier's `OutcomeRecorder`, Kafka and the worker into
-`verification_outcomes`; the real evaluator's account-wide `stale_key_presented` rule
-fires once per key, and a real local webhook receiver gets signed notifications whose
-evidence names the key, its revocation or expiry, the count and the last client IP. The
-replacement key, presented validly, notifies nobody."""
+"""End to end: a revoked key and an expired (rolled) key still presented, and one client
+IP presenting many bad keys. The verdicts go through the verifier's `OutcomeRecorder`,
+Kafka and the worker into `verification_outcomes`; the real evaluator's account-wide
+`stale_key_presented` rule fires once per key and its `credential_stuffing` rule once for
+the stuffing IP, and a real local webhook receiver gets signed notifications whose
+evidence names the key, its revocation or expiry, the count and the last client IP, or
+the IP, its distinct bad keys and their verdicts. The replacement key, presented validly,
+and an IP below the stuffing threshold notify nobody."""
 
 from __future__ import annotations
 
@@ -15,8 +17,8 @@ from typing import Any
 import pytest
 from standardwebhooks import Webhook
 
-from alerting.ports import StalePresentations
 from alerting.detectors.stale_keys import evidence_text
+from alerting.ports import StalePresentations
 from infra import alert_admin
 from infra.clickhouse import make_client
 from infra.settings import Settings
@@ -24,6 +26,7 @@ from infra.tools.receivers import start_http
 from infra.wiring import running_worker
 from schemas.keys import RevokeReason
 from schemas.plans import Plan
+from schemas.requests import presented_digest
 from schemas.topics import TopicNames
 from streams.client.outcome_recorder import OutcomeRecorder
 from streams.client.recorder_config import RecorderConfig
@@ -37,6 +40,11 @@ pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 ACCOUNT = "acc_stale"
 REVOKED, ROLLED, NEW = "key_stale00001", "key_stale00002", "key_stale00003"
 RULE = "rule_stale_keys"
+STUFFING_RULE = "rule_stuffing"
+STUFFER, QUIET = "203.0.113.66", "203.0.113.77"
+UNKNOWN = [f"pk_live_{i:030d}wrong!" for i in range(12)]
+"""Twelve distinct unknown strings: the stuffer presents them all (with the revoked key:
+13 distinct bad keys); QUIET presents three of them and the new key validly."""
 
 
 def registered(settings: Settings) -> int:
@@ -51,7 +59,7 @@ def registered(settings: Settings) -> int:
     return int(rows[0][0])
 
 
-async def test_stale_keys_presented_notify_with_the_evidence(
+async def test_stale_keys_and_stuffing_notify_with_the_evidence(
     tmp_path: Path, kafka_bootstrap: str, topics: TopicNames, topic_prefix: str
 ) -> None:
     hook = await start_http()
@@ -92,8 +100,19 @@ async def _scenario(
             "channels": [{"type": "webhook", "url": hook_url, "secret": SECRET}],
         }
     )
+    stuffing = alert_admin.build_rule(
+        {
+            "rule_id": STUFFING_RULE,
+            "account_id": ACCOUNT,
+            "name": "Credential stuffing",
+            "scope": {"type": "account"},
+            "kind": "credential_stuffing",  # threshold 10, window 15m by default
+            "channels": [{"type": "webhook", "url": hook_url, "secret": SECRET}],
+        }
+    )
     await asyncio.to_thread(alert_admin.check_rule_urls, rule, settings)
     await asyncio.to_thread(alert_admin.publish_rule, settings, rule)
+    await asyncio.to_thread(alert_admin.publish_rule, settings, stuffing)
     chain = Chain(ACCOUNT, Plan.PRO)
     chain.create_key(REVOKED, "Production web")
     chain.create_key(ROLLED, "Batch job")
@@ -105,7 +124,9 @@ async def _scenario(
         parts = worker.alerting
         assert parts is not None and parts.evaluator is not None
         evaluator = parts.evaluator
-        await eventually(lambda: RULE in evaluator.rules, 30, "the rule in the evaluator")
+        await eventually(
+            lambda: {RULE, STUFFING_RULE} <= set(evaluator.rules), 30, "the rules in the evaluator"
+        )
 
         async def all_registered() -> bool:
             return await asyncio.to_thread(registered, settings) == 3
@@ -121,9 +142,17 @@ async def _scenario(
         ]
         for outcome, key, ip, at in verdicts:
             recorder.record(outcome, key, ACCOUNT, ip, at)
+        recorder.record("revoked", REVOKED, ACCOUNT, STUFFER, now - timedelta(seconds=30))
+        for i, presented in enumerate(UNKNOWN):
+            at = now - timedelta(seconds=29 - i)
+            recorder.record("unknown", None, None, STUFFER, at, presented_digest(presented))
+        for presented in UNKNOWN[:3]:
+            digest = presented_digest(presented)
+            recorder.record("unknown", None, None, QUIET, now, digest)
+        recorder.record("valid", NEW, ACCOUNT, QUIET, now)
         assert await asyncio.to_thread(recorder.flush, 20)
         EXPECTED[REVOKED] = StalePresentations(
-            3, 0, now - timedelta(seconds=5), "198.51.100.7", "Production web",
+            4, 0, now - timedelta(seconds=5), "198.51.100.7", "Production web",
             revoked.occurred_at, "compromised",
         )  # fmt: skip
         EXPECTED[ROLLED] = StalePresentations(
@@ -131,7 +160,7 @@ async def _scenario(
             expires_at=rolled.old_expires_at, replaced_by=NEW,
         )  # fmt: skip
 
-        await eventually(lambda: evaluator.stats.notifications >= 2, 60, "two notifications")
+        await eventually(lambda: evaluator.stats.notifications >= 3, 60, "three notifications")
         notifier = parts.notifier
         assert notifier is not None
         cycles = evaluator.stats.cycles
@@ -139,17 +168,24 @@ async def _scenario(
         await eventually(
             lambda: (
                 parts.scheduler is not None
-                and notifier.received >= 2
+                and notifier.received >= 3
                 and not parts.scheduler.queued
             ),
             30,
             "the deliveries",
         )
-        assert evaluator.stats.notifications == 2
+        assert evaluator.stats.notifications == 3
 
 
 def _check(payloads: list[dict[str, Any]]) -> None:
-    assert [p["type"] for p in payloads] == ["alert.firing", "alert.firing"]
+    assert [p["type"] for p in payloads] == ["alert.firing"] * 3
+    [stuffed] = [p["data"] for p in payloads if p["data"]["rule"]["kind"] == "credential_stuffing"]
+    assert stuffed["key"]["id"] == f"ip:{STUFFER}" and stuffed["value"] == 13
+    assert stuffed["evidence"].startswith(
+        f"IP {STUFFER} presented 13 distinct invalid or revoked keys in the last 15m "
+        "(13 attempts: 12 unknown, 1 revoked)"
+    ), stuffed["evidence"]
+    payloads = [p for p in payloads if p["data"]["rule"]["kind"] == "stale_key_presented"]
     by_key = {p["data"]["key"]["id"]: p["data"] for p in payloads}
     assert set(by_key) == {REVOKED, ROLLED}
     for key, data in by_key.items():
@@ -163,5 +199,5 @@ def _check(payloads: list[dict[str, Any]]) -> None:
         assert data["evidence"] == evidence_text(key, expected, 900, evaluated)
     revoked, rolled = by_key[REVOKED]["evidence"], by_key[ROLLED]["evidence"]
     assert revoked.startswith(f"{REVOKED} (Production web), revoked ")
-    assert "(compromised): presented 3 times in the last 15m, last from 198.51.100.7" in revoked
+    assert "(compromised): presented 4 times in the last 15m, last from 198.51.100.7" in revoked
     assert f"(replaced by {NEW}): presented once in the last 15m, last from 2001:db8::5" in rolled
