@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from datetime import datetime
 
 from schemas.alerts import IP_SUBJECT_PREFIX, Notification, NotificationKind, RuleKind
+from schemas.utc import as_utc
 
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]+")
 
@@ -27,6 +29,21 @@ def format_number(value: float) -> str:
     if value == int(value) and abs(value) < 1e15:
         return f"{int(value):,}"
     return f"{value:,.2f}"
+
+
+def format_minute(at: datetime) -> str:
+    """`2026-11-30 14:02 UTC`: a time in evidence, to the minute."""
+    return as_utc(at).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def format_clock(at: datetime, now: datetime, zone: bool = True) -> str:
+    """`12:03 UTC` on the day of `now`, else `2026-11-30 12:03 UTC` (without ` UTC` when
+    `zone` is false, for ranges that name it once)."""
+    at = as_utc(at)
+    text = (
+        at.strftime("%H:%M") if at.date() == as_utc(now).date() else at.strftime("%Y-%m-%d %H:%M")
+    )
+    return f"{text} UTC" if zone else text
 
 
 def key_label(key_id: str, name: str | None) -> str:

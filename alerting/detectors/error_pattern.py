@@ -29,7 +29,7 @@ from datetime import datetime, timedelta
 from typing import cast
 
 from alerting.ports import ErrorHistory, WindowStats
-from alerting.render import format_duration, format_number, key_label
+from alerting.render import format_duration, format_minute, format_number, key_label
 from alerting.state import Observation
 from schemas.alerts import KIND_DEFAULTS, AlertRule, ErrorClass, RuleKind
 from schemas.utc import as_utc
@@ -69,10 +69,6 @@ def baseline_end(window_s: int, now: datetime) -> datetime:
     return (end - timedelta(seconds=window_s)).replace(minute=0)
 
 
-def _stamp(at: datetime) -> str:
-    return as_utc(at).strftime("%Y-%m-%d %H:%M UTC")
-
-
 def _learning(rule: AlertRule, h: ErrorHistory, now: datetime) -> str | None:
     """Why the baseline is too thin to judge by (None: it is enough)."""
     lookback = rule.lookback_s or DEFAULT_LOOKBACK_S
@@ -80,7 +76,7 @@ def _learning(rule: AlertRule, h: ErrorHistory, now: datetime) -> str | None:
     span = f"{format_number(BASELINE_MIN_REQUESTS)} requests over {format_duration(needs)}"
     if h.history_start is None or h.baseline_requests <= 0:
         return f"no requests over the previous {format_duration(lookback)} (needs {span})"
-    since = f"since {_stamp(h.history_start)}"
+    since = f"since {format_minute(h.history_start)}"
     history = (baseline_end(rule.window_s, now) - as_utc(h.history_start)).total_seconds()
     if h.baseline_requests < BASELINE_MIN_REQUESTS or history < needs:
         got = f"{format_number(h.baseline_requests)} requests {since}"

@@ -18,19 +18,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from alerting.ports import StalePresentations, WindowStats
-from alerting.render import format_duration, format_number, key_label
+from alerting.render import (
+    format_clock,
+    format_duration,
+    format_minute,
+    format_number,
+    key_label,
+)
 from alerting.state import Observation
 from schemas.alerts import AlertRule
-from schemas.utc import as_utc
-
-
-def _minute(at: datetime) -> str:
-    return as_utc(at).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _clock(at: datetime, now: datetime) -> str:
-    at, now = as_utc(at), as_utc(now)
-    return at.strftime("%H:%M UTC") if at.date() == now.date() else _minute(at)
 
 
 def _times(n: int) -> str:
@@ -41,10 +37,10 @@ def key_status(p: StalePresentations) -> str:
     """`revoked 2026-11-30 14:02 UTC (compromised)` or `expired … (replaced by key_…)`."""
     if p.revoked_at is not None:
         reason = f" ({p.revoke_reason})" if p.revoke_reason else ""
-        return f"revoked {_minute(p.revoked_at)}{reason}"
+        return f"revoked {format_minute(p.revoked_at)}{reason}"
     if p.expires_at is not None:
         replaced = f" (replaced by {p.replaced_by})" if p.replaced_by else ""
-        return f"expired {_minute(p.expires_at)}{replaced}"
+        return f"expired {format_minute(p.expires_at)}{replaced}"
     return "revoked" if p.revoked else "expired"
 
 
@@ -57,7 +53,7 @@ def evidence_text(key_id: str, p: StalePresentations, window_s: int, now: dateti
         mixed = f" ({format_number(p.revoked)} revoked, {format_number(p.expired)} expired)"
     return (
         f"{key_label(key_id, p.name)}, {key_status(p)}: presented {_times(p.presented)}{mixed} "
-        f"in the last {format_duration(window_s)}, last{source} at {_clock(p.last_at, now)}"
+        f"in the last {format_duration(window_s)}, last{source} at {format_clock(p.last_at, now)}"
     )
 
 

@@ -25,10 +25,9 @@ from __future__ import annotations
 from datetime import datetime
 
 from alerting.ports import StuffingSource, WindowStats
-from alerting.render import format_duration, format_number
+from alerting.render import format_clock, format_duration, format_number
 from alerting.state import Observation
 from schemas.alerts import IP_SUBJECT_PREFIX, AlertRule
-from schemas.utc import as_utc
 
 
 def address(subject: str) -> str:
@@ -36,13 +35,9 @@ def address(subject: str) -> str:
     return subject.removeprefix(IP_SUBJECT_PREFIX)
 
 
-def _clock(at: datetime, now: datetime) -> str:
-    at = as_utc(at)
-    return at.strftime("%H:%M" if at.date() == as_utc(now).date() else "%Y-%m-%d %H:%M")
-
-
 def _when(source: StuffingSource, now: datetime) -> str:
-    first, last = _clock(source.first_at, now), _clock(source.last_at, now)
+    first = format_clock(source.first_at, now, zone=False)
+    last = format_clock(source.last_at, now, zone=False)
     return f"at {first} UTC" if first == last else f"between {first} and {last} UTC"
 
 

@@ -30,9 +30,8 @@ from datetime import datetime, timedelta
 from ipaddress import ip_network
 from typing import cast
 
-from alerting.detectors.stale_keys import _clock, _minute
 from alerting.ports import AddressHistory, NewAddress, WindowStats
-from alerting.render import format_duration, format_number, key_label
+from alerting.render import format_clock, format_duration, format_minute, format_number, key_label
 from alerting.state import Observation
 from schemas.alerts import KIND_DEFAULTS, AlertRule, IpGranularity, RuleKind
 from schemas.cidr import Network, allows, compile_networks, overlaps, parse_address
@@ -76,7 +75,7 @@ def _plural(n: int, noun: str) -> str:
 
 
 def _seen(a: NewAddress, now: datetime) -> str:
-    return f"first seen {_clock(a.first_seen, now)} ({_plural(a.requests, 'request')})"
+    return f"first seen {format_clock(a.first_seen, now)} ({_plural(a.requests, 'request')})"
 
 
 def evidence_text(
@@ -116,7 +115,7 @@ def observe_unknown_ip(
     label = key_label(key_id, history.name)
     start = history.history_start
     if start is None or as_utc(now) - as_utc(start) < MIN_HISTORY:
-        since = f"since {_minute(start)}" if start is not None else "none yet"
+        since = f"since {format_minute(start)}" if start is not None else "none yet"
         return Observation(
             float(len(unknown)),
             sample_count=requests,

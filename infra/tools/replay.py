@@ -37,6 +37,8 @@ REBUILT_TABLES = (
     "usage_rollup",
     "key_last_used",
     "key_ip_seen",
+    "key_ip_day",
+    "key_status_rollup",
     "ingest_batches",
     "keys",
     "accounts",

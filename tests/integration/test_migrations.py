@@ -18,6 +18,8 @@ EXPECTED_TABLES = {
     "usage_minute_stage",
     "key_last_used",
     "key_ip_seen",
+    "key_ip_day",
+    "key_status_rollup",
     "ingest_batches",
     "keys",
     "accounts",
