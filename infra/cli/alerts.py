@@ -13,8 +13,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
+from alerting.defaults import default_misuse_rules
 from alerting.ports import DeliveryStatus
 from infra import alert_admin
 from infra.cli.console import out, print_json
@@ -176,6 +178,27 @@ def rules_add(
     out.print(f"rule {rule.rule_id} {verb} (alert-rules offset {done.offset})")
     if generated_secret:
         out.print(f"webhook signing secret (shown once): {generated_secret}")
+
+
+@rules_app.command("defaults")
+@clean_errors
+def rules_defaults(
+    account: Annotated[str, typer.Argument(help="The account, e.g. acc_example.")],
+    admin_email: Annotated[
+        str | None, typer.Option(help="Where the misuse rules send their alerts (email).")
+    ] = None,
+) -> None:
+    """Publish the default misuse rules of an account again (what `accounts create` does):
+    one account-wide rule per detector, replacing any earlier version of them."""
+    settings = load_settings()
+    try:
+        rules = default_misuse_rules(account, admin_email)
+    except ValidationError as exc:
+        raise alert_admin.AlertAdminError(alert_admin.describe_validation_error(exc)) from None
+    with alert_admin.Publisher(settings) as publisher:
+        for rule in rules:
+            publisher.rule(rule, replace=True)
+    out.print(f"misuse rules of {account}: {', '.join(r.rule_id for r in rules)}")
 
 
 # --------------------------------------------------------------------------- rules reads

@@ -17,7 +17,7 @@ import orjson
 import pytest
 from kafka import KafkaConsumer
 
-from schemas.alerts import MISUSE_KINDS, AlertRule, AlertRuleCreated
+from schemas.alerts import MISUSE_KINDS, AlertRule, AlertRuleCreated, AlertRuleUpdated
 from schemas.codec import decode_rule_event
 from schemas.key_format import ParsedSecret, check_secret, hash_secret
 from schemas.key_ledger import AccountLedger, KeyStatus
@@ -276,7 +276,9 @@ def _rules_on_topic(bootstrap: str, prefix: str) -> dict[str, AlertRule]:
         events = [decode_rule_event(m.value) for m in consumer]
     finally:
         consumer.close()
-    return {e.rule.rule_id: e.rule for e in events if isinstance(e, AlertRuleCreated)}
+    return {
+        e.rule.rule_id: e.rule for e in events if isinstance(e, AlertRuleCreated | AlertRuleUpdated)
+    }
 
 
 def test_a_new_account_gets_the_misuse_rules_opt_out(
@@ -293,6 +295,9 @@ def test_a_new_account_gets_the_misuse_rules_opt_out(
         assert [c.model_dump() for c in rule.channels] == [
             {"type": "email", "to": ["Ops@example.com"]}
         ]
-    bad = cli.run("accounts", "create", "acc_clibadmail", "--admin-email", "nope")
-    assert bad.returncode == 1 and "--admin-email" in bad.stderr, bad.stderr
-    assert follower.snapshot("acc_clibadmail") is None, "nothing created on a bad address"
+    cli.ok("rules", "defaults", "acc_clinomisuse")  # switched on later, without a channel
+    later = {
+        i: r for i, r in _rules_on_topic(kafka_bootstrap, topic_prefix).items() if i not in rules
+    }
+    assert {r.kind for r in later.values()} == MISUSE_KINDS
+    assert all(r.account_id == "acc_clinomisuse" and not r.channels for r in later.values())
