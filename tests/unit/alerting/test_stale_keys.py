@@ -14,12 +14,12 @@ from pydantic import ValidationError
 from alerting.channels.email import EmailConfig, build_message
 from alerting.channels.slack import fallback_text, slack_blocks
 from alerting.channels.webhook import webhook_payload
+from alerting.detectors.stale_keys import observe_stale
 from alerting.evaluation import evaluate
 from alerting.fingerprint import fingerprint
 from alerting.planning import QueryAnswer, plan_queries
 from alerting.ports import QueryOptions, StalePresentations, WindowStats
 from alerting.render import summary_lines
-from alerting.detectors.stale_keys import observe_stale
 from alerting.state import Condition, Observation, classify
 from schemas.alerts import (
     AlertRule,
