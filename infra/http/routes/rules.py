@@ -3,7 +3,8 @@
 Rule kinds: `request_count`, `error_rate`, `latency`, `stale_key_presented` (a revoked
 or expired key still presented; `threshold` 1, `window_s` 15m and `comparator` gte
 unless given) and the misuse detectors `usage_spike`, `unknown_ip`, `error_pattern`,
-`credential_stuffing` (defaults: `schemas.alerts.KIND_DEFAULTS`). An invalid field is a 422 naming the field and what to give instead.
+`credential_stuffing` (defaults: `schemas.alerts.KIND_DEFAULTS`). An invalid field is a
+422 naming the field and what to give instead.
 
 Writes are Kafka publications (rules are events on `keypulse.alert-rules`) through the
 app's one long-lived `Publisher`; they are accepted (202) once the broker confirmed the
