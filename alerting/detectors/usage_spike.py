@@ -136,7 +136,7 @@ def learning_text(key_id: str, spike: SpikeHistory | None, window_s: int) -> str
         label = key_label(key_id, spike.name if spike else None)
         return f"{label}: learning, no requests in the last 6 weeks; {need}"
     days = sum(_lag(spike.lags, d) is not None for d in DAILY_LAGS)
-    since = as_utc(spike.history_start).strftime("%Y-%m-%d %H:%M UTC")
+    since = as_utc(spike.history_start).strftime("%Y-%m-%d")  # the first day with requests
     return (
         f"{key_label(key_id, spike.name)}: learning, history since {since} "
         f"({days} of the last 7 days); {need}"

@@ -47,7 +47,8 @@ KEY_COLUMNS += ["secret_hash", "hint", "created_at", "created_by", "updated_at",
 def _events(rng: random.Random) -> list[RequestCompleted]:
     events = []
     for (account, key), (days, rate) in KEYS.items():
-        first = int(NOW.timestamp()) - days * DAY + rng.randrange(HOUR, 20 * HOUR)
+        late = 3 * HOUR if key == "key_beta01" else rng.randrange(HOUR, 20 * HOUR)
+        first = int(NOW.timestamp()) - days * DAY + late  # b1: after 12:07 on its first day
         for hour in range(first // HOUR * HOUR, END, HOUR):
             daily = 0.3 if (hour // HOUR) % 24 < 7 else 1.0
             n = sum(rng.random() < rate * daily / 6 for _ in range(6))
@@ -99,8 +100,19 @@ def _register(client: Client) -> None:
 def _truth(
     events: list[RequestCompleted], window_s: int, pairs: set[tuple[str, str]]
 ) -> dict[tuple[str, str], tuple[int, list[float | None], int | None]]:
+    """(current, lags, history_start) per key with anything, as the reader defines them:
+    history_start is the first day with requests within the 42 days; a lag is None unless
+    its window ends after the first hour with requests among the hours read (those
+    overlapping a shifted window, and the window's whole hours) or after the end of that
+    first day."""
     start = END - window_s
-    history_from = (start - SPIKE_LAG_DAYS * DAY) // HOUR * HOUR
+    days_from = (start - SPIKE_LAG_DAYS * DAY) // DAY * DAY
+    shifted = [(start - d * DAY, END - d * DAY) for d in range(1, SPIKE_LAG_DAYS + 1)]
+
+    def read(b: int) -> bool:
+        whole = start <= b and b + HOUR <= END
+        return whole or any(b < hi and b + HOUR > lo for lo, hi in shifted)
+
     current: Counter[tuple[str, str]] = Counter()
     hours: dict[tuple[str, str], Counter[int]] = {p: Counter() for p in pairs}
     for e in events:
@@ -112,20 +124,22 @@ def _truth(
         hours[pair][int(t) // HOUR * HOUR] += 1
     truth = {}
     for pair in pairs:
-        used = [b for b in hours[pair] if history_from <= b < END]
-        first = min(used) if used else None
+        days = [b // DAY * DAY for b in hours[pair] if days_from <= b < END]
+        first_day = min(days) if days else None
+        first_hour = min((b for b in hours[pair] if read(b)), default=None)
+        known = [t for t in (first_hour, first_day + DAY if first_day else None) if t]
+        since = min(known) if known else None
         lags: list[float | None] = []
-        for d in range(1, SPIKE_LAG_DAYS + 1):
-            lo, hi = start - d * DAY, END - d * DAY
-            if first is None or hi <= first:
+        for lo, hi in shifted:
+            if since is None or hi <= since:
                 lags.append(None)
                 continue
             share = sum(
                 n * max(0, min(b + HOUR, hi) - max(b, lo)) / HOUR for b, n in hours[pair].items()
             )
             lags.append(share)
-        if current[pair] or first is not None:
-            truth[pair] = (current[pair], lags, first)
+        if current[pair] or first_day is not None:
+            truth[pair] = (current[pair], lags, first_day)
     return truth
 
 
@@ -161,10 +175,12 @@ def test_spike_history_per_key_in_one_query(migrated_client: Client) -> None:
         truth = _truth(events, window_s, in_scope)
         _compare(got, truth)
     # The seed gives what the cases need: a1 and b1 send in the window, a2 does not; b1's
-    # history is short (lags beyond it are None), a1's reaches past the 42 days.
+    # history is short (lags beyond it are None), a1's reaches past the 42 days. b1's first
+    # day has a window before its first request: None, as the window before that day.
     a1, a2, b1 = (truth[p] for p in sorted(in_scope))
     assert a1[0] > 0 and b1[0] > 0 and a2[0] == 0
     assert all(v is not None for v in a1[1]) and sum(v is None for v in b1[1]) >= 30
+    assert b1[2] is not None and b1[1][(END - b1[2]) // DAY - 1] is None
     spike_a1, spike_b1 = (
         got[("acc_alpha", "key_alpha1")].spike,
         got[("acc_beta", "key_beta01")].spike,

@@ -37,7 +37,7 @@ def history(
     """A key with `days` days of history: lags beyond them None, the others as given (0
     where not given)."""
     values = tuple(None if d > days else lags.get(d, 0.0) for d in range(1, SPIKE_LAG_DAYS + 1))
-    start = datetime(2026, 10, 1, 9, tzinfo=UTC) if days else None
+    start = datetime(2026, 10, 1, tzinfo=UTC) if days else None
     return WindowStats(current, spike=SpikeHistory(current, values, start, name))
 
 
@@ -102,8 +102,8 @@ def test_learning_with_two_days_of_history() -> None:
     obs = observe_spike(spike_rule(), KEY, history(800, {1: 90.0, 2: 100.0}, 2), NOW)
     assert obs.learning and obs.value is None and obs.sample_count == 800
     assert obs.evidence == (
-        "key_ab12 (Production web): learning, history since 2026-10-01 09:00 UTC (2 of the "
-        "last 7 days); a baseline needs the same hour on 5 of the last 7 days (3 weeks for "
+        "key_ab12 (Production web): learning, history since 2026-10-01 (2 of the last 7 "
+        "days); a baseline needs the same hour on 5 of the last 7 days (3 weeks for "
         "the weekly one)"
     )
     assert classify(obs, spike_rule()) is Condition.LEARNING
