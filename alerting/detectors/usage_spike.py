@@ -29,7 +29,10 @@ Contracts:
   `breach` = the floor is met and the value (rounded to 0.1, as shown) >= `threshold`.
 - Evidence, e.g. `key_ab12 (Production web): 5,400 requests in the last 1h; the same hour
   in the last 4 weeks: 280-330 (median 300); robust z 41.2` (the range with an en dash;
-  daily: `the same hour on the last 7 days: …`).
+  daily: `the same hour on the last 7 days: …`); z keeps its sign there (a drop shows
+  `robust z -4.7` while the value of a drop rule is 4.7). Learning: `key_ab12 (…):
+  learning, history since 2026-11-29 (2 of the last 7 days); a baseline needs the same
+  hour on 5 of the last 7 days (3 weeks for the weekly one)`.
 - No I/O and no clock: `now` is the evaluation time.
 """
 
