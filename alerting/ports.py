@@ -100,8 +100,10 @@ class SpikeHistory:
 
     `lags[d - 1]` is the requests of the window that ends `d` days before this one
     (d = 1 … `SPIKE_LAG_DAYS`), estimated from the hour rollup (an hour that overlaps the
-    window partly counts with the overlap's share); None for a lag whose window ends
-    before `history_start`, the key's first hour with requests within the 6 weeks.
+    window partly counts with the overlap's share); None for a lag unless the key is
+    known to have sent by the end of its window (its first hour with requests among the
+    hours read, or the end of its first day with requests); `history_start` is the start
+    of the key's first day with requests within the 6 weeks.
     """
 
     current: int
