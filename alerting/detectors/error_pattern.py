@@ -14,8 +14,11 @@ Contracts of `observe_error_pattern(rule, key_id, stats, now)`:
   `min(1 day, lookback_s)` before its end (a new key, or one back from silence, first
   shows what its usual share is; with a lookback under a day, the whole lookback).
 - Breach (the detector's own judgement): share >= `threshold` (the absolute floor,
-  default 5 %) and share >= baseline share + `margin` (default 10 points). A key that
-  always answers with that share is quiet: its baseline carries it.
+  default 5 %), share >= baseline share + `margin` (default 10 points), and the
+  window's errors at least `MIN_SURPRISE` standard deviations above what the baseline
+  share predicts for the window's requests (`surprise`, binomial), so a few errors in a
+  small window are not an alarm. A key that always answers with that share is quiet:
+  its baseline carries it.
 - A key without requests in the window (`stats` None) observes no value (nodata).
 - The evidence names the key, the share, the requests and errors of the window and the
   baseline's share over its requests, e.g. `key_ab12 (Production web): 38% of 1,240
@@ -25,6 +28,7 @@ Contracts of `observe_error_pattern(rule, key_id, stats, now)`:
 
 from __future__ import annotations
 
+import math
 from datetime import datetime, timedelta
 from typing import cast
 
@@ -119,5 +123,28 @@ def observe_error_pattern(
         return Observation(share, sample_count=h.requests, evidence=evidence, learning=True)
     margin = rule.margin if rule.margin is not None else DEFAULT_MARGIN
     base = error_share(h.baseline_errors, h.baseline_requests)
-    breach = share >= rule.threshold and share >= base + margin
+    breach = (
+        share >= rule.threshold
+        and share >= base + margin
+        and surprise(h.errors, h.requests, base) >= MIN_SURPRISE
+    )
     return Observation(share, sample_count=h.requests, evidence=evidence, breach=breach)
+
+
+MIN_SURPRISE = 4.0
+"""How many standard deviations above the baseline's expectation the window's errors
+must be (`surprise`): a margin alone is noise in a small window (4 errors in 24 requests
+is 17 %, yet only about 2.4 standard deviations above a 5.6 % baseline)."""
+
+MIN_BASE_SHARE = 0.5
+"""The baseline share (percent) the significance check assumes at least, so a key that
+never failed does not make its first error infinitely surprising."""
+
+
+def surprise(errors: int, requests: int, base_share: float) -> float:
+    """The window's errors in standard deviations above what the baseline share predicts
+    for its requests (binomial: (errors - n·p) / √(n·p·(1 - p)), p at least
+    `MIN_BASE_SHARE` percent)."""
+    p = min(max(base_share, MIN_BASE_SHARE), 99.0) / 100.0
+    expected = requests * p
+    return (errors - expected) / math.sqrt(requests * p * (1.0 - p))

@@ -11,7 +11,12 @@ from typing import Any
 
 import pytest
 
-from alerting.detectors.error_pattern import baseline_end, format_share, observe_error_pattern
+from alerting.detectors.error_pattern import (
+    baseline_end,
+    format_share,
+    observe_error_pattern,
+    surprise,
+)
 from alerting.evaluation import evaluate
 from alerting.planning import QueryAnswer, plan_queries
 from alerting.ports import ErrorHistory, QueryOptions, WindowStats
@@ -93,6 +98,17 @@ def test_a_key_that_always_has_that_share_is_quiet() -> None:
     assert judge(history(1_240, 471, 96_000, 0)) is Condition.BREACH
     assert judge(history(100, 15, 1_000, 50)) is Condition.BREACH  # 15% = 5% + 10
     assert judge(history(100, 14, 1_000, 50)) is Condition.CLEAR
+
+
+def test_a_few_errors_in_a_small_window_are_not_surprising_enough() -> None:
+    # 4 of 24 is 17%, 11 points over a 5.6% baseline, but only ~2.5 standard deviations.
+    few = history(24, 4, 19_500, 1_092)
+    assert surprise(4, 24, 5.6) == pytest.approx((4 - 24 * 0.056) / (24 * 0.056 * 0.944) ** 0.5)
+    assert judge(few) is Condition.CLEAR
+    assert judge(history(24, 9, 19_500, 1_092)) is Condition.BREACH  # 37.5%: ~6.9 sd
+    # A key that never failed is judged against MIN_BASE_SHARE, not against zero.
+    assert surprise(1, 20, 0.0) == pytest.approx((1 - 0.1) / (20 * 0.005 * 0.995) ** 0.5)
+    assert judge(history(20, 3, 50_000, 0)) is Condition.BREACH  # 15%: ~9 sd over 0.5%
 
 
 def test_below_the_absolute_floor_is_quiet_whatever_the_margin() -> None:
