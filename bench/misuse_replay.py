@@ -10,11 +10,11 @@ the evaluator's `_commit` does). An alert is a FIRING notify decision (one per e
 
 Each kind is evaluated at its own cadence of simulated time (`CADENCES`), coarser than the
 real evaluator's 5 s to keep the run within minutes, but fine enough that every labelled
-anomaly lies whole inside some evaluated window, as it does for the real evaluator: 1 h
-windows every hour (a new address is first used within exactly one of them; a spike of
-1-3 h fills at least half of one), error_pattern's 15 min every 30 min (bursts last
-45-120 min), credential_stuffing's 15 min every 10 min (bursts last at most 5 min), stale
-presentations every 15 min (each lies in exactly one window).
+anomaly fills most or all of some evaluated window, as it does for the real evaluator:
+usage_spike's 1 h window every 30 min (a spike of 1-3 h fills at least 45 min of one),
+unknown_ip's every hour (a new address is first used within exactly one), error_pattern's
+15 min every 30 min (bursts last 45-120 min), credential_stuffing's 15 min every 10 min
+(bursts last at most 5 min), stale presentations every 15 min (each lies in one window).
 
 Baselines (`static_series`, `ips_per_key_hour`): the static rules' measures at the same
 evaluation times, computed from rows read once after the backfill (cheaper than a
@@ -102,7 +102,7 @@ class Replay:
 
 
 CADENCES: dict[RuleKind, timedelta] = {
-    RuleKind.USAGE_SPIKE: timedelta(minutes=60),
+    RuleKind.USAGE_SPIKE: timedelta(minutes=30),
     RuleKind.UNKNOWN_IP: timedelta(minutes=60),
     RuleKind.ERROR_PATTERN: timedelta(minutes=30),
     RuleKind.CREDENTIAL_STUFFING: timedelta(minutes=10),
