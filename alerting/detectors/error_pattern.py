@@ -15,9 +15,9 @@ Contracts of `observe_error_pattern(rule, key_id, stats, now)`:
   shows what its usual share is; with a lookback under a day, the whole lookback).
 - Breach (the detector's own judgement): share >= `threshold` (the absolute floor,
   default 5 %), share >= baseline share + `margin` (default 10 points), and the
-  window's errors at least `MIN_SURPRISE` standard deviations above what the baseline
-  share predicts for the window's requests (`surprise`, binomial), so a few errors in a
-  small window are not an alarm. A key that always answers with that share is quiet:
+  window's errors no more likely than `MAX_CHANCE` (one in a million) under the
+  baseline share (`chance`, the binomial tail), so a few errors in a small window are
+  not an alarm. A key that always answers with that share is quiet:
   its baseline carries it.
 - A key without requests in the window (`stats` None) observes no value (nodata).
 - The evidence names the key, the share, the requests and errors of the window and the
@@ -126,25 +126,35 @@ def observe_error_pattern(
     breach = (
         share >= rule.threshold
         and share >= base + margin
-        and surprise(h.errors, h.requests, base) >= MIN_SURPRISE
+        and chance(h.errors, h.requests, base) <= MAX_CHANCE
     )
     return Observation(share, sample_count=h.requests, evidence=evidence, breach=breach)
 
 
-MIN_SURPRISE = 4.0
-"""How many standard deviations above the baseline's expectation the window's errors
-must be (`surprise`): a margin alone is noise in a small window (4 errors in 24 requests
-is 17 %, yet only about 2.4 standard deviations above a 5.6 % baseline)."""
+MAX_CHANCE = 1e-6
+"""How likely the window's errors may be under the key's baseline share at most
+(`chance`): a margin alone is noise in a small window (3 errors in 23 requests is 13 %,
+11 points over a 1.4 % baseline, yet happens by chance about once in 250 windows)."""
 
 MIN_BASE_SHARE = 0.5
-"""The baseline share (percent) the significance check assumes at least, so a key that
-never failed does not make its first error infinitely surprising."""
+"""The baseline share (percent) the chance is computed with at least, so a key that
+never failed does not make its first errors impossible."""
 
 
-def surprise(errors: int, requests: int, base_share: float) -> float:
-    """The window's errors in standard deviations above what the baseline share predicts
-    for its requests (binomial: (errors - n·p) / √(n·p·(1 - p)), p at least
-    `MIN_BASE_SHARE` percent)."""
+def chance(errors: int, requests: int, base_share: float) -> float:
+    """The probability of at least `errors` errors in `requests` requests when each fails
+    with the baseline share (percent, at least `MIN_BASE_SHARE`): the binomial upper
+    tail, summed in log space."""
+    if errors <= 0:
+        return 1.0
     p = min(max(base_share, MIN_BASE_SHARE), 99.0) / 100.0
-    expected = requests * p
-    return (errors - expected) / math.sqrt(requests * p * (1.0 - p))
+    log_p, log_q = math.log(p), math.log1p(-p)
+    log_n = math.lgamma(requests + 1)
+    total = 0.0
+    for k in range(errors, requests + 1):
+        term = log_n - math.lgamma(k + 1) - math.lgamma(requests - k + 1)
+        term += k * log_p + (requests - k) * log_q
+        total += math.exp(term)
+        if k > requests * p and math.exp(term) < total * 1e-12:
+            break  # the tail past the mode falls fast; the rest adds nothing
+    return min(total, 1.0)

@@ -5,6 +5,7 @@ evaluation cycle to a notification that carries the evidence."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,9 +14,9 @@ import pytest
 
 from alerting.detectors.error_pattern import (
     baseline_end,
+    chance,
     format_share,
     observe_error_pattern,
-    surprise,
 )
 from alerting.evaluation import evaluate
 from alerting.planning import QueryAnswer, plan_queries
@@ -96,19 +97,24 @@ def test_a_key_that_always_has_that_share_is_quiet() -> None:
     assert observe(usual).evidence.endswith("baseline over the previous 7d: 35% of 96,000")
     # The same share against a clean baseline fires; exactly at baseline + margin too.
     assert judge(history(1_240, 471, 96_000, 0)) is Condition.BREACH
-    assert judge(history(100, 15, 1_000, 50)) is Condition.BREACH  # 15% = 5% + 10
-    assert judge(history(100, 14, 1_000, 50)) is Condition.CLEAR
+    assert judge(history(1_000, 150, 10_000, 500)) is Condition.BREACH  # 15% = 5% + 10
+    assert judge(history(1_000, 149, 10_000, 500)) is Condition.CLEAR
 
 
-def test_a_few_errors_in_a_small_window_are_not_surprising_enough() -> None:
-    # 4 of 24 is 17%, 11 points over a 5.6% baseline, but only ~2.5 standard deviations.
-    few = history(24, 4, 19_500, 1_092)
-    assert surprise(4, 24, 5.6) == pytest.approx((4 - 24 * 0.056) / (24 * 0.056 * 0.944) ** 0.5)
-    assert judge(few) is Condition.CLEAR
-    assert judge(history(24, 9, 19_500, 1_092)) is Condition.BREACH  # 37.5%: ~6.9 sd
+def test_a_few_errors_in_a_small_window_are_not_unlikely_enough() -> None:
+    # 3 of 23 is 13%, 11.6 points over a 1.4% baseline, but happens about once in 250.
+    exact = sum(
+        math.comb(23, k) * 0.014**k * 0.986 ** (23 - k) for k in range(3, 24)
+    )  # the binomial tail computed directly
+    assert chance(3, 23, 1.4) == pytest.approx(exact, rel=1e-9)
+    assert 1e-3 < exact < 1e-2
+    assert judge(history(23, 3, 7_428, 104)) is Condition.CLEAR
+    assert judge(history(23, 9, 7_428, 104)) is Condition.BREACH  # 39%: about 1e-11
     # A key that never failed is judged against MIN_BASE_SHARE, not against zero.
-    assert surprise(1, 20, 0.0) == pytest.approx((1 - 0.1) / (20 * 0.005 * 0.995) ** 0.5)
-    assert judge(history(20, 3, 50_000, 0)) is Condition.BREACH  # 15%: ~9 sd over 0.5%
+    assert chance(2, 20, 0.0) == pytest.approx(chance(2, 20, 0.5))
+    assert judge(history(20, 3, 50_000, 0)) is Condition.CLEAR  # 15%, but p = 1.1e-3
+    assert judge(history(40, 12, 50_000, 0)) is Condition.BREACH
+    assert chance(0, 10, 5.0) == 1.0
 
 
 def test_below_the_absolute_floor_is_quiet_whatever_the_margin() -> None:
