@@ -52,8 +52,9 @@ def key_label(key_id: str, name: str | None) -> str:
     return f"{key_id} ({one_line(name, 100)})" if name else key_id
 
 
-def _counted(value: float, one: str, many: str) -> str:
-    return f"{format_number(value)} {one if value == 1 else many}"
+def counted(value: float, one: str, many: str | None = None) -> str:
+    """`1 request`, `5,400 requests` (`many` defaults to `one` + "s")."""
+    return f"{format_number(value)} {one if value == 1 else many or one + 's'}"
 
 
 def format_value(n: Notification, value: float | None) -> str:
@@ -63,7 +64,7 @@ def format_value(n: Notification, value: float | None) -> str:
         return "no data"
     kind = n.rule.kind
     if kind is RuleKind.STALE_KEY_PRESENTED:
-        return _counted(value, "time", "times")
+        return counted(value, "time")
     if kind in (RuleKind.ERROR_RATE, RuleKind.ERROR_PATTERN):
         return f"{format_number(value)}%"
     if kind is RuleKind.LATENCY:
@@ -71,9 +72,9 @@ def format_value(n: Notification, value: float | None) -> str:
     if kind is RuleKind.USAGE_SPIKE:
         return f"z {value:,.1f}"
     if kind is RuleKind.UNKNOWN_IP:
-        return _counted(value, "new address", "new addresses")
+        return counted(value, "new address", "new addresses")
     if kind is RuleKind.CREDENTIAL_STUFFING:
-        return _counted(value, "distinct key", "distinct keys")
+        return counted(value, "distinct key")
     return f"{format_number(value)} requests"
 
 

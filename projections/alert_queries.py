@@ -29,7 +29,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from alerting.ports import StalePresentations, StatsByKey, StatsQuery, WindowStats
-from projections.alert_scope import scope_sql
+from projections.alert_scope import scope_keys, scope_sql
 from projections.detector_queries import READERS
 from projections.ingest_log import newest_event_time, partition_watermarks
 from projections.rollup_sql import TABLE, tier_condition
@@ -135,13 +135,12 @@ class ClickHouseEvaluationQueries:
         if reader is not None:
             return reader(self._client, query, now)
         sql, params = window_stats_sql(query, now)
-        registered = self._registered(query.accounts) if query.accounts else {}
+        scope = scope_keys(self._client, query, named_records=False)
         rows = self._client.query(sql, parameters=params).result_rows
-        wide, named = set(query.accounts), {k for _, k in query.key_pairs}
         out: StatsByKey = {}
         for row in rows:
             account, key, requests = row[0], row[1], int(row[2])
-            if account in wide and (account, key) not in registered and key not in named:
+            if not scope.counts(account, key):
                 continue  # not the account's key: counted in no account-wide scope
             errors = int(row[3]) if query.errors else 0
             p50 = p95 = p99 = None
@@ -149,8 +148,8 @@ class ClickHouseEvaluationQueries:
                 p50, p95, p99 = (_quantile(q) for q in row[-1])
             out[(account, key)] = WindowStats(requests, errors, p50, p95, p99)
         if query.kind is RuleKind.REQUEST_COUNT:
-            for pair, status in registered.items():
-                if status == "active":
+            for pair, entry in scope.registered.items():
+                if entry.status == "active":
                     out.setdefault(pair, _SILENT)
         return out
 
@@ -158,16 +157,6 @@ class ClickHouseEvaluationQueries:
         sql, params = stale_presented_sql(query, now)
         rows = self._client.query(sql, parameters=params).result_rows
         return {(str(r[0]), str(r[1])): _stale_row(r) for r in rows}
-
-    def _registered(self, accounts: Sequence[str]) -> dict[tuple[str, str], str]:
-        """(account_id, key_id) -> status of the accounts' keys in the registry (not
-        deleted)."""
-        rows = self._client.query(
-            "SELECT account_id, key_id, status FROM keys FINAL "
-            "WHERE account_id IN {accounts:Array(String)} AND status != 'deleted'",
-            parameters={"accounts": sorted(accounts)},
-        ).result_rows
-        return {(str(a), str(k)): str(s) for a, k, s in rows}
 
     def ingest_watermark(self) -> datetime | None:
         return newest_event_time(self._client, self._topic)

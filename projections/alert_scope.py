@@ -2,8 +2,9 @@
 
 `scope_sql(query, params)` is the WHERE condition that selects the rows of a
 `StatsQuery`'s scope (whole accounts, plus single keys of key-scoped rules) and adds its
-parameters (`accounts`, `wide`, `keys`) to `params`. `registered_keys` reads, in one small
-query over `keys FINAL`, what the registry says about the keys of the scope: account-wide
+parameters (`accounts`, `wide`, `keys`) to `params`. `scope_keys` reads, in one small
+query over `keys FINAL`, what the registry says about the keys of the scope
+(`ScopeKeys.counts` is the filter): account-wide
 scopes count only the keys the registry says the account owns (not deleted), as the
 account reads of `projections.queries` do; a key-scoped rule reads its key as it is.
 """
@@ -61,12 +62,26 @@ def registered_keys(
     }
 
 
-def in_wide_scope(
-    query: StatsQuery, account: str, key: str, registered: dict[tuple[str, str], Any]
-) -> bool:
-    """Whether a row of (account, key) counts for `query`: a key-scoped rule's key always;
-    in an account-wide scope only a key the registry says the account owns."""
-    named = {k for _, k in query.key_pairs}
-    if key in named:
-        return True
-    return account in query.accounts and (account, key) in registered
+@dataclass(frozen=True, slots=True)
+class ScopeKeys:
+    """A query's scope with what the registry says about its keys (`scope_keys`)."""
+
+    registered: dict[tuple[str, str], RegisteredKey]
+    named: frozenset[str]
+    """The keys of key-scoped rules."""
+    wide: frozenset[str]
+    """The accounts watched as a whole."""
+
+    def counts(self, account: str, key: str) -> bool:
+        """Whether a row of (account, key) counts: a key-scoped rule's key always; in an
+        account-wide scope only a key the registry says the account owns."""
+        return key in self.named or (account in self.wide and (account, key) in self.registered)
+
+
+def scope_keys(client: Client, query: StatsQuery, *, named_records: bool = True) -> ScopeKeys:
+    """The registry's records of `query`'s scope (one small read), for names, allow-lists
+    and the account-wide filter; without `named_records` only the whole accounts' keys
+    are read (the filter needs no more)."""
+    named = frozenset(k for _, k in query.key_pairs)
+    registered = registered_keys(client, query.accounts, sorted(named) if named_records else ())
+    return ScopeKeys(registered, named, frozenset(query.accounts))

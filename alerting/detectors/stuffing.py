@@ -25,7 +25,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from alerting.ports import StuffingSource, WindowStats
-from alerting.render import format_clock, format_duration, format_number
+from alerting.render import counted, format_clock, format_duration, format_number
 from alerting.state import Observation
 from schemas.alerts import IP_SUBJECT_PREFIX, AlertRule
 
@@ -41,18 +41,15 @@ def _when(source: StuffingSource, now: datetime) -> str:
     return f"at {first} UTC" if first == last else f"between {first} and {last} UTC"
 
 
-def _keys(n: int) -> str:
-    return f"{format_number(n)} distinct invalid or revoked key{'' if n == 1 else 's'}"
-
-
 def evidence_text(subject: str, source: StuffingSource, window_s: int, now: datetime) -> str:
     """E.g. `IP 203.0.113.9 presented 27 distinct invalid or revoked keys in the last 15m
     (35 attempts: 31 unknown, 4 revoked) between 12:01 and 12:14 UTC`."""
     per = sorted(source.outcomes, key=lambda o: (-o[1], o[0]))
     verdicts = ", ".join(f"{format_number(n)} {outcome}" for outcome, n in per)
-    attempts = "1 attempt" if source.attempts == 1 else f"{format_number(source.attempts)} attempts"
+    attempts = counted(source.attempts, "attempt")
+    keys = counted(source.distinct_keys, "distinct invalid or revoked key")
     return (
-        f"IP {address(subject)} presented {_keys(source.distinct_keys)} in the last "
+        f"IP {address(subject)} presented {keys} in the last "
         f"{format_duration(window_s)} ({attempts}: {verdicts}) {_when(source, now)}"
     )
 

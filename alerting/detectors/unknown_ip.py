@@ -31,7 +31,14 @@ from ipaddress import ip_network
 from typing import cast
 
 from alerting.ports import AddressHistory, NewAddress, WindowStats
-from alerting.render import format_clock, format_duration, format_minute, format_number, key_label
+from alerting.render import (
+    counted,
+    format_clock,
+    format_duration,
+    format_minute,
+    format_number,
+    key_label,
+)
 from alerting.state import Observation
 from schemas.alerts import KIND_DEFAULTS, AlertRule, IpGranularity, RuleKind
 from schemas.cidr import Network, allows, compile_networks, overlaps, parse_address
@@ -70,12 +77,8 @@ def unknown_subjects(history: AddressHistory) -> tuple[NewAddress, ...]:
     return tuple(a for a in history.new if not _allowed(allowed, a.subject))
 
 
-def _plural(n: int, noun: str) -> str:
-    return f"{format_number(n)} {noun}{'' if n == 1 else 's'}"
-
-
 def _seen(a: NewAddress, now: datetime) -> str:
-    return f"first seen {format_clock(a.first_seen, now)} ({_plural(a.requests, 'request')})"
+    return f"first seen {format_clock(a.first_seen, now)} ({counted(a.requests, 'request')})"
 
 
 def evidence_text(
@@ -98,7 +101,7 @@ def evidence_text(
     more = len(unknown) - SHOWN
     if more > 0:
         shown += f" and {format_number(more)} more"
-    return f"{label}: {_plural(len(unknown), f'new {noun}')}: {shown}; {tail}"
+    return f"{label}: {counted(len(unknown), f'new {noun}')}: {shown}; {tail}"
 
 
 def observe_unknown_ip(

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from alerting.ports import SPIKE_LAG_DAYS, SpikeHistory, WindowStats
-from alerting.render import format_duration, format_number, key_label
+from alerting.render import counted, format_duration, format_number, key_label
 from alerting.state import Observation
 from schemas.alerts import AlertRule, SpikeDirection
 from schemas.utc import as_utc
@@ -104,10 +104,6 @@ def _count(x: float) -> str:
     return f"{x:.1f}"
 
 
-def _requests(n: int) -> str:
-    return f"{format_number(n)} request{'' if n == 1 else 's'}"
-
-
 def _same(window_s: int) -> str:
     return "the same hour" if window_s == 3_600 else f"the same {format_duration(window_s)}"
 
@@ -119,7 +115,7 @@ def evidence_text(key_id: str, spike: SpikeHistory, base: Baseline, z: float, wi
     when = f"in the last {n} weeks" if base.weekly else f"on the last {n} days"
     lo, hi = min(base.values), max(base.values)
     return (
-        f"{key_label(key_id, spike.name)}: {_requests(spike.current)} in the last "
+        f"{key_label(key_id, spike.name)}: {counted(spike.current, 'request')} in the last "
         f"{format_duration(window_s)}; {_same(window_s)} {when}: {_count(lo)}{DASH}{_count(hi)} "
         f"(median {_count(base.median)}); robust z {_z(z)}"
     )
@@ -169,7 +165,7 @@ def observe_spike(
     floor_met = spike.current >= floor if rising else base.median >= floor
     evidence = evidence_text(key_id, spike, base, z, window_s)
     if not floor_met:
-        evidence += f"; below the volume floor of {_requests(floor)}"
+        evidence += f"; below the volume floor of {counted(floor, 'request')}"
     return Observation(
         value,
         sample_count=spike.current,

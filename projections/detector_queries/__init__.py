@@ -1,6 +1,6 @@
 """The misuse detectors' reads: one module per rule kind, each answering a `StatsQuery`
 of its kind with ONE query over its rollup (plus, where the scope needs it, the small
-registry read of `projections.alert_scope.registered_keys`), whatever the number of keys.
+registry read of `projections.alert_scope.scope_keys`), whatever the number of keys.
 
 Every reader has the signature of `Reader`; `READERS` maps the kinds that have one.
 Every function is synchronous: call it off the event loop.

@@ -19,7 +19,7 @@ window (bucket >= its start) or in the baseline (bucket < the hour before it), s
 sums both. `history_start` is the first baseline hour with requests.
 
 Scope: `projections.alert_scope.scope_sql`; account-wide scopes count only the keys the
-registry says the account owns (`registered_keys`, the one other, small read, which also
+registry says the account owns (`scope_keys`, the one other, small read, which also
 gives the keys' names). Keys without requests in the window are absent from the answer.
 """
 
@@ -32,7 +32,7 @@ from typing import Any, cast
 from clickhouse_connect.driver.client import Client
 
 from alerting.ports import ErrorHistory, StatsByKey, StatsQuery, WindowStats
-from projections.alert_scope import in_wide_scope, registered_keys, scope_sql
+from projections.alert_scope import scope_keys, scope_sql
 from projections.rollup_sql import TABLE as USAGE_TABLE
 from projections.rollup_sql import buckets, epoch
 from projections.windows import Span, Tier, plan_nested
@@ -108,15 +108,15 @@ def error_pattern_stats(client: Client, query: StatsQuery, now: datetime) -> Sta
     the registry read for names and the account-wide filter)."""
     if not query.accounts and not query.key_pairs:
         return {}
-    registered = registered_keys(client, query.accounts, [k for _, k in query.key_pairs])
+    scope = scope_keys(client, query)
     sql, params = error_pattern_sql(query, now)
     out: StatsByKey = {}
     rows = client.query(sql, parameters=params).result_rows
     for row_account, row_key, requests, errors, b_requests, b_errors, first in rows:
         account, key = str(row_account), str(row_key)
-        if not in_wide_scope(query, account, key, registered):
+        if not scope.counts(account, key):
             continue
-        entry = registered.get((account, key))
+        entry = scope.registered.get((account, key))
         history = ErrorHistory(
             requests=int(requests),
             errors=int(errors),

@@ -27,7 +27,7 @@ ignored (the table keeps none).
 
 Answer: only keys with at least one new subject (the others are observed with no stats,
 which is quiet). Scope: `projections.alert_scope.scope_sql`; account-wide scopes count only
-the keys the registry says the account owns (`registered_keys`, the one other, small read,
+the keys the registry says the account owns (`scope_keys`, the one other, small read,
 which also gives the keys' names and allow-lists).
 """
 
@@ -40,7 +40,7 @@ from typing import Any, cast
 from clickhouse_connect.driver.client import Client
 
 from alerting.ports import AddressHistory, NewAddress, StatsByKey, StatsQuery, WindowStats
-from projections.alert_scope import in_wide_scope, registered_keys, scope_sql
+from projections.alert_scope import scope_keys, scope_sql
 from projections.windows import plan_nested
 from schemas.alerts import KIND_DEFAULTS, IpGranularity, RuleKind
 from schemas.utc import as_utc
@@ -132,15 +132,15 @@ def unknown_ip_stats(client: Client, query: StatsQuery, now: datetime) -> StatsB
     """Per key in scope with a new subject in the window: its `AddressHistory`."""
     if not query.accounts and not query.key_pairs:
         return {}
-    registered = registered_keys(client, query.accounts, [k for _, k in query.key_pairs])
+    scope = scope_keys(client, query)
     sql, params = unknown_ip_sql(query, now)
     rows = client.query(sql, parameters=params).result_rows
     out: StatsByKey = {}
     for account, key, history_start, known, entries in rows:
         pair = (str(account), str(key))
-        if not in_wide_scope(query, *pair, registered):
+        if not scope.counts(*pair):
             continue
-        reg = registered.get(pair)
+        reg = scope.registered.get(pair)
         new = _new(entries)
         addresses = AddressHistory(
             new=new,

@@ -25,7 +25,7 @@ with requests, whichever is earlier (only a lag on that first day, without reque
 own, can be None although the key was already sending). Any other lag without rows is 0.
 
 Scope: `projections.alert_scope.scope_sql`; account-wide scopes count only the keys the
-registry says the account owns (`registered_keys`, the one other, small read, which also
+registry says the account owns (`scope_keys`, the one other, small read, which also
 gives the keys' names). Keys with neither requests in the window nor a day with requests
 within the 42 days are absent from the answer.
 """
@@ -39,7 +39,7 @@ from typing import Any
 from clickhouse_connect.driver.client import Client
 
 from alerting.ports import SPIKE_LAG_DAYS, SpikeHistory, StatsByKey, StatsQuery, WindowStats
-from projections.alert_scope import in_wide_scope, registered_keys, scope_sql
+from projections.alert_scope import scope_keys, scope_sql
 from projections.rollup_sql import TABLE, epoch, tier_condition
 from projections.windows import plan_nested
 from schemas.utc import as_utc, from_epoch_ms
@@ -124,17 +124,17 @@ def spike_stats(client: Client, query: StatsQuery, now: datetime) -> StatsByKey:
     filter)."""
     if not query.accounts and not query.key_pairs:
         return {}
-    registered = registered_keys(client, query.accounts, [k for _, k in query.key_pairs])
+    scope = scope_keys(client, query)
     sql, params = spike_sql(query, now)
     end = epoch(plan_nested([timedelta(seconds=query.window_s)], as_utc(now)).end)
     out: StatsByKey = {}
     rows = client.query(sql, parameters=params).result_rows
     for row_account, row_key, current, lags, first_hour, first_day in rows:
         account, key = str(row_account), str(row_key)
-        if not in_wide_scope(query, account, key, registered):
+        if not scope.counts(account, key):
             continue
         day = int(first_day) or None
-        entry = registered.get((account, key))
+        entry = scope.registered.get((account, key))
         history = SpikeHistory(
             current=int(current),
             lags=lag_values(end, [int(v) for v in lags], int(first_hour) or None, day),

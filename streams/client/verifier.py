@@ -22,8 +22,7 @@ refused without the state. A render needs the other processes' counts too: with 
 
 Allow-lists are compiled into `ipaddress` networks once per distinct allow-list.
 `outcomes`, when given, is told every verdict (`OutcomeSink.record`, which must not
-block). A sink whose `record` also takes `presented_digest` (the `OutcomeRecorder` does)
-is given, for a `malformed` or `unknown` verdict, the presented string's
+block), with, for a `malformed` or `unknown` verdict, the presented string's
 `schemas.requests.presented_digest` (16 hex digits of its SHA-256), so distinct bad
 strings from one client can be counted; never the string. Secrets are never logged or
 kept: only their hash is looked up.
@@ -31,9 +30,8 @@ kept: only their hash is looked up.
 
 from __future__ import annotations
 
-import inspect
 from datetime import UTC, datetime
-from typing import Protocol, cast
+from typing import Protocol
 
 from schemas.cidr import Network, compile_networks
 from schemas.key_format import SECRET_LENGTH, Malformed, check_secret, hash_secret
@@ -59,20 +57,8 @@ _NO_NETWORKS: tuple[Network, ...] = ()
 
 class OutcomeSink(Protocol):
     """Where verification outcomes go (e.g. a recorder batching them onto Kafka).
-    Called on the verifying thread for every verdict: it must return at once."""
-
-    def record(
-        self,
-        outcome: str,
-        key_id: str | None,
-        account_id: str | None,
-        client_ip: str | None,
-        at: datetime,
-    ) -> None: ...
-
-
-class DigestOutcomeSink(Protocol):
-    """An `OutcomeSink` that also takes the digest of a string that names no key."""
+    Called on the verifying thread for every verdict: it must return at once.
+    `presented_digest` is given for `malformed` and `unknown` verdicts only."""
 
     def record(
         self,
@@ -83,17 +69,6 @@ class DigestOutcomeSink(Protocol):
         at: datetime,
         presented_digest: str | None = None,
     ) -> None: ...
-
-
-def _digest_sink(sink: OutcomeSink | None) -> DigestOutcomeSink | None:
-    """`sink` when its `record` takes `presented_digest` (sinks written before it do not)."""
-    if sink is None:
-        return None
-    try:
-        params = inspect.signature(sink.record).parameters
-    except (TypeError, ValueError):
-        return None
-    return cast(DigestOutcomeSink, sink) if "presented_digest" in params else None
 
 
 class KeyVerifier:
@@ -115,7 +90,6 @@ class KeyVerifier:
         self.quota = sharing.quota if sharing is not None else quota or RenderQuota()
         self.sharing = sharing
         self.outcomes = outcomes
-        self._digests = _digest_sink(outcomes)
         self._owns_follower = owns_follower
         self._networks: dict[tuple[str, ...], tuple[Network, ...]] = {}
         self._valid: dict[str, tuple[KeyRecord, Verification]] = {}
@@ -197,13 +171,9 @@ class KeyVerifier:
             assert result.key_id is not None
             result = with_quota(result, self.quota.admit(result.key_id, at))
         verdict = result.verdict.value
-        if self._digests is not None:
+        if self.outcomes is not None:
             digest = presented_digest(presented) if verdict in KEYLESS_OUTCOMES else None
-            self._digests.record(
-                verdict, result.key_id, result.account_id, client_ip, at, presented_digest=digest
-            )
-        elif self.outcomes is not None:
-            self.outcomes.record(verdict, result.key_id, result.account_id, client_ip, at)
+            self.outcomes.record(verdict, result.key_id, result.account_id, client_ip, at, digest)
         return result
 
     def _verdict(self, presented: str, at: datetime, client_ip: str | None) -> Verification:

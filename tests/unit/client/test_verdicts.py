@@ -169,6 +169,7 @@ class Outcomes:
         account_id: str | None,
         client_ip: str | None,
         at: datetime,
+        presented_digest: str | None = None,
     ) -> None:
         self.seen.append((outcome, key_id, account_id, client_ip, at))
 
