@@ -9,9 +9,12 @@ GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 GITLEAKS_VERSION := v8.28.0
 GITLEAKS := $(VENV)/.gitleaks-$(GITLEAKS_VERSION)
 PACKAGES := schemas streams projections alerting infra
+ASSETS := infra/console/assets/node_modules/.package-lock.json
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 PYTEST_ARGS ?=
 
-.PHONY: setup demo test test-faults lint fmt kafka-jars kafka-start kafka-stop bench clean
+.PHONY: setup test-setup demo test test-faults lint fmt kafka-jars kafka-start kafka-stop bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +31,16 @@ $(JARS): infra/kafka/pom.xml
 
 kafka-jars: $(JARS)
 
+# The console's front-end packages from the npm registry, exactly as the lockfile pins.
+$(ASSETS): infra/console/assets/package-lock.json
+	npm ci --prefix infra/console/assets --no-audit --no-fund --loglevel=error
+	touch $@
+
+# The browser tests' Chromium: Debian's package (Playwright cannot download its own here).
+$(CHROMIUM):
+	$(SUDO) apt-get update -q
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium
+
 # gitleaks (security/gitleaks.toml's test runs it) from the Go module proxy into $(BIN);
 # skipped once this version is there.
 $(GITLEAKS): | $(BIN)/python
@@ -36,7 +49,9 @@ $(GITLEAKS): | $(BIN)/python
 		github.com/zricethezav/gitleaks/v8@$(GITLEAKS_VERSION)
 	touch $@
 
-setup: $(INSTALLED) $(JARS) $(GITLEAKS)
+setup: $(INSTALLED) $(JARS) $(GITLEAKS) $(ASSETS)
+
+test-setup: setup $(CHROMIUM)
 
 demo: setup
 	$(BIN)/keypulse demo $(if $(DURATION),--duration $(DURATION),)
@@ -63,7 +78,7 @@ with_test_kafka = out=$$($(TEST_KAFKA) $(BIN)/keypulse kafka start) || exit 1; e
 	$(1); rc=$$?; \
 	if [ $$started = 1 ]; then $(TEST_KAFKA) $(BIN)/keypulse kafka stop; fi; exit $$rc
 
-test: setup
+test: test-setup
 	@$(call with_test_kafka,$(MAKE) --no-print-directory lint && $(PYTEST) -m "not slow" $(PYTEST_ARGS))
 
 test-faults: setup

@@ -8,6 +8,7 @@ for the product API and refused here. Errors are `application/problem+json`
 (`infra.http.problems`); responses carry `X-Data-Freshness-Seconds`. The app's lifespan
 starts the key registry (`infra.http.key_registry`) and, at shutdown, closes it and the
 app's one Kafka producer for rule events (`runtime.publisher`).
+The web console (`infra.console`) is served by the same app under `/console`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI, Request
 
 from infra.alert_admin import Publisher
+from infra.console.app import install_console
 from infra.http.auth import Authenticator, Caller, authorize
 from infra.http.context import ApiRuntime, RouteContext
 from infra.http.freshness import freshness_of, install_freshness_header
@@ -87,7 +89,8 @@ def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
     if runtime.publisher is None:
         runtime.publisher = Publisher(settings)
     registry = _registry(settings, runtime)
-    caller = caller_dependency(Authenticator(settings.api.management_keys, registry))
+    authenticator = Authenticator(settings.api.management_keys, registry)
+    caller = caller_dependency(authenticator)
 
     async def account(request: Request) -> str:
         return (await caller(request)).account_id
@@ -125,4 +128,5 @@ def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
         app.include_router(router(ctx))
     app.include_router(verify_router(ctx, verify))
     app.include_router(health_router(runtime, freshness, registry))
+    install_console(app, ctx, authenticator)
     return app

@@ -90,6 +90,18 @@ class Authenticator:
         parsed = check_secret(secret)
         if isinstance(parsed, Malformed):
             raise AuthError(401, "invalid_api_key", f"malformed API key: {parsed.advice}")
+        return self._registry_key(digest)
+
+    def resume(self, digest: str) -> Caller:
+        """The caller whose secret hashes to `digest`, checked again now (the console's
+        session keeps the hash of the key it was signed in with, never the secret): a key
+        revoked or deleted since ends the session."""
+        operator = self._operator_key(digest)
+        if operator is not None:
+            return operator
+        return self._registry_key(digest)
+
+    def _registry_key(self, digest: str) -> Caller:
         key = self._registry.key_by_hash(digest)
         if key is None or key.status is KeyStatus.DELETED:
             raise AuthError(401, "invalid_api_key", "unknown API key")
