@@ -20,7 +20,9 @@ ACCOUNT = "acc_signin"
 
 
 @pytest.fixture(scope="module")
-def console(tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str) -> Iterator[ServedConsole]:
+def console(
+    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str
+) -> Iterator[ServedConsole]:
     roles = ("admin", "read_only", "full", "revoked")
     data = tmp_path_factory.mktemp("signin")
     with served_console(data, kafka_bootstrap, {ACCOUNT: (Plan.FREE, roles)}) as served:
