@@ -31,6 +31,7 @@ from infra.console.pages import (
     Refused,
 )
 from infra.console.session import LIFETIME, csrf_matches
+from infra.console.timing import ServerTiming
 from infra.http.auth import Authenticator, AuthError, authorize
 from infra.http.context import RouteContext
 from schemas.key_format import hash_secret
@@ -139,6 +140,7 @@ def _static_router() -> APIRouter:
 
 def install_console(app: FastAPI, ctx: RouteContext, authenticator: Authenticator) -> Console:
     console = Console(ctx, authenticator)
+    app.add_middleware(ServerTiming)
 
     @app.exception_handler(NotSignedIn)
     async def not_signed_in(request: Request, exc: NotSignedIn) -> Response:
