@@ -39,7 +39,7 @@ $(ASSETS): infra/console/assets/package-lock.json
 # The browser tests' Chromium: Debian's package (Playwright cannot download its own here).
 $(CHROMIUM):
 	$(SUDO) apt-get update -q
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -q --no-install-recommends chromium fonts-liberation
 
 # gitleaks (security/gitleaks.toml's test runs it) from the Go module proxy into $(BIN);
 # skipped once this version is there.
