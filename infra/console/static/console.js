@@ -63,3 +63,75 @@
   });
   document.addEventListener("DOMContentLoaded", function () { showDialogs(document); });
 })();
+
+// Key page charts: each [data-chart="requests|errors|latency"] box is drawn with uPlot
+// from the JSON data block named by its data-series (x in epoch seconds, UTC), resized
+// with its box (390 px phones included); data-drawn holds the points drawn (the page's
+// text summary and table carry the same numbers for those who cannot see a canvas).
+(function () {
+  "use strict";
+
+  var KINDS = {
+    requests: [{ label: "Requests", key: "requests", color: "--accent", bars: true }],
+    errors: [
+      { label: "4xx", key: "errors_4xx", color: "--warn" },
+      { label: "5xx", key: "errors_5xx", color: "--danger" }
+    ],
+    latency: [{ label: "p95 (ms)", key: "p95_ms", color: "--info" }]
+  };
+  var HEIGHT = 200;
+
+  function color(name) {
+    return getComputedStyle(document.documentElement).getPropertyValue(name).trim() || "#0a58ca";
+  }
+
+  function widthOf(box) {
+    return Math.max(160, Math.floor(box.clientWidth) - 16);
+  }
+
+  function draw(box) {
+    var kind = KINDS[box.getAttribute("data-chart")];
+    var source = document.getElementById(box.getAttribute("data-series") || "");
+    if (!kind || !source || typeof uPlot === "undefined") { return; }
+    var data = JSON.parse(source.textContent);
+    var series = [{ label: "From (UTC)" }];
+    var columns = [data.x];
+    kind.forEach(function (s) {
+      var c = color(s.color);
+      series.push({
+        label: s.label,
+        stroke: c,
+        width: s.bars ? 0 : 2,
+        fill: s.bars ? c + "99" : undefined,
+        paths: s.bars ? uPlot.paths.bars({ size: [0.8, 48] }) : undefined,
+        points: { show: !s.bars, size: 4 },
+        spanGaps: false
+      });
+      columns.push(data[s.key]);
+    });
+    var plot = new uPlot({
+      width: widthOf(box),
+      height: HEIGHT,
+      series: series,
+      scales: { x: { time: true }, y: { range: function (u, min, max) { return [0, Math.max(1, max * 1.1)]; } } },
+      axes: [{}, { size: 56 }],
+      tzDate: function (ts) { return uPlot.tzDate(new Date(ts * 1000), "Etc/UTC"); },
+      cursor: { drag: { x: false, y: false } }
+    }, columns, box);
+    box.setAttribute("data-drawn", String(data.x.length));
+    var drawnWidth = widthOf(box);
+    if (typeof ResizeObserver !== "undefined") {
+      new ResizeObserver(function () {
+        var w = widthOf(box);
+        if (w !== drawnWidth) {
+          drawnWidth = w;
+          window.requestAnimationFrame(function () { plot.setSize({ width: w, height: HEIGHT }); });
+        }
+      }).observe(box);
+    }
+  }
+
+  document.addEventListener("DOMContentLoaded", function () {
+    document.querySelectorAll("[data-chart]").forEach(draw);
+  });
+})();
