@@ -1,13 +1,19 @@
 """How the key and account commands show their results: JSON shapes and rich renderables
 (pure; no I/O). A secret appears only in `created_json` and `secret_lines`, which only the
-create commands print, once."""
+create commands print, once.
+
+`keys_table(rows, now, width)` is the keys listing (`keypulse keys`, the demo): in 80
+columns Name, Key ID, Status, Last used (relative) and compact 24h/7d/30d counts; from
+`WIDE` columns Type and Created too; the caption says where the rest is."""
 
 from __future__ import annotations
 
 from datetime import datetime
 from typing import Any
 
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from schemas.key_ledger import AccountLedger, KeyRecord, KeyStatus
 from streams.keyservice.service import AccountView
@@ -131,4 +137,81 @@ def key_table(key: KeyRecord) -> Table:
             table.add_row(field, str(row[field]))
     if key.allowed_cidrs:
         table.add_row("allowed_cidrs", ", ".join(key.allowed_cidrs))
+    return table
+
+
+# --------------------------------------------------------------------------- the listing
+
+WIDE = 100
+"""From this many terminal columns the keys table shows Type and Created too."""
+_MORE = "keypulse keys --json or the console"
+_STATUS_STYLE = {"active": "green", "revoked": "red", "expired": "yellow", "expiring": "yellow"}
+
+
+def compact(n: int) -> str:
+    """A count in at most 4 characters: `987`, `4.9k`, `49k`, `493k`, `1.0M`, `12M`."""
+    if n < 1000:
+        return str(n)
+    for size, suffix in ((10**3, "k"), (10**6, "M"), (10**9, "B"), (10**12, "T")):
+        value = n / size
+        text = f"{value:.1f}" if value < 9.95 else f"{value:.0f}"
+        if float(text) < 1000:
+            return text + suffix
+    return f"{n:.0e}"
+
+
+def ago_short(value: str | datetime | None, now: datetime) -> str:
+    """How long ago (`just now`, `14m ago`, `3h ago`, `12d ago`), or `never`."""
+    if value is None:
+        return "never"
+    at = datetime.fromisoformat(value) if isinstance(value, str) else value
+    seconds = (now - at).total_seconds()
+    if seconds < 60:
+        return "just now"
+    if seconds < 3600:
+        return f"{int(seconds // 60)}m ago"
+    if seconds < 48 * 3600:
+        return f"{int(seconds // 3600)}h ago"
+    return f"{int(seconds // 86400)}d ago"
+
+
+def _status(row: Json) -> Text:
+    status = str(row["status"])
+    if status == "active" and row.get("expiring_soon"):
+        status = "expiring"
+    return Text(status, style=_STATUS_STYLE.get(status, ""))
+
+
+def keys_table(rows: list[Json], now: datetime, width: int = 80) -> Table:
+    """The keys listing (rows in the HTTP API's key fields) for a terminal `width` wide;
+    no cell is cut short in 80 columns (a long name wraps)."""
+    wide = width >= WIDE
+    more = "Access and last-used IP" if wide else "Created, type, access and last-used IP"
+    caption = f"{more}: {_MORE}"
+    table = Table(
+        title=f"API keys ({len(rows)})",
+        caption=caption,
+        min_width=min(width, len(caption)),  # the caption on one line
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+    table.add_column("Name", overflow="fold", min_width=8)
+    table.add_column("Key ID", no_wrap=True)
+    if wide:
+        table.add_column("Type", no_wrap=True)
+        table.add_column("Created", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("Last used", no_wrap=True)
+    for column in ("24h", "7d", "30d"):
+        table.add_column(column, justify="right", no_wrap=True)
+    for row in rows:
+        cells = [str(row["name"]), str(row["key_id"])]
+        if wide:
+            cells += [str(row["type"]), str(row.get("created_at") or "")[:10]]
+        cells += [ago_short(row.get("last_used_at"), now)]
+        counts = [compact(int(row[f"requests_{w}"])) for w in ("24h", "7d", "30d")]
+        plain = [Text(c) for c in cells]  # names are the user's: never read as markup
+        table.add_row(*plain[:-1], _status(row), plain[-1], *(Text(c) for c in counts))
     return table

@@ -11,8 +11,10 @@ from rich.table import Table
 
 from infra.cli.console import out, print_json
 from infra.cli.errors import clean_errors
+from infra.cli.key_views import keys_table
 from infra.settings import load_settings
 from projections.windows import Window
+from schemas.utc import utc_now
 
 if TYPE_CHECKING:
     from contextlib import AbstractContextManager
@@ -33,35 +35,6 @@ def reading(settings: Settings) -> AbstractContextManager[ReadBackend]:
     from infra.cli.read_backend import reading as backend
 
     return backend(settings)
-
-
-def _when(value: str | None) -> str:
-    return value.replace("T", " ")[:16] if value else "never"
-
-
-def keys_table(rows: list[dict[str, Any]]) -> Table:
-    table = Table(title="API keys")
-    table.add_column("Name", overflow="fold")
-    table.add_column("Key ID", no_wrap=True)
-    for column in ("Type", "Created", "Last Used", "Status"):
-        table.add_column(column, no_wrap=column == "Status")
-    for column in ("24h", "7d", "30d"):
-        table.add_column(column, justify="right")
-    for row in rows:
-        status = row["status"]
-        style = {"active": "green", "revoked": "red"}.get(status, "")
-        table.add_row(
-            row["name"],
-            row["key_id"],
-            row["type"],
-            (row["created_at"] or "")[:10],
-            _when(row["last_used_at"]),
-            f"[{style}]{status}[/{style}]" if style else status,
-            f"{row['requests_24h']:,}",
-            f"{row['requests_7d']:,}",
-            f"{row['requests_30d']:,}",
-        )
-    return table
 
 
 def usage_table(usage: dict[str, Any]) -> Table:
@@ -85,13 +58,14 @@ def usage_table(usage: dict[str, Any]) -> Table:
 
 
 def list_keys(account: str | None, as_json: bool) -> None:
-    """The keys page: Name, Key ID, Type, Created, Last Used, Status, requests 24h/7d/30d."""
+    """The keys page: name, key id, status, last use and requests over 24h/7d/30d (type
+    and creation date too in a wide terminal; every field with --json)."""
     with reading(load_settings()) as backend:
         rows = backend.list_keys(account)
     if as_json:
         print_json(rows)
     else:
-        out.print(keys_table(rows))
+        out.print(keys_table(rows, utc_now(), out.width))
 
 
 @clean_errors

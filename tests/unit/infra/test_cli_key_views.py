@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import io
 import threading
-from datetime import UTC, datetime
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from typing import Annotated
 from uuid import uuid4
 
@@ -17,9 +18,20 @@ from typer.testing import CliRunner
 
 from infra.cli.errors import TEMPORARY_EXIT, clean_errors
 from infra.cli.key_session import waiting_for
-from infra.cli.key_views import account_json, created_json, key_json, over_limit
+from infra.cli.key_views import (
+    Json,
+    account_json,
+    ago_short,
+    compact,
+    created_json,
+    key_json,
+    keys_table,
+    over_limit,
+)
 from infra.cli.keys import create_hash
+from infra.http.key_views import KeyOut
 from infra.http.routes.key_commands import CreateKeyIn
+from projections.queries import KeyRow
 from schemas.key_ledger import AccountLedger, KeyRecord, KeyStatus
 from schemas.keys import KeyAccess, KeyType
 from schemas.plans import Plan
@@ -156,3 +168,93 @@ def test_a_refusal_prints_its_code_and_exits_1() -> None:
     assert orjson.loads(result.stdout) == {
         "error": {"code": "key_not_revoked", "detail": exc.detail, "status": 409}
     }
+
+
+# --------------------------------------------------------------------------- the listing
+
+
+def _listed(name: str, key_id: str, status: KeyStatus, used: datetime | None, n: int) -> Json:
+    """A key as `GET /api-keys` answers it (the API's own model, dumped as JSON)."""
+    record = replace(_key(status), name=name, key_id=key_id)
+    usage = KeyRow(
+        key_id=key_id, name=name, key_type="live", access="full", status=status.value,
+        hint="pk_live_Ab3x", plan="pro", created_at=AT, created_by="cli",
+        revoked_at=None, revoke_reason=None, last_used=used,
+        requests_24h=n, requests_7d=n * 7, requests_30d=n * 30,
+    )  # fmt: skip
+    return KeyOut.of_record(record, usage, AT).model_dump(mode="json")
+
+
+LISTED = [
+    _listed("Production web", "key_A1b2C3d4E5f6G7h8", KeyStatus.ACTIVE, AT, 4_949),
+    _listed("Batch [red]exporter[/red]", "key_Z9y8X7w6V5u4T3s2", KeyStatus.REVOKED, None, 0),
+    _listed(
+        "The partner integration for the EU mobile apps (legacy)",
+        "key_Q1w2E3r4T5y6U7i8",
+        KeyStatus.ACTIVE,
+        AT - timedelta(days=3, hours=2),
+        1_234_567,
+    ),
+]
+
+
+def _rendered(width: int) -> str:
+    console = Console(width=width, record=True, file=io.StringIO())
+    console.print(keys_table(LISTED, AT + timedelta(minutes=14), width))
+    return console.export_text()
+
+
+def test_the_keys_table_reads_in_80_columns_with_nothing_cut_short() -> None:
+    text = _rendered(80)
+    lines = text.splitlines()
+    assert max(len(line) for line in lines) <= 80 and "…" not in text
+    header = next(line for line in lines if line.startswith("Name"))
+    assert header.split() == ["Name", "Key", "ID", "Status", "Last", "used", "24h", "7d", "30d"]
+    row = next(line for line in lines if line.startswith("Production web"))
+    assert row.split()[2:] == [
+        "key_A1b2C3d4E5f6G7h8",
+        "active",
+        "14m",
+        "ago",
+        "4.9k",
+        "35k",
+        "148k",
+    ]
+    revoked = next(line for line in lines if "key_Z9y8X7w6V5u4T3s2" in line)
+    assert revoked.split()[-5:] == ["revoked", "never", "0", "0", "0"]
+    names = " ".join(line[: header.index("Key ID")].strip() for line in lines[3:])
+    assert "Batch [red]exporter[/red]" in names, "a name is shown as typed, never as markup"
+    assert "The partner integration for the EU mobile apps (legacy)" in names  # wrapped
+    assert "3d ago" in text and "1.2M" in text and "37M" in text
+    words = " ".join(text.split())
+    assert "Created, type, access and last-used IP: keypulse keys --json or the console" in words
+
+
+def test_a_wide_terminal_shows_type_and_created_too() -> None:
+    text = _rendered(130)
+    header = next(line for line in text.splitlines() if line.startswith("Name"))
+    assert "Type" in header and "Created" in header
+    assert "2026-05-01" in text and "…" not in text
+    assert max(len(line) for line in text.splitlines()) <= 130
+
+
+@pytest.mark.parametrize(
+    ("n", "shown"),
+    [(0, "0"), (999, "999"), (1_000, "1.0k"), (4_949, "4.9k"), (9_960, "10k"),
+     (49_499, "49k"), (999_499, "999k"), (999_600, "1.0M"), (12_345_678, "12M"),
+     (3_000_000_000, "3.0B")],
+)  # fmt: skip
+def test_counts_are_compact(n: int, shown: str) -> None:
+    assert compact(n) == shown and len(shown) <= 4
+
+
+@pytest.mark.parametrize(
+    ("before", "shown"),
+    [(timedelta(seconds=59), "just now"), (timedelta(minutes=1), "1m ago"),
+     (timedelta(minutes=59, seconds=59), "59m ago"), (timedelta(hours=47), "47h ago"),
+     (timedelta(days=2), "2d ago"), (timedelta(days=400), "400d ago")],
+)  # fmt: skip
+def test_last_use_is_relative(before: timedelta, shown: str) -> None:
+    assert ago_short((AT - before).isoformat(), AT) == shown
+    assert ago_short(AT - before, AT) == shown
+    assert ago_short(None, AT) == "never"
