@@ -1,12 +1,15 @@
 """`keypulse demo`: the whole product on one machine, end to end, then a clean stop.
 
 Starts Kafka (unless one runs), an SMTP sink and a webhook receiver, and the worker
-(agents, evaluator, notifier, HTTP API) in this process; creates an account, its admin
-key (printed once, for the HTTP API) and live and test keys through the key service;
-backfills 30 days of traffic with a daily shape and streams live traffic in which one key
-misbehaves (5xx rate and latency climb); installs alert rules that notify the local
-receivers; then prints the keys table (read from the HTTP API with the admin key), the
-alert that fired and the deliveries that arrived.
+(agents, evaluator, notifier, HTTP API and web console) in this process; creates an
+account, its admin key and live and test keys through the key service; backfills 30 days
+of traffic with a daily shape and streams live traffic in which one key misbehaves (5xx
+rate and latency climb); installs alert rules that notify the local receivers; then
+prints the keys table (read from the HTTP API with the admin key), the alert that fired,
+the deliveries that arrived, and the console's URL with the admin key to sign in with
+(its secret printed there, once). In a terminal it then keeps serving the console and
+the API until Ctrl-C; headless (tests, CI, a pipe) it stops at once. Everything printed
+reads in 80 columns.
 """
 
 from __future__ import annotations
@@ -14,19 +17,25 @@ from __future__ import annotations
 import asyncio
 import math
 import random
+import signal
+import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from email.message import EmailMessage
 from typing import Any
 
 import httpx
-from rich.console import Console
+from rich.console import Console, RenderableType
 from rich.panel import Panel
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from rich.text import Text
 
 from infra.alert_admin import build_rule, new_rule_id, new_webhook_secret, publish_rule
 from infra.cli.errors import CommandFailed
-from infra.cli.read import keys_table
+from infra.cli.key_views import keys_table
 from infra.kafka.admin import ensure_topics
 from infra.kafka.broker import broker_running
 from infra.settings import Settings
@@ -275,59 +284,119 @@ def _data(body: dict[str, Any]) -> dict[str, Any]:
     return data if isinstance(data, dict) else {}
 
 
-def _report(
+def _fields(title: str, *rows: tuple[str, str]) -> Panel:
+    """A titled panel of label/value lines; a long value wraps under its own column."""
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True)
+    grid.add_column(overflow="fold")
+    for label, value in rows:
+        grid.add_row(label, Text(value))
+    return Panel(grid, title=title)
+
+
+def report(
+    rows: list[dict[str, Any]],
+    now: datetime,
+    width: int,
+    hook: tuple[dict[str, Any], Mapping[str, str]],
+    mail: EmailMessage,
+    deliveries: tuple[str, int, int],
+    rules: list[str],
+) -> list[RenderableType]:
+    """What the demo shows at the end (pure): the keys table, the alert that fired (the
+    webhook's body and headers) and what was delivered (`deliveries`: the webhook URL,
+    webhooks and emails received); readable in 80 columns, nothing cut short."""
+    body, headers = hook
+    data = _data(body)
+    rule, key = data.get("rule", {}), data.get("key", {})
+    signature = headers.get("webhook-signature", "")
+    url, webhooks, mails = deliveries
+    fired = _fields(
+        "alert fired",
+        ("rule", f"{rule.get('name')} ({rule.get('kind')})"),
+        ("key", f"{key.get('name')} ({key.get('id')})"),
+        ("state", str(data.get("state"))),
+        (
+            "value",
+            f"{data.get('value'):.1f} {data.get('comparator')} threshold "
+            f"{data.get('threshold')} over {data.get('window_s')} s",
+        ),
+        ("started", str(data.get("started_at"))),
+    )
+    delivered = _fields(
+        "delivered",
+        ("webhook", f"POST {url}"),
+        ("", f"webhook-id {headers.get('webhook-id')}"),
+        ("", f"webhook-signature {signature[:40]}..."),
+        ("email", f"to {mail['To']}"),
+        ("", f"subject {str(mail['Subject']).strip()}"),
+        ("rules", ", ".join(rules)),
+        ("received", f"{webhooks} webhook(s), {mails} email(s)"),
+    )
+    return [keys_table(rows, now, width), fired, delivered]
+
+
+def _print_report(
     console: Console, rows: list[dict[str, Any]], receivers: Receivers, rules: list[str]
 ) -> None:
-    console.print(keys_table(rows))
     hook = next(w for w in receivers.webhooks if _data(w.body).get("state") == "firing")
-    data = _data(hook.body)
-    rule, key = data.get("rule", {}), data.get("key", {})
-    console.print(
-        Panel(
-            f"rule      {rule.get('name')} ({rule.get('kind')})\n"
-            f"key       {key.get('name')} ({key.get('id')})\n"
-            f"state     {data.get('state')}\n"
-            f"value     {data.get('value'):.1f} {data.get('comparator')} "
-            f"threshold {data.get('threshold')} over {data.get('window_s')} s\n"
-            f"started   {data.get('started_at')}",
-            title="alert fired",
-        )
-    )
     mail = next(m for m in receivers.mail.messages if "FIRING" in str(m["Subject"]))
-    console.print(
-        Panel(
-            f"webhook   POST {receivers.webhook_url}\n"
-            f"          webhook-id {hook.headers.get('webhook-id')}\n"
-            f"          webhook-signature {hook.headers.get('webhook-signature', '')[:40]}...\n"
-            f"email     to {mail['To']}\n"
-            f"          subject {mail['Subject']}\n"
-            f"rules     {', '.join(rules)}\n"
-            f"received  {len(receivers.webhooks)} webhook(s), "
-            f"{len(receivers.mail.messages)} email(s)",
-            title="delivered",
-        )
+    counts = (receivers.webhook_url, len(receivers.webhooks), len(receivers.mail.messages))
+    shown = report(rows, utc_now(), console.width, (hook.body, hook.headers), mail, counts, rules)
+    for renderable in shown:
+        console.print(renderable)
+
+
+def print_sign_in(console: Console, base_url: str, account: DemoAccount) -> None:
+    """The console's address and the key to sign in with: the demo account's admin key
+    (it can do everything the console offers; a read-only key would hide every change),
+    its secret printed here and nowhere else, alone on its line to copy."""
+    lines = (
+        f"console   {base_url}/console",
+        f"HTTP API  {base_url}/docs  (Authorization: Bearer <key>)",
+        f"key       {ACCOUNT}'s admin key {account.admin_key_id}, shown once:",
+        f"  {account.admin_secret}",
     )
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
 
 
-async def _run(settings: Settings, console: Console, duration_s: float) -> None:
+def keeps_serving(stdout_is_terminal: bool) -> bool:
+    """Whether the demo keeps the worker (console, API) up after its report until Ctrl-C:
+    in a terminal yes; headless (tests, CI, a pipe) it ends at once, as it always did."""
+    return stdout_is_terminal
+
+
+async def _serve_until_stopped(console: Console) -> None:
+    """Wait for Ctrl-C (SIGINT) or SIGTERM, then return (the caller stops everything)."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    signals = (signal.SIGINT, signal.SIGTERM)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    console.print("serving the console and the API until Ctrl-C")
+    try:
+        await stop.wait()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+    console.print("stopping")
+
+
+async def _run(settings: Settings, console: Console, duration_s: float, serve: bool) -> None:
     run = utc_now().strftime("%Y%m%d%H%M%S")
     receivers = Receivers()
     await receivers.start()
     try:
         demo = _demo_settings(settings, run, receivers, free_port())
+        base_url = f"http://{demo.api.host}:{demo.api.port}"
         await asyncio.to_thread(
             ensure_topics, demo.kafka.bootstrap_servers, demo.kafka.topic_prefix
         )
         topics = TopicNames.with_prefix(demo.kafka.topic_prefix)
         async with running_worker(demo, serve_http=True):
             account = await asyncio.to_thread(_create_account, demo, topics)
-            console.print(
-                f"worker up; HTTP API at http://{demo.api.host}:{demo.api.port}/docs with "
-                f"{ACCOUNT}'s admin key {account.admin_key_id} (shown once):"
-            )
-            console.print(
-                f"  Authorization: Bearer {account.admin_secret}", markup=False, highlight=False
-            )
+            console.print(f"worker up at {base_url}: console and HTTP API (sign-in key at the end)")
             rules = await asyncio.to_thread(_install_rules, demo, receivers, account.bad_key.key_id)
             console.print(f"account {ACCOUNT}: {len(account.keys)} keys, rules: {', '.join(rules)}")
             rng = random.Random(42)
@@ -348,15 +417,22 @@ async def _run(settings: Settings, console: Console, duration_s: float) -> None:
             await _wait_for_alert(receivers, timeout_s=max(60.0, duration_s))
             await asyncio.sleep(1.0)
             rows = await asyncio.to_thread(_list_keys, demo, account.admin_secret)
-        _report(console, rows, receivers, rules)
+            _print_report(console, rows, receivers, rules)
+            print_sign_in(console, base_url, account)
+            if serve:
+                await _serve_until_stopped(console)
+            else:
+                console.print("headless run: stopping now (in a terminal the demo keeps serving)")
         console.print(f"data kept in {demo.data_dir}; demo finished cleanly")
     finally:
         await receivers.stop()
 
 
 def run_demo(settings: Settings, console: Console, duration_s: float) -> None:
+    """The demo; in a terminal it keeps serving after its report until Ctrl-C."""
+    serve = keeps_serving(sys.stdout.isatty())
     with broker_running(settings.kafka, settings.kafka_dir) as lease:
         console.print(lease.describe())
-        asyncio.run(_run(settings, console, duration_s))
+        asyncio.run(_run(settings, console, duration_s, serve))
     if lease.started:
         console.print("kafka stopped")
