@@ -1,5 +1,6 @@
 """What the `rules` and `deliveries` commands and routes do, without typer or FastAPI:
-build and check rules, publish rule events and replays to Kafka (confirmed).
+build and check rules, publish rule events, replays and test notifications to Kafka
+(confirmed).
 
 `Publisher` keeps one producer for a long-lived process (the HTTP API); the module-level
 `publish*` functions open one for a single call (the CLI).
@@ -15,10 +16,12 @@ import os
 import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from alerting.notification_tests import build_test_notification
 from alerting.ssrf import UnsafeUrlError, check_url
 from infra.settings import Settings
 from schemas.alerts import (
@@ -57,6 +60,11 @@ def new_webhook_secret() -> str:
 
 def new_rule_id() -> str:
     return "rule_" + os.urandom(6).hex()
+
+
+def new_test_nonce() -> str:
+    """What makes each test notification of a rule a delivery of its own."""
+    return os.urandom(6).hex()
 
 
 def build_rule(data: Mapping[str, Any]) -> AlertRule:
@@ -214,6 +222,13 @@ class Publisher:
         [done] = self.send(self.topics.notifications, [record])
         return done
 
+    def notification(self, notification: Notification) -> Published:
+        """Publish a notification for the notifier to deliver (e.g. a test notification,
+        `alerting.notification_tests`), keyed by its fingerprint like the evaluator's."""
+        record: Record = (notification.fingerprint.encode(), encode(notification), [])
+        [done] = self.send(self.topics.notifications, [record])
+        return done
+
     def close(self) -> None:
         with self._lock:
             producer, self._producer = self._producer, None
@@ -239,6 +254,18 @@ def publish_rule_deletion(settings: Settings, rule_id: str, account_id: str) -> 
     """One-shot `Publisher.rule_deletion`."""
     with Publisher(settings) as publisher:
         return publisher.rule_deletion(rule_id, account_id)
+
+
+def send_test_notification(
+    publisher: Publisher, rule: AlertRule, key_name: str | None, sender: str, now: datetime
+) -> Notification:
+    """Publish a test notification of `rule` to its channels (`alerting.notification_tests`);
+    the notifier delivers it and logs its deliveries like any other."""
+    if not rule.channels:
+        raise AlertAdminError(f"rule {rule.rule_id} has no channels to test")
+    notification = build_test_notification(rule, key_name, sender, now, new_test_nonce())
+    publisher.notification(notification)
+    return notification
 
 
 def publish_replay(settings: Settings, notification: Notification, delivery_id: str) -> Published:

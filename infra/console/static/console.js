@@ -135,3 +135,34 @@
     document.querySelectorAll("[data-chart]").forEach(draw);
   });
 })();
+
+// alerts: the Add Alert form shows only the fields of the chosen kind (the server
+// ignores the others anyway: without this script every field shows).
+(function () {
+  "use strict";
+
+  function sync(form) {
+    var select = form.querySelector("[data-kind-select]");
+    if (!select) { return; }
+    form.querySelectorAll("[data-kinds]").forEach(function (el) {
+      el.hidden = el.getAttribute("data-kinds").split(" ").indexOf(select.value) < 0;
+    });
+  }
+
+  function syncAll(root) {
+    if (root.matches && root.matches("form[data-rule-form]")) { sync(root); }
+    root.querySelectorAll("form[data-rule-form]").forEach(sync);
+  }
+
+  document.addEventListener("change", function (event) {
+    var target = event.target;
+    if (target instanceof Element && target.matches("[data-kind-select]")) {
+      var form = target.closest("form");
+      if (form) { sync(form); }
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function (event) {
+    syncAll(event.target instanceof Element ? event.target : document);
+  });
+  document.addEventListener("DOMContentLoaded", function () { syncAll(document); });
+})();
