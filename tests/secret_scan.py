@@ -30,36 +30,41 @@ def find_secrets(data: bytes, known: Iterable[str] = ()) -> set[str]:
 
 def topic_bytes(bootstrap: str, topics: Iterable[str]) -> dict[str, tuple[int, bytes]]:
     """Every record of each topic (key, value and headers, decompressed by the client):
-    the number of records and their bytes joined."""
+    the number of records and their bytes joined.
+
+    One consumer reads every non-empty partition of every topic at once (hundreds of
+    topics at the end of a session: one assignment, not one round of requests each)."""
     consumer: Any = KafkaConsumer(
         bootstrap_servers=bootstrap,
         group_id=None,
         enable_auto_commit=False,
         client_id="secret-scan",
     )
-    out: dict[str, tuple[int, bytes]] = {}
+    chunks: dict[str, list[bytes]] = {}
+    counts: dict[str, int] = {}
     try:
+        tps: list[TopicPartition] = []
         for topic in topics:
-            tps = [
-                TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())
-            ]
-            if not tps:
-                continue
-            consumer.assign(tps)
-            consumer.seek_to_beginning(*tps)
-            ends = consumer.end_offsets(tps)
-            chunks: list[bytes] = []
-            count = 0
-            while any(consumer.position(tp) < ends[tp] for tp in tps):
-                for records in consumer.poll(timeout_ms=1000).values():
-                    for r in records:
-                        count += 1
-                        chunks += [r.key or b"", r.value or b""]
-                        chunks += [k.encode() + (v or b"") for k, v in r.headers or []]
-            out[topic] = (count, b"\n".join(chunks))
+            parts = sorted(consumer.partitions_for_topic(topic) or ())
+            if parts:
+                chunks[topic], counts[topic] = [], 0
+                tps += [TopicPartition(topic, p) for p in parts]
+        if not tps:
+            return {}
+        starts, ends = consumer.beginning_offsets(tps), consumer.end_offsets(tps)
+        todo = [tp for tp in tps if ends[tp] > starts[tp]]
+        if todo:
+            consumer.assign(todo)
+            consumer.seek_to_beginning(*todo)
+        while any(consumer.position(tp) < ends[tp] for tp in todo):
+            for tp, records in consumer.poll(timeout_ms=1000).items():
+                for r in records:
+                    counts[tp.topic] += 1
+                    chunks[tp.topic] += [r.key or b"", r.value or b""]
+                    chunks[tp.topic] += [k.encode() + (v or b"") for k, v in r.headers or []]
     finally:
         consumer.close()
-    return out
+    return {t: (counts[t], b"\n".join(chunks[t])) for t in chunks}
 
 
 def table_bytes(client: Any) -> dict[str, tuple[int, bytes]]:
