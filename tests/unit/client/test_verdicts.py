@@ -92,7 +92,11 @@ MALFORMED = [
 ]
 
 
-@pytest.mark.parametrize(("presented", "reason", "phrase"), MALFORMED)
+@pytest.mark.parametrize(
+    ("presented", "reason", "phrase"),
+    MALFORMED,
+    ids=[f"{i}-{reason.value}" for i, (_, reason, _) in enumerate(MALFORMED)],  # no random secret
+)
 def test_malformed_keys_get_the_hint(presented: str, reason: Malformed, phrase: str) -> None:
     state = StubState(RECORDS)
     result = KeyVerifier(state).verify(presented, now=NOW)  # type: ignore[arg-type]
@@ -121,7 +125,11 @@ KNOWN = [
 ]
 
 
-@pytest.mark.parametrize(("presented", "client_ip", "verdict", "key_id", "phrase"), KNOWN)
+@pytest.mark.parametrize(
+    ("presented", "client_ip", "verdict", "key_id", "phrase"),
+    KNOWN,
+    ids=[f"{i}-{case[2].value}-{case[3]}" for i, case in enumerate(KNOWN)],  # no random secret
+)
 def test_well_formed_keys(
     presented: str, client_ip: str | None, verdict: Verdict, key_id: str | None, phrase: str
 ) -> None:
@@ -142,6 +150,7 @@ def test_well_formed_keys(
         ("development", LIVE, LIVE_IN_DEVELOPMENT),
         ("development", TEST, None),
     ],
+    ids=["production-live", "production-test", "development-live", "development-test"],
 )
 def test_environment_flags(environment: str, secret: str, warning: str | None) -> None:
     result = verifier(*RECORDS, environment=environment).verify(secret, now=NOW)

@@ -87,6 +87,7 @@ SECRET = generate_secret("live")
         (SECRET[:20] + "-" + SECRET[21:], Malformed.ALPHABET),
         (SECRET[:20] + "é" + SECRET[21:], Malformed.ALPHABET),
     ],
+    ids=lambda value: value.value if isinstance(value, Malformed) else "near_miss",  # no secret
 )
 def test_near_misses_are_refused_with_their_reason(presented: str, reason: Malformed) -> None:
     assert check_secret(presented) is reason
