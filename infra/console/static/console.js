@@ -136,6 +136,74 @@
   });
 })();
 
+// keys (API Keys page): a row menu closes when one of its actions is chosen, when
+// another is opened, on Escape and on a click outside it. When the action's dialog
+// closes or the keys section is swapped in after a change, focus goes back to the
+// row's menu (or, if the row is gone, to the Create key button or the heading).
+(function () {
+  "use strict";
+  var lastRow = null;
+
+  function closeMenus(except) {
+    document.querySelectorAll("details.menu[open]").forEach(function (menu) {
+      if (menu !== except) { menu.removeAttribute("open"); }
+    });
+  }
+
+  function restoreFocus() {
+    var active = document.activeElement;
+    if (active && active !== document.body) { return; }
+    if (document.querySelector("dialog[open]")) { return; }
+    var keys = document.getElementById("keys");
+    if (!keys) { return; }
+    var target = null;
+    if (lastRow) {
+      keys.querySelectorAll("tr[data-key-id]").forEach(function (row) {
+        if (row.getAttribute("data-key-id") === lastRow) { target = row.querySelector("summary"); }
+      });
+    }
+    target = target || document.getElementById("create-key") || document.querySelector("main h1");
+    if (target) {
+      if (!target.hasAttribute("tabindex") && target.tagName === "H1") { target.setAttribute("tabindex", "-1"); }
+      target.focus();
+    }
+  }
+
+  document.addEventListener("click", function (event) {
+    var target = event.target instanceof Element ? event.target : null;
+    if (!target) { return; }
+    var action = target.closest("[data-menu-action]");
+    if (action) {
+      var row = action.closest("tr[data-key-id]");
+      lastRow = row ? row.getAttribute("data-key-id") : null;
+      closeMenus(null);
+      return;
+    }
+    if (target.closest("#create-key")) { lastRow = null; }
+    closeMenus(target.closest("details.menu"));
+  });
+
+  document.addEventListener("keydown", function (event) {
+    if (event.key !== "Escape") { return; }
+    var open = document.querySelector("details.menu[open]");
+    if (open) {
+      open.removeAttribute("open");
+      var summary = open.querySelector("summary");
+      if (summary) { summary.focus(); }
+    }
+  });
+
+  document.addEventListener("close", function (event) {
+    if (event.target instanceof HTMLDialogElement && event.target.classList.contains("key-dialog")) {
+      setTimeout(restoreFocus, 0);
+    }
+  }, true);
+
+  document.addEventListener("htmx:afterSettle", function (event) {
+    if (event.target instanceof Element && event.target.id === "keys") { restoreFocus(); }
+  });
+})();
+
 // alerts: the Add Alert form shows only the fields of the chosen kind (the server
 // ignores the others anyway: without this script every field shows).
 (function () {
