@@ -152,12 +152,16 @@ class Console:
         user: ConsoleUser | None,
         context: Mapping[str, Any] | None = None,
         status_code: int = 200,
+        take_flashes: bool = True,
     ) -> HTMLResponse:
+        """`take_flashes=False` for fragments that do not show them (a polled section
+        must not swallow the flash meant for the next page)."""
+        flashes = self.sessions.pop_flashes(user.session.token) if user and take_flashes else []
         values: dict[str, Any] = {
             "user": user,
             "base": BASE,
             "csrf_token": user.session.csrf_token if user else "",
-            "flashes": self.sessions.pop_flashes(user.session.token) if user else [],
+            "flashes": flashes,
             **(context or {}),
         }
         response = self.templates.TemplateResponse(
