@@ -172,10 +172,17 @@ class KeyAnswers:
         )
 
     def action_dialog(
-        self, request: Request, user: ConsoleUser, action: str, key_id: str, error: str = ""
+        self,
+        request: Request,
+        user: ConsoleUser,
+        action: str,
+        key_id: str,
+        error: str = "",
+        typed: str = "",
     ) -> Response:
         """A row menu's dialog (rename, roll, revoke, delete) for the key as it now is:
-        no form, and the reason, when the key is gone or cannot take the change."""
+        no form, and the reason, when the key is gone or cannot take the change
+        (`typed`: the name a refused rename asked for)."""
         now = self.console.now()
         key = self.record(user, key_id)
         offered = actions_for(key.status_at(now).value, key.replaced_by) if key else frozenset()
@@ -193,14 +200,17 @@ class KeyAnswers:
             key=meta_of(key, now) if key is not None else None,
             offered=action in offered,
             dialog_error=error,
+            typed=typed,
             token=new_form_token(),
             overlaps=OVERLAP_CHOICES,
             default_overlap=DEFAULT_OVERLAP,
             reasons=REVOKE_REASONS,
         )
 
-    def dialog_again(self, request: Request, user: ConsoleUser, action: str, key_id: str) -> Dialog:
-        return partial(self.action_dialog, request, user, action, key_id)
+    def dialog_again(
+        self, request: Request, user: ConsoleUser, action: str, key_id: str, typed: str = ""
+    ) -> Dialog:
+        return partial(self.action_dialog, request, user, action, key_id, typed=typed)
 
     # ---------------------------------------------------------------- changes
 

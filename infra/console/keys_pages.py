@@ -75,7 +75,7 @@ def keys_router(console: Console) -> APIRouter:
         request: Request, key_id: str, user: Writer, name: Annotated[str, Form()] = ""
     ) -> Response:
         command = partial(RenameKey, user.account_id, key_id, name)
-        again = answers.dialog_again(request, user, "rename", key_id)
+        again = answers.dialog_again(request, user, "rename", key_id, name)
         done = partial(answers.renamed, request, user, key_id, name)
         return await answers.change(request, user, command, again, done)
 

@@ -173,6 +173,11 @@ async def test_rename_revoke_then_delete(tab: Tab, console: ServedConsole) -> No
     await _menu_action(page, key_id, "Rename")
     rename = page.locator("#rename-dialog")
     await expect(rename.get_by_label("Name")).to_have_value("Staging analytics")
+    await rename.get_by_label("Name").fill(" padded ")  # refused: shown in the dialog
+    await rename.get_by_role("button", name="Rename key").click()
+    await expect(rename.get_by_role("alert")).to_contain_text("starts or ends with whitespace")
+    await expect(rename.get_by_label("Name")).to_have_value(" padded ")  # as typed
+    assert _key(console, key_id).json()["name"] == "Staging analytics"
     await rename.get_by_label("Name").fill("Staging analytics (EU)")
     await rename.get_by_role("button", name="Rename key").click()
     await expect(rename).to_have_count(0)
@@ -246,6 +251,12 @@ async def test_free_plan_limit_and_read_only_sign_in(
     await expect(dialog.get_by_label("Live")).to_be_disabled()
     await expect(dialog).to_contain_text("Free allows 2 live keys: revoke one or upgrade the plan")
     await expect(dialog.get_by_label("Test")).to_be_checked()
+    await dialog.get_by_label("Name").fill(" padded ")  # refused: said in the dialog, reopened
+    await dialog.get_by_role("button", name="Create key").click()
+    await expect(dialog.get_by_role("alert")).to_contain_text("starts or ends with whitespace")
+    await expect(dialog).to_be_visible()
+    await expect(dialog.get_by_label("Name")).to_have_value(" padded ")
+    await page.keyboard.press("Escape")
     forced = await page.request.post(
         "/console/keys",
         form={"csrf_token": await _csrf(page), "name": "One too many", "type": "live"},
