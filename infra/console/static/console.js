@@ -16,7 +16,9 @@
   }
 
   function showDialogs(root) {
-    root.querySelectorAll("dialog[data-autoshow]").forEach(function (d) {
+    var found = Array.prototype.slice.call(root.querySelectorAll("dialog[data-autoshow]"));
+    if (root.matches && root.matches("dialog[data-autoshow]")) { found.push(root); }
+    found.forEach(function (d) {
       if (!d.open) { d.showModal(); }
       d.removeAttribute("data-autoshow");
     });
