@@ -1,6 +1,7 @@
 """The library an API embeds stands alone: the base install, in a clean venv, against Kafka.
 
-Once per session a fresh venv gets `pip install <repository root>` with no extras (pip may
+Once per session a fresh venv (without pip of its own) gets `pip install <repository root>`
+with no extras, by this environment's pip run under the venv's interpreter (pip may
 download the base dependencies). The root is copied to a temporary directory first,
 without its caches, venv and build output, so that the build writes nothing into the
 working tree. `client_install_probe.py` then runs there, isolated
@@ -88,13 +89,17 @@ def base_install_python(tmp_path_factory: pytest.TempPathFactory) -> Path:
     source = work / "source"
     shutil.copytree(ROOT, source, ignore=shutil.ignore_patterns(*NOT_SOURCE))
     venv = work / "venv"
-    _run([sys.executable, "-m", "venv", str(venv)], VENV_TIMEOUT_S, work)
+    # No pip of its own (ensurepip is most of a venv's creation time): this process's pip
+    # installs into it, running under the venv's interpreter (`pip --python`).
+    _run([sys.executable, "-m", "venv", "--without-pip", str(venv)], VENV_TIMEOUT_S, work)
     python = venv / "bin" / "python"
     _run(
         [
-            str(python),
+            sys.executable,
             "-m",
             "pip",
+            "--python",
+            str(python),
             "install",
             "--quiet",
             "--disable-pip-version-check",
