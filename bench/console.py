@@ -2,7 +2,8 @@
 
 The keys page (`GET /console/keys`) of an account with `--keys` keys (2,000) and 30 days
 of traffic, served the way the README runs the product (`keypulse worker`: embedded
-mode, chDB, the HTTP API and the console served by the worker, in its own process):
+mode, chDB, the HTTP API and the console served by the worker, in its own process), with
+the broker at `--bootstrap` (started for the run, and stopped, unless one answers there):
 
 1. the account (enterprise), its admin key and its other keys are made through the key
    service (`CreateKey` commands submitted in batches, as concurrent API calls would
@@ -15,8 +16,11 @@ mode, chDB, the HTTP API and the console served by the worker, in its own proces
    JSON listing (`GET /api-keys`) against the truth (each key's `count()` of
    `requests_raw`);
 4. it signs in to the console over HTTP with the admin key (`bench.console_http`) and
-   times `--rounds` rounds of `--runs` page loads after `--warmup` loads, each followed
-   by one `GET /api-keys` with the same key (the baseline: the same keys as JSON).
+   times `--rounds` rounds of `--runs` page loads (after `--warmup` loads), each round
+   followed by a quarter as many `GET /api-keys` with the same key (the baseline: the
+   same keys as JSON);
+5. with `--profile FILE`, the worker stopped, the same app is profiled in this process
+   (`bench.console_profile`): pstats in FILE, the top functions in the JSON (`profile`).
 
 Reported (milliseconds): `keys_page_p50_ms` / `keys_page_p95_ms`, the server time from
 the page's `Server-Timing: app;dur=` header (request in to response headers,
@@ -55,8 +59,11 @@ from rich.console import Console
 from bench.api import _rounds_stats
 from bench.console_data import TrafficPlan
 from bench.console_http import server_ms, sign_in
+from bench.console_profile import profile_page
 from bench.keys import _free_port, _wait_ready
 from infra.kafka.admin import ensure_topics
+from infra.kafka.broker import broker_running
+from infra.settings import KafkaSettings, load_settings
 from schemas.keys import KeyAccess, KeyType
 from schemas.plans import Plan
 from schemas.topics import TopicNames
@@ -200,28 +207,29 @@ def _timed_get(http: httpx.Client, path: str) -> tuple[httpx.Response, float]:
 
 
 def measure(
-    console: httpx.Client, api: httpx.Client, runs: int, rounds: int, warmup: int
+    console: httpx.Client, api: httpx.Client, path: str, runs: int, rounds: int, warmup: int
 ) -> Samples:
+    """Per round: `runs` page loads, then `runs // 4` (at least 5) JSON listings (apart, so
+    that a 1 MB listing's work is not charged to the page load after it)."""
     for _ in range(warmup):
-        _timed_get(console, "/console/keys")
+        _timed_get(console, path)
         _timed_get(api, "/api-keys")
     out = Samples([], [], [], "", 0)
     for r in range(rounds):
         for _ in range(runs):
-            page, took = _timed_get(console, "/console/keys")
+            page, took = _timed_get(console, path)
             ms = server_ms(page.headers.get("server-timing"))
             if ms is None:
-                raise SystemExit("the keys page has no Server-Timing app;dur= header")
+                raise SystemExit(f"{path} has no Server-Timing app;dur= header")
             out.page_server_s.append(ms / 1000)
             out.page_client_s.append(took)
+            out.html = page.text
+        for _ in range(max(5, runs // 4)):
             listing, took = _timed_get(api, "/api-keys")
             out.api_client_s.append(took)
-            out.html, out.api_bytes = page.text, len(listing.content)
-        done = out.page_server_s[-runs:]
-        err.print(
-            f"round {r + 1}/{rounds}: page server median "
-            f"{sorted(done)[len(done) // 2] * 1000:.1f} ms"
-        )
+            out.api_bytes = len(listing.content)
+        done = sorted(out.page_server_s[-runs:])
+        err.print(f"round {r + 1}/{rounds}: page server median {done[runs // 2] * 1000:.1f} ms")
     return out
 
 
@@ -243,50 +251,70 @@ def summarize(samples: Samples, rounds: int, key_ids: list[str]) -> dict[str, An
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
+    """The benchmark in a fresh data directory, with the broker at `--bootstrap` (one is
+    started there, and stopped after, unless one answers)."""
+    work = Path(tempfile.mkdtemp(prefix="keypulse-bench-console-", dir=args.work_dir))
+    try:
+        kafka = KafkaSettings(bootstrap_servers=args.bootstrap)
+        with broker_running(kafka, work / "kafka") as lease:
+            err.print(lease.describe())
+            return _benchmark(work, args)
+    finally:
+        if args.keep:
+            err.print(f"data kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+def _benchmark(work: Path, args: argparse.Namespace) -> dict[str, Any]:
     prefix = f"benchconsole{uuid.uuid4().hex[:8]}."
     ensure_topics(args.bootstrap, prefix)
     topics = TopicNames.with_prefix(prefix)
     err.print(f"creating {args.keys:,} keys through the key service (topics {prefix}*)")
     made = make_keys(args.bootstrap, topics, args.keys)
     err.print(f"made {len(made.key_ids):,} keys in {made.seconds:.1f} s")
-    work = Path(tempfile.mkdtemp(prefix="keypulse-bench-console-", dir=args.work_dir))
+    profile: list[dict[str, Any]] = []
+    plan = TrafficPlan(
+        str(work), ACCOUNT, made.key_ids, made.test_keys, int(time.time()), args.events
+    )
+    plan.write(work / "plan.json")
+    err.print(f"inserting {args.events:,} requests over 30 days into chDB in {work}")
+    loaded = load_traffic(work / "plan.json")
+    truth: dict[str, int] = loaded.pop("requests_by_key")
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    worker = start_worker(work, prefix, port, args.bootstrap)
     try:
-        plan = TrafficPlan(
-            str(work), ACCOUNT, made.key_ids, made.test_keys, int(time.time()), args.events
-        )
-        plan.write(work / "plan.json")
-        err.print(f"inserting {args.events:,} requests over 30 days into chDB in {work}")
-        loaded = load_traffic(work / "plan.json")
-        truth: dict[str, int] = loaded.pop("requests_by_key")
-        port = _free_port()
-        base = f"http://127.0.0.1:{port}"
-        worker = start_worker(work, prefix, port, args.bootstrap)
-        try:
-            _wait_ready(base)
-            auth = {"Authorization": f"Bearer {made.admin_secret}"}
-            with (
-                httpx.Client(base_url=base, headers=auth, timeout=60) as api,
-                httpx.Client(base_url=base, timeout=60) as console,
-            ):
-                began = time.perf_counter()
-                rows = wait_for_listing(api, truth, len(made.key_ids), timeout_s=180)
-                err.print(
-                    f"listing matches the truth ({len(rows):,} keys, "
-                    f"{sum(truth.values()):,} requests) after {time.perf_counter() - began:.0f} s"
-                )
-                sign_in(console, made.admin_secret)
-                err.print(f"signed in; timing {args.rounds} x {args.runs} page loads")
-                samples = measure(console, api, args.runs, args.rounds, args.warmup)
-        finally:
-            worker.terminate()
-            worker.wait(60)
+        _wait_ready(base)
+        auth = {"Authorization": f"Bearer {made.admin_secret}"}
+        with (
+            httpx.Client(base_url=base, headers=auth, timeout=60) as api,
+            httpx.Client(base_url=base, timeout=60) as console,
+        ):
+            began = time.perf_counter()
+            rows = wait_for_listing(api, truth, len(made.key_ids), timeout_s=180)
+            err.print(
+                f"listing matches the truth ({len(rows):,} keys, "
+                f"{sum(truth.values()):,} requests) after {time.perf_counter() - began:.0f} s"
+            )
+            sign_in(console, made.admin_secret)
+            err.print(f"signed in; timing {args.rounds} x {args.runs} page loads")
+            samples = measure(console, api, args.path, args.runs, args.rounds, args.warmup)
     finally:
-        if args.keep:
-            err.print(f"data kept in {work}")
-        else:
-            shutil.rmtree(work, ignore_errors=True)
+        worker.terminate()
+        worker.wait(60)
+    if args.profile is not None:
+        err.print(f"profiling {args.path} in this process; stats to {args.profile}")
+        settings = load_settings(
+            _env_file=None,
+            data_dir=work,
+            kafka={"bootstrap_servers": args.bootstrap, "topic_prefix": prefix},
+            api={"host": "127.0.0.1", "port": _free_port()},
+        )
+        profile = profile_page(settings, made.admin_secret, args.path, 30, args.profile)
     return {
         "benchmark": "console",
+        "path": args.path,
         **summarize(samples, args.rounds, made.key_ids),
         "keys": len(rows),
         "runs": len(samples.page_server_s),
@@ -299,6 +327,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "served_by": "keypulse worker (embedded mode: chDB; the API and console in the worker)",
         "python": platform.python_version(),
         "cpus": len(os.sched_getaffinity(0)),
+        **({"profile": profile} if args.profile is not None else {}),
     }
 
 
@@ -312,6 +341,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--work-dir", type=Path, default=None, help="where the data dir goes")
     parser.add_argument("--keep", action="store_true", help="keep the data directory")
+    parser.add_argument("--path", default="/console/keys", help="the console page timed")
+    parser.add_argument(
+        "--profile", type=Path, default=None, help="then profile the page; pstats to FILE"
+    )
     print(json.dumps(run(parser.parse_args())))
 
 
