@@ -29,12 +29,14 @@ import httpx
 import pytest
 
 from bench.console_http import sign_in
+from infra.tools.demo import KEYS
 from schemas.key_format import ParsedSecret, check_secret
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|\x1b\][^\x07]*\x07")
 SERVING = "serving the console and the API until Ctrl-C"
+KEY_NAMES = ("Demo admin", *(k.name for k in KEYS))
 
 
 class Terminal:
@@ -105,6 +107,8 @@ def test_demo_reports_serves_its_console_and_stops_on_ctrl_c(
             page = http.get("/console/keys")
         assert page.status_code == 200 and "API Keys" in page.text, page.text[:500]
         assert "acc_demo" in page.text, "signed in as the demo account"
+        for name in KEY_NAMES:
+            assert name in page.text, f"{name} on the console's keys page"
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=90) == 0, terminal.text()[-3000:] + errors.read_text()[-2000:]
     finally:
@@ -117,7 +121,7 @@ def test_demo_reports_serves_its_console_and_stops_on_ctrl_c(
     assert "(lz4 compression)" in output
     assert output.index(SERVING) < output.index("stopping") < output.index("finished cleanly")
     report = output[output.index("API keys (") : output.index(SERVING)]
-    for name in ("Production web", "Batch exporter", "Demo admin"):
+    for name in KEY_NAMES:
         assert name in report, f"{name} in the keys table read with the admin key"
     lines = report.splitlines()
     assert all(len(line) <= 80 for line in lines), max(lines, key=len)
