@@ -64,8 +64,11 @@ async def test_exact_counts_per_key_and_window(
                 )
             )
     # Another account's traffic on a key id of ours must never leak into our answers.
+    # Dated `now`: by default an event is dated when it is built, which may already be
+    # the next minute, past the end of the windows asked for at `now`.
     events += [
         RequestCompleted(
+            occurred_at=now,
             key_id=KEYS[0],
             account_id=OTHER_ACCOUNT,
             method="GET",
