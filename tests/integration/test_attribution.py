@@ -39,7 +39,9 @@ OWNED = ["key_attrib0001", "key_attrib0002"]  # alpha's; the second one revoked
 LATE = "key_attriblate"  # alpha's, created after its first requests landed
 UNKNOWN = "key_attribnone"  # never created
 BETA_KEY = "key_attribbeta"  # beta's, also sent under alpha
-GRACE_S = 8
+GRACE_S = 4
+"""The worker's grace (it checks every GRACE_S / 2 s): each wait below is a few of its
+rounds. The late key is applied ~0.5 s after its requests landed (measured), well within."""
 SENT = {
     (ALPHA, OWNED[0]): 120,
     (ALPHA, OWNED[1]): 80,
