@@ -86,10 +86,15 @@ def _no_secret_on_any_new_topic(bootstrap: str, before: set[str], config: pytest
     assert not leaks, {t: sorted(s[:12] + "…" for s in found) for t, found in leaks.items()}
 
 
+def fresh_topic_prefix() -> str:
+    """A topic prefix no other test uses."""
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
 @pytest.fixture
 def topic_prefix() -> str:
     """A fresh topic prefix so tests never see each other's messages."""
-    return f"t{uuid.uuid4().hex[:10]}."
+    return fresh_topic_prefix()
 
 
 @pytest.fixture

@@ -6,14 +6,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+import pytest_asyncio
 
 from alerting.delivery import delivery_id
 from alerting.fingerprint import channel_id, fingerprint
+from infra.kafka.admin import ensure_topics
 from infra.settings import Settings
 from infra.tools.receivers import HttpReceiver, free_port, serving_http
 from schemas.alerts import WebhookChannel
@@ -21,6 +24,7 @@ from schemas.keys import KeyType
 from schemas.requests import RequestCompleted
 from schemas.topics import TopicNames
 from streams.keyservice.service import start_key_service
+from tests.conftest import fresh_topic_prefix
 from tests.eventually import eventually
 from tests.integration.alerting.alert_e2e_support import alert_settings, record_traffic
 from tests.integration.http.api_support import (
@@ -91,11 +95,13 @@ class UsageApi(Api):
     events: list[RequestCompleted]
 
 
-@pytest.fixture
-async def api(
-    tmp_path: Path, kafka_bootstrap: str, topics: TopicNames, topic_prefix: str
+@asynccontextmanager
+async def usage_api(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
 ) -> AsyncIterator[UsageApi]:
-    """The API over 300 + 100 events of two alpha keys and 50 of a beta key."""
+    """The API over 300 + 100 events of two alpha keys and 50 of a beta key (the registry's
+    topics under `topic_prefix` exist)."""
+    topics = TopicNames.with_prefix(topic_prefix)
     now = datetime.now(UTC)
     events = traffic(ALPHA, ALPHA_KEYS[0], 300, now) + traffic(ALPHA, ALPHA_KEYS[1], 100, now)
     events += traffic(BETA, BETA_KEY, 50, now)
@@ -110,6 +116,19 @@ async def api(
         total = len(alpha.events) + len(beta.events)
         await eventually(lambda: keys.processed >= total, 30, "the key events")
         yield UsageApi(served.client, served.worker, served.settings, served.secrets, events)
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def api(
+    tmp_path_factory: pytest.TempPathFactory, kafka_bootstrap: str
+) -> AsyncIterator[UsageApi]:
+    """`usage_api`, one per test module: its tests only read, in the module's event loop
+    (`pytest.mark.asyncio(loop_scope="module")`), and open no other chDB directory (one
+    per process: a module whose other tests do overrides this with a per-test one)."""
+    prefix = fresh_topic_prefix()
+    ensure_topics(kafka_bootstrap, prefix)
+    async with usage_api(tmp_path_factory.mktemp("api"), kafka_bootstrap, prefix) as served:
+        yield served
 
 
 # --------------------------------------------------------------------------- a fired alert

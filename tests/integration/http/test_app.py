@@ -15,7 +15,11 @@ from tests.integration.http.conftest import ALPHA_KEYS, UsageApi
 NO_CONTENT = {("delete", "/api-keys/{key_id}")}
 """Operations whose success is 204 No Content."""
 
-pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.clickhouse,
+    pytest.mark.asyncio(loop_scope="module"),  # the module-scoped `api`
+]
 
 
 def _success_schemas(operation: dict[str, Any]) -> list[dict[str, Any]]:

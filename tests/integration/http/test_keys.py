@@ -11,7 +11,11 @@ from projections.windows import Window
 from tests.integration.http.api_support import ALPHA, BETA, assert_problem, in_window
 from tests.integration.http.conftest import ALPHA_KEYS, BETA_KEY, UsageApi
 
-pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.clickhouse,
+    pytest.mark.asyncio(loop_scope="module"),  # the module-scoped `api`
+]
 
 
 async def test_each_account_lists_its_own_keys_with_counts(api: UsageApi) -> None:

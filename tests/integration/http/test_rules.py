@@ -3,6 +3,7 @@ writes through the app's one long-lived Kafka producer, closed when the app stop
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,7 @@ from infra.alert_admin import Publisher
 from schemas.topics import TopicNames
 from tests.eventually import eventually
 from tests.integration.http.api_support import Api, assert_problem, serving, serving_settings
-from tests.integration.http.conftest import ALPHA_KEYS, UsageApi
+from tests.integration.http.conftest import ALPHA_KEYS, UsageApi, usage_api
 from tests.integration.ingest_helpers import worker_settings
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
@@ -39,6 +40,15 @@ def _publisher(api: Api) -> Publisher:
 
 async def _get(api: Api, path: str) -> httpx.Response:
     return await api.client.get(path, headers=api.auth("alpha:read_only"))
+
+
+@pytest.fixture
+async def api(
+    tmp_path: Path, kafka_bootstrap: str, topics: TopicNames, topic_prefix: str
+) -> AsyncIterator[UsageApi]:
+    """Per test: the other test here opens a chDB directory of its own (one per process)."""
+    async with usage_api(tmp_path, kafka_bootstrap, topic_prefix) as served:
+        yield served
 
 
 async def test_rule_lifecycle_over_one_producer(api: UsageApi) -> None:

@@ -12,7 +12,11 @@ from schemas.requests import RequestCompleted
 from tests.integration.http.api_support import ALPHA, assert_problem, in_window, usage_truth
 from tests.integration.http.conftest import ALPHA_KEYS, BETA_KEY, UsageApi
 
-pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+pytestmark = [
+    pytest.mark.kafka,
+    pytest.mark.clickhouse,
+    pytest.mark.asyncio(loop_scope="module"),  # the module-scoped `api`
+]
 
 P95_TOLERANCE_MS = 3.0
 """t-digest against the exact nearest rank on latencies 1..100 ms."""
