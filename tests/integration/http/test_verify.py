@@ -12,11 +12,12 @@ import httpx
 import pytest
 
 from infra.http.problems import QUOTA_EXCEEDED_TYPE
+from infra.kafka.admin import ensure_topics
 from infra.tools.receivers import free_port
 from schemas.codec import decode_requests
 from schemas.key_format import generate_secret, hash_secret
 from schemas.keys import KeyAccess, KeyType
-from schemas.topics import TopicNames
+from schemas.topics import ALL_TOPICS, KEY_EVENTS, TopicNames
 from tests.eventually import eventually_sync
 from tests.integration.http.api_support import LiveApi, assert_problem, bearer, live_api
 from tests.integration.ingest_helpers import worker_settings
@@ -150,7 +151,12 @@ def test_verify(served: Served) -> None:
 def test_verify_before_the_key_state_is_read(
     tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
 ) -> None:
-    """No key-events topic under this prefix: the registry never loads, /verify is 503."""
+    """No key-events topic under this prefix: the registry never loads, /verify is 503.
+    The other topics exist (as `topics ensure` leaves them): with no requests topic
+    either, the outcome recorder's close waits ~10 s for its metadata."""
+    ensure_topics(
+        kafka_bootstrap, topic_prefix, specs=tuple(t for t in ALL_TOPICS if t != KEY_EVENTS)
+    )
     api = {"port": free_port(), "verify_tokens": [hash_secret(TOKEN)]}
     settings = worker_settings(tmp_path, kafka_bootstrap, topic_prefix, api=api)
     with live_api(settings, registry_ready=False) as live, live.client() as client:
