@@ -7,12 +7,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from infra.settings import Settings, load_settings
 from infra.wiring import Worker
 from schemas.codec import encode
 from schemas.requests import RequestBatch, RequestCompleted
+from tests.integration.producer_support import read_topic
 
 
 def worker_settings(
@@ -66,18 +67,8 @@ async def wait_for_events(
         await asyncio.sleep(0.05)
 
 
-def read_all(
-    bootstrap: str, topic: str, idle_ms: int = 5000
-) -> list[tuple[bytes, dict[str, bytes]]]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=idle_ms,
-        max_partition_fetch_bytes=16 << 20,
-        fetch_max_bytes=64 << 20,
-    )
-    try:
-        return [(m.value, dict(m.headers)) for m in consumer]
-    finally:
-        consumer.close()
+def read_all(bootstrap: str, topic: str) -> list[tuple[bytes, dict[str, bytes]]]:
+    """Every record of `topic` up to its current end offsets, as (value, headers). The
+    worker counts a dead letter once the broker acknowledged it, and the API answers a
+    key command once its event is on the topic: what the tests read is there by then."""
+    return [(r.value, dict(r.headers)) for r in read_topic(bootstrap, topic)]

@@ -38,7 +38,13 @@ class TopicCount:
 
 def read_topic(bootstrap: str, topic: str, timeout_s: float = 30.0) -> list[Any]:
     """Every record of `topic` up to its current end offsets (all partitions)."""
-    consumer = KafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False, group_id=None)
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap,
+        enable_auto_commit=False,
+        group_id=None,
+        max_partition_fetch_bytes=16 << 20,  # dead letters may hold an oversize record
+        fetch_max_bytes=64 << 20,
+    )
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic)]
         consumer.assign(partitions)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer
+from kafka import KafkaProducer
 
 from infra.clickhouse import make_client
 from infra.wiring import running_worker
@@ -14,6 +14,7 @@ from schemas.requests import RequestBatch, RequestCompleted
 from schemas.topics import TopicNames
 from tests.eventually import eventually
 from tests.integration.ingest_helpers import worker_settings
+from tests.integration.producer_support import read_topic
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
 
@@ -65,16 +66,7 @@ async def test_kafka_python_to_faust_agent_to_clickhouse(
     finally:
         client.close()
 
-    consumer = KafkaConsumer(
-        topics.dead_letters,
-        bootstrap_servers=kafka_bootstrap,
-        auto_offset_reset="earliest",
-        consumer_timeout_ms=10_000,
-    )
-    try:
-        dead = [m for m in consumer]
-    finally:
-        consumer.close()
+    dead = read_topic(kafka_bootstrap, topics.dead_letters)  # acknowledged before counted
     assert len(dead) == 1
     assert dead[0].value == b"{not json"
     headers = dict(dead[0].headers)

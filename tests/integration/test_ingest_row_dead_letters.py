@@ -121,7 +121,7 @@ async def test_the_good_rows_of_a_batch_count_and_each_bad_row_is_dead_lettered(
     finally:
         client.close()
 
-    dead = read_all(kafka_bootstrap, topics.dead_letters, idle_ms=2000)
+    dead = read_all(kafka_bootstrap, topics.dead_letters)
     assert len(dead) == dead_rows
     got: dict[str, tuple[int, str, str]] = {}
     for raw, headers in dead:

@@ -178,7 +178,7 @@ async def test_records_built_from_the_docs_are_counted_exactly(
 def _dead_letters(
     bootstrap: str, topics: TopicNames, expected: int
 ) -> list[tuple[str | None, str]]:
-    records = read_all(bootstrap, topics.dead_letters, idle_ms=1000)
+    records = read_all(bootstrap, topics.dead_letters)
     if len(records) < expected:
         return []
     pairs = []
