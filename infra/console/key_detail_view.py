@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from infra.console.formats import DASH, ago, until, when
 from infra.http.key_views import KeyMeta
 from projections.key_activity import UNUSED, KeyActivity
 from projections.key_traffic import RecentIps
@@ -29,11 +30,9 @@ __all__ = [
     "STEPS",
     "KeyDetailView",
     "KeyTraffic",
-    "ago",
     "chart_buckets",
     "key_detail",
     "parse_window",
-    "when",
     "window_plan",
 ]
 
@@ -56,7 +55,6 @@ OUTCOMES: tuple[tuple[str, str], ...] = (
 """The verdicts a verification of a known key can give (malformed and unknown name no
 key), in the order shown."""
 ACCESS_WORDS = {"full": "Full (product API)", "read_only": "Read-only", "admin": "Admin"}
-DASH = "—"
 
 
 def parse_window(value: str | None) -> Window:
@@ -73,29 +71,6 @@ def window_plan(window: Window, now: datetime) -> WindowPlan:
 
 
 # --------------------------------------------------------------------------- formatting
-
-
-def when(t: datetime | None) -> str:
-    """`2025-06-01 14:03 UTC`, or a dash."""
-    return DASH if t is None else as_utc(t).strftime("%Y-%m-%d %H:%M UTC")
-
-
-def _span(seconds: float) -> str:
-    if seconds < 60:
-        return "less than a minute"
-    minutes = int(seconds // 60)
-    if minutes < 60:
-        return f"{minutes} min"
-    hours = minutes // 60
-    if hours < 48:
-        return f"{hours} h"
-    return f"{hours // 24} days"
-
-
-def ago(t: datetime, now: datetime) -> str:
-    """`14 min ago`, `3 h ago`, `5 days ago` (`just now` for a time at or after `now`)."""
-    seconds = (now - t).total_seconds()
-    return "just now" if seconds <= 0 else f"{_span(seconds)} ago"
 
 
 def _count(n: int) -> str:
@@ -237,7 +212,7 @@ def _fields(meta: KeyMeta, activity: KeyActivity, now: datetime) -> tuple[Field,
     expires = DASH if meta.expires_at is None else when(meta.expires_at)
     if meta.expires_at is not None:
         left = (meta.expires_at - now).total_seconds()
-        expires += f" ({'expired' if left <= 0 else 'in ' + _span(left)})"
+        expires += f" ({'expired' if left <= 0 else until(meta.expires_at, now)})"
     used = activity.last_used_at
     last = "never" if used is None else f"{ago(used, now)} ({when(used)})"
     if used is not None and activity.last_used_ip:
@@ -397,7 +372,7 @@ def _rotation(traffic: KeyTraffic, now: datetime) -> Rotation | None:
             else:
                 lines.append(
                     f"This old key stays valid until {when(meta.expires_at)} "
-                    f"(in {_span((meta.expires_at - now).total_seconds())})."
+                    f"({until(meta.expires_at, now)})."
                 )
         use = traffic.activity.get(meta.key_id, UNUSED)
         still = _used_since(use, rolled_at, now)

@@ -30,6 +30,7 @@ from datetime import datetime
 from math import ceil
 from urllib.parse import quote, urlencode
 
+from infra.console.formats import ago, until, when
 from infra.http.key_views import KeyOut
 from schemas.alerts import RuleKind
 from schemas.key_ledger import AccountLedger, KeyRecord, KeyStatus
@@ -49,8 +50,6 @@ __all__ = [
     "PlanView",
     "Spark",
     "actions_for",
-    "ago",
-    "ago_future",
     "choose_page",
     "key_row",
     "limit_reason",
@@ -242,35 +241,13 @@ class KeyRowView:
         return f"/keys/{quote(self.key_id, safe='')}"
 
 
-def ago(then: datetime | None, now: datetime) -> str:
-    """`then` relative to `now`: "never", "just now", "5 min ago", "3 h ago", "2 days
-    ago"; older than 30 days, the date."""
-    if then is None:
-        return "never"
-    seconds = (now - then).total_seconds()
-    if seconds < 60:
-        return "just now"
-    if seconds < 3600:
-        return f"{int(seconds // 60)} min ago"
-    if seconds < 86_400:
-        return f"{int(seconds // 3600)} h ago"
-    days = int(seconds // 86_400)
-    if days <= 30:
-        return "1 day ago" if days == 1 else f"{days} days ago"
-    return then.strftime("%Y-%m-%d")
-
-
-def _when(at: datetime) -> str:
-    return at.strftime("%Y-%m-%d %H:%M UTC")
-
-
 def status_badges(
     key: KeyOut, usage: KeyUsage, firing: frozenset[str], now: datetime
 ) -> tuple[Badge, ...]:
     """The row's status badges (see the module docstring for their sources)."""
     badges = [Badge(key.status, key.status, _status_title(key))]
     if key.expiring_soon and key.expires_at is not None:
-        title = f"Expires {ago_future(key.expires_at, now)} ({_when(key.expires_at)})"
+        title = f"Expires {until(key.expires_at, now)} ({when(key.expires_at)})"
         badges.append(Badge("expiring_soon", "expiring soon", title))
     if key.status != "active":
         return tuple(badges)
@@ -291,23 +268,10 @@ def status_badges(
 def _status_title(key: KeyOut) -> str:
     if key.status == "revoked" and key.revoked_at is not None:
         reason = f" ({key.revoke_reason})" if key.revoke_reason else ""
-        return f"Revoked {_when(key.revoked_at)}{reason}"
+        return f"Revoked {when(key.revoked_at)}{reason}"
     if key.status == "expired" and key.expires_at is not None:
-        return f"Expired {_when(key.expires_at)}"
+        return f"Expired {when(key.expires_at)}"
     return ""
-
-
-def ago_future(then: datetime, now: datetime) -> str:
-    """`then` (after `now`) as "in 5 min", "in 3 h", "in 2 days"."""
-    seconds = (then - now).total_seconds()
-    if seconds < 60:
-        return "in under a minute"
-    if seconds < 3600:
-        return f"in {int(seconds // 60)} min"
-    if seconds < 86_400:
-        return f"in {int(seconds // 3600)} h"
-    days = int(seconds // 86_400)
-    return "in 1 day" if days == 1 else f"in {days} days"
 
 
 def spark_points(

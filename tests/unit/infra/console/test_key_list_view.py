@@ -6,15 +6,12 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 
-import pytest
-
 from infra.console.key_list_view import (
     SPARK_DAYS,
     KeyQuery,
     KeyUsage,
     Listed,
     actions_for,
-    ago,
     choose_page,
     key_row,
     listed_keys,
@@ -53,26 +50,6 @@ def _key(ledger: AccountLedger, key_id: str, activity: KeyActivity | None = None
 
 def _usage(renders: int = 0) -> KeyUsage:
     return KeyUsage(renders_today=renders)
-
-
-@pytest.mark.parametrize(
-    ("age", "said"),
-    [
-        (timedelta(seconds=59), "just now"),
-        (timedelta(minutes=5, seconds=59), "5 min ago"),
-        (timedelta(hours=3, minutes=59), "3 h ago"),
-        (DAY, "1 day ago"),
-        (30 * DAY, "30 days ago"),
-        (31 * DAY, "2025-02-11"),
-        (-timedelta(seconds=3), "just now"),  # a clock a little ahead
-    ],
-)
-def test_ago_says_how_long_ago(age: timedelta, said: str) -> None:
-    assert ago(NOW - age, NOW) == said
-
-
-def test_never_used() -> None:
-    assert ago(None, NOW) == "never"
 
 
 def test_spark_points_scale_the_peak_to_the_top_and_zero_to_the_bottom() -> None:
