@@ -14,7 +14,9 @@ from typing import Annotated, Any
 
 import typer
 from pydantic import ValidationError
+from rich import box
 from rich.table import Table
+from rich.text import Text
 
 from alerting.defaults import default_misuse_rules
 from alerting.ports import DeliveryStatus
@@ -204,22 +206,38 @@ def rules_defaults(
 # --------------------------------------------------------------------------- rules reads
 
 
+def _terminal_table(caption: str) -> Table:
+    """The borderless style the CLI's listings share: ids never cut, prose wraps, and
+    readable in an 80-column terminal (the caption says where the rest is)."""
+    return Table(
+        caption=caption,
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+        pad_edge=False,
+        collapse_padding=True,
+    )
+
+
+def _condition(r: dict[str, Any]) -> str:
+    kind = r["kind"] + (f" {r['percentile']}" if r.get("percentile") else "")
+    symbol = Comparator(r["comparator"]).symbol
+    return f"{kind} {symbol} {r['threshold']:g} over {r['window_s']}s"
+
+
 def rules_table(rules: list[dict[str, Any]]) -> Table:
-    """Rules in the API's JSON shape (`StoredRuleOut`) as a table."""
-    table = Table("rule", "account", "name", "kind", "window", "scope", "when", "on", "channels")
+    """Rules in the API's JSON shape (`StoredRuleOut`) as a table: the name with its
+    channels (and "disabled") under it; every field, secrets masked, with `keypulse rules
+    show ID` or `--json`."""
+    table = _terminal_table("Every field: keypulse rules show RULE_ID, or --json")
+    table.add_column("Rule", no_wrap=True)
+    table.add_column("Name and channels", overflow="fold", ratio=1)
+    table.add_column("Condition", overflow="fold", ratio=1)
+    table.add_column("Scope", no_wrap=True)
     for r in rules:
-        kind = r["kind"] + (f" {r['percentile']}" if r.get("percentile") else "")
-        table.add_row(
-            r["rule_id"],
-            r["account_id"],
-            r["name"],
-            kind,
-            f"{r['window_s']}s",
-            r["scope"].get("key_id") or "all keys",
-            f"{Comparator(r['comparator']).symbol} {r['threshold']:g}",
-            "yes" if r["enabled"] else "no",
-            ",".join(c["type"] for c in r["channels"]) or "-",
-        )
+        channels = ", ".join(c["type"] for c in r["channels"]) or "no channels"
+        name = Text(r["name"])  # the user's words: never read as markup
+        name.append(f"\n{channels}" + ("" if r["enabled"] else ", disabled"), style="dim")
+        table.add_row(r["rule_id"], name, _condition(r), r["scope"].get("key_id") or "all keys")
     return table
 
 
@@ -263,21 +281,23 @@ def rules_delete(
 
 
 def deliveries_table(rows: list[dict[str, Any]]) -> Table:
-    """Deliveries in the API's JSON shape (`DeliveryOut`) as a table."""
-    table = Table(
-        "delivery", "status", "attempt", "at", "channel", "state", "rule", "key", "detail"
-    )
+    """Deliveries in the API's JSON shape (`DeliveryOut`) as a table (the channel and the
+    notification's state: `--json`)."""
+    table = _terminal_table("Channel ids and notification states: --json")
+    table.add_column("Delivery and key", no_wrap=True)
+    table.add_column("Status", no_wrap=True)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("At (UTC)", no_wrap=True)
+    table.add_column("Rule", overflow="fold", ratio=1)
+    table.add_column("Detail", overflow="fold", ratio=1)
     for r in rows:
         table.add_row(
-            r["delivery_id"],
+            f"{r['delivery_id']}\n{r['key_id']}",
             r["status"],
             str(r["attempt"]),
-            r["at"][:19],
-            r["channel_id"],
-            r["state"],
-            r["rule"],
-            r["key_id"],
-            r["detail"][:80],
+            r["at"][5:16].replace("T", " "),
+            Text(r["rule"]),
+            Text(r["detail"][:200]),
         )
     return table
 
