@@ -10,6 +10,7 @@ in this process or by the subprocesses tests start. Fixtures build their setting
 from __future__ import annotations
 
 import os
+import shutil
 import time
 import uuid
 from collections.abc import Iterator
@@ -104,12 +105,28 @@ def topics(kafka_bootstrap: str, topic_prefix: str) -> TopicNames:
     return TopicNames.with_prefix(topic_prefix)
 
 
+@pytest.fixture(scope="session")
+def _migrated_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data directory whose chDB database is fully migrated, closed: copied per test."""
+    data_dir = tmp_path_factory.mktemp("migrated-template")
+    settings = load_settings(_env_file=None, data_dir=data_dir)
+    assert settings.clickhouse_dsn.startswith("chdb://"), settings.clickhouse_dsn
+    client = make_client(settings)
+    try:
+        migrate(client, migration_context(settings))
+    finally:
+        client.close()
+    return data_dir
+
+
 @pytest.fixture
-def migrated_client(tmp_path: Path) -> Iterator[Client]:
-    """A client on a fresh, fully migrated chDB database under `tmp_path` (closed after)."""
+def migrated_client(tmp_path: Path, _migrated_template: Path) -> Iterator[Client]:
+    """A client on a fresh, fully migrated chDB database under `tmp_path` (closed after):
+    a copy of the session's migrated template (its relative symlinks kept), ~0.15 s
+    instead of ~0.6 s for running the migrations again."""
+    shutil.copytree(_migrated_template, tmp_path, symlinks=True, dirs_exist_ok=True)
     settings = load_settings(_env_file=None, data_dir=tmp_path)
     client = make_client(settings)
-    migrate(client, migration_context(settings))
     try:
         yield client
     finally:
