@@ -17,7 +17,9 @@ from schemas.requests import RequestCompleted
 from schemas.topics import TopicNames
 from tests.integration.ingest_helpers import batches, produce, wait_for_events, worker_settings
 
-pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+# A broker of its own stopped and started again: `make test-faults` (the test budget of
+# `make test` keeps the SIGKILL loop and leaves the broker restarts to the fault run).
+pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse, pytest.mark.slow]
 
 BOOTSTRAP = "127.0.0.1:29392"
 

@@ -25,6 +25,9 @@ from tests.integration.producer_support import SteadyRecorder, count_request_eve
 
 pytestmark = [
     pytest.mark.kafka,
+    # Its own broker stopped and restarted, and a blocking-time bound that needs an idle
+    # machine: `make test-faults`, not `make test`.
+    pytest.mark.slow,
     # kafka-python 3.0.12 never closes the socket of a refused connection attempt
     # (kafka/net/inet.py, KafkaNetSocket.connect): reconnecting to the stopped broker
     # leaves sockets for the GC, collected (under this filter) in the fixture teardown.
