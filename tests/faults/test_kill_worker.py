@@ -136,6 +136,7 @@ def _run_kill_loop(
         client.close()
 
 
+@pytest.mark.slow  # 35 s: `make test-faults`, to keep `make test` inside its 15 minutes
 def test_kill_loop_short(
     tmp_path: Path, kafka_bootstrap: str, topics: TopicNames, topic_prefix: str
 ) -> None:
