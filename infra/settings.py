@@ -37,6 +37,12 @@ class KafkaSettings(BaseModel):
     session_timeout_s: Annotated[float, Field(ge=6, le=300)] = 10.0
     broker_heap: str = "768m"
     start_timeout_s: Annotated[float, Field(gt=0)] = 60.0
+    replication_factor: Annotated[int, Field(ge=1, le=16)] = 1
+    """`KEYPULSE_KAFKA_REPLICATION_FACTOR`: the replication factor of the topics keypulse
+    creates (3 on a three-broker cluster)."""
+    min_insync_replicas: Annotated[int, Field(ge=1, le=16)] = 1
+    """`KEYPULSE_KAFKA_MIN_INSYNC_REPLICAS`: `min.insync.replicas` of the topics keypulse
+    creates (2 with replication factor 3: an acks=all write survives one broker down)."""
 
     @field_validator("bootstrap_servers")
     @classmethod
@@ -110,6 +116,13 @@ class ManagementKey(BaseModel):
     revoked: bool = False
 
 
+class SecretScanningKey(BaseModel):
+    """One public key of a secret-scanning reporter (ECDSA, PEM)."""
+
+    key_identifier: Annotated[str, Field(min_length=1, max_length=512)]
+    key: Annotated[str, Field(min_length=1)]
+
+
 class ApiSettings(BaseModel):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(gt=0, lt=65536)] = 8787
@@ -126,6 +139,18 @@ class ApiSettings(BaseModel):
     of `sha256:<hex>` hashes of the tokens (never the tokens); `keypulse api-keys hash`
     prints one. Empty: `/verify` refuses every call."""
     verify_environment: Literal["production", "development"] = "production"
+    secret_scanning_public_keys: list[SecretScanningKey] = []
+    """`KEYPULSE_API_SECRET_SCANNING_PUBLIC_KEYS`: the public keys that sign secret-scanning
+    reports (GitHub's partner program), a JSON list of `{"key_identifier": …, "key": PEM}`.
+    Empty: the report endpoint refuses every call."""
+    auth_failures_before_delay: Annotated[int, Field(ge=1)] = 5
+    """Failed authentications from one client IP (within `auth_failure_window_s`) before
+    its answers are slowed."""
+    auth_failures_before_block: Annotated[int, Field(ge=1)] = 20
+    """Failed authentications from one client IP before it is refused (429) for
+    `auth_block_s`."""
+    auth_failure_window_s: Annotated[float, Field(gt=0)] = 300.0
+    auth_block_s: Annotated[float, Field(gt=0)] = 900.0
     """`KEYPULSE_API_VERIFY_ENVIRONMENT`: what `POST /verify` flags (a live key in
     development, a test key in production)."""
 
@@ -160,6 +185,15 @@ class AlertingSettings(BaseModel):
     max_concurrent_deliveries: Annotated[int, Field(ge=1, le=256)] = 16
 
 
+class SecretsSettings(BaseModel):
+    """The master key that wraps channel secrets at rest (`KEYPULSE_SECRETS_<FIELD>`).
+
+    It comes from a file or the environment, never from a topic or a table."""
+
+    master_key_file: Path | None = None
+    master_key: SecretStr = Field(default=SecretStr(""), repr=False)
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -175,6 +209,7 @@ class Settings(BaseSettings):
     worker: WorkerSettings = WorkerSettings()
     api: ApiSettings = ApiSettings()
     alerting: AlertingSettings = AlertingSettings()
+    secrets: SecretsSettings = SecretsSettings()
 
     @property
     def clickhouse_dsn(self) -> str:
