@@ -16,6 +16,7 @@ from infra.cli.alerts import deliveries_app, rules_app
 from infra.cli.console import out
 from infra.cli.errors import clean_errors
 from infra.cli.keys import keys_app
+from infra.cli.secrets import secrets_app
 from infra.clickhouse import make_client, migration_context
 from infra.kafka.admin import ensure_topics
 from infra.kafka.broker import LocalKafka, broker_running, ensure_broker
@@ -33,6 +34,7 @@ app.add_typer(rules_app, name="rules")
 app.add_typer(deliveries_app, name="deliveries")
 app.add_typer(accounts_app, name="accounts")
 app.add_typer(keys_app, name="keys")
+app.add_typer(secrets_app, name="secrets")
 
 
 @kafka_app.command("start")

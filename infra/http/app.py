@@ -34,6 +34,7 @@ from infra.http.routes.health import health_router
 from infra.http.routes.key_commands import key_commands_router
 from infra.http.routes.keys import keys_router
 from infra.http.routes.rules import rules_router
+from infra.http.routes.secret_scanning import secret_scanning_router
 from infra.http.routes.usage import usage_router
 from infra.http.routes.verify import VerifyService, outcome_recorder, verify_router
 from infra.settings import Settings
@@ -123,6 +124,7 @@ def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
         rules_router,
         alerts_router,
         deliveries_router,
+        secret_scanning_router,
     )
     for router in routers:
         app.include_router(router(ctx))
