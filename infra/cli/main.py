@@ -18,13 +18,22 @@ from infra.cli.errors import clean_errors
 from infra.cli.keys import keys_app
 from infra.cli.secrets import secrets_app
 from infra.clickhouse import make_client, migration_context
-from infra.kafka.admin import ensure_topics
-from infra.kafka.broker import LocalKafka, broker_running, ensure_broker
+from infra.kafka.admin import ensure_registry_topics
+from infra.kafka.broker import (
+    LocalKafka,
+    LocalKafkaCluster,
+    broker_running,
+    cluster_env,
+    ensure_broker,
+    ensure_cluster,
+)
 from infra.kafka.probe import broker_ready
 from infra.settings import Settings, load_settings
 
 app = typer.Typer(help="keypulse: usage and alerting pipeline for API keys.", no_args_is_help=True)
-kafka_app = typer.Typer(help="The local single-node Kafka broker.", no_args_is_help=True)
+kafka_app = typer.Typer(
+    help="The local Kafka broker (one node, or a cluster with --brokers).", no_args_is_help=True
+)
 topics_app = typer.Typer(help="Kafka topics of the registry.", no_args_is_help=True)
 schemas_app = typer.Typer(help="Event schemas.", no_args_is_help=True)
 app.add_typer(kafka_app, name="kafka")
@@ -39,34 +48,77 @@ app.add_typer(secrets_app, name="secrets")
 
 @kafka_app.command("start")
 @clean_errors
-def kafka_start() -> None:
-    """Start the local broker unless one answers (formats storage on first start)."""
+def kafka_start(
+    brokers: Annotated[
+        int,
+        typer.Option(
+            "--brokers",
+            min=1,
+            max=9,
+            help="Nodes of a local KRaft cluster (each broker+controller); 3 for RF 3.",
+        ),
+    ] = 1,
+) -> None:
+    """Start the local broker unless one answers (formats storage on first start).
+
+    With --brokers N (N > 1): N combined nodes on the bootstrap port + 0, 2, 4, … (their
+    controllers on the controller port + 0, 2, 4, …), and the settings to export.
+    """
     settings = load_settings()
-    out.print(ensure_broker(settings.kafka, settings.kafka_dir).describe())
+    if brokers == 1:
+        out.print(ensure_broker(settings.kafka, settings.kafka_dir).describe())
+        return
+    out.print(ensure_cluster(settings.kafka, settings.kafka_dir, brokers).describe())
+    cluster = LocalKafkaCluster(settings.kafka, settings.kafka_dir, brokers)
+    out.print("set these for the worker and the API (topics: RF 3, min ISR 2):")
+    for name, value in cluster_env(cluster).items():
+        typer.echo(f"export {name}={value}")  # unwrapped, to paste into a shell
 
 
 @kafka_app.command("stop")
 @clean_errors
 def kafka_stop() -> None:
-    """Stop the broker that `kafka start` recorded (and only that process)."""
+    """Stop the broker or cluster that `kafka start` recorded (and only those processes)."""
     settings = load_settings()
     stopped = LocalKafka(settings.kafka, settings.kafka_dir).stop()
-    out.print("kafka stopped" if stopped else "kafka was not running")
+    cluster = LocalKafkaCluster.recorded(settings.kafka, settings.kafka_dir)
+    nodes = cluster.stop() if cluster is not None else 0
+    if nodes:
+        out.print(f"kafka cluster stopped ({nodes} node(s))")
+    if stopped:
+        out.print("kafka stopped")
+    if not stopped and not nodes:
+        out.print("kafka was not running")
 
 
 @kafka_app.command("status")
 @clean_errors
 def kafka_status() -> None:
-    """Report whether the local broker runs and answers metadata requests."""
+    """Report whether the local broker (or cluster) runs and answers metadata requests."""
     settings = load_settings()
-    status = LocalKafka(settings.kafka, settings.kafka_dir).status()
-    if status.pid is None:
+    cluster = LocalKafkaCluster.recorded(settings.kafka, settings.kafka_dir)
+    if cluster is not None and cluster.status().running:
+        status = cluster.status()
+        for node, node_status in status.nodes:
+            state = (
+                "not running"
+                if node_status.pid is None
+                else f"running (pid {node_status.pid}), "
+                + ("ready" if node_status.ready else "not ready")
+            )
+            out.print(f"node {node.node_id} at {node.address}: {state}")
+        out.print(f"kafka cluster: {status.running} of {status.brokers} node(s) running")
+        if status.running < status.brokers:
+            raise typer.Exit(3)
+        return
+    single = LocalKafka(settings.kafka, settings.kafka_dir).status()
+    if single.pid is None:
         reachable = broker_ready(settings.kafka.bootstrap_servers)
         note = " (another broker answers there)" if reachable else ""
         out.print(f"kafka not running{note}")
         raise typer.Exit(3)
-    state = "ready" if status.ready else "not ready"
-    out.print(f"kafka running (pid {status.pid}), {state} at {settings.kafka.bootstrap_servers}")
+    state = "ready" if single.ready else "not ready"
+    out.print(f"kafka running (pid {single.pid}), {state} at {settings.kafka.bootstrap_servers}")
 
 
 @topics_app.command("ensure")
@@ -74,7 +126,7 @@ def kafka_status() -> None:
 def topics_ensure() -> None:
     """Create the registry's topics that are missing (idempotent)."""
     settings = load_settings()
-    result = ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
+    result = ensure_registry_topics(settings.kafka)
     for name in result.created:
         out.print(f"created  {name}")
     for name in result.existing:
@@ -138,7 +190,7 @@ def _run_worker(settings: Settings) -> None:
 def worker_cmd() -> None:
     """Run the faust worker (agents, and in embedded mode everything touching ClickHouse)."""
     settings = load_settings()
-    ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
+    ensure_registry_topics(settings.kafka)
     out.print("worker starting (Ctrl-C stops it)")
     _run_worker(settings)
     out.print("worker stopped")
@@ -153,7 +205,7 @@ def up_cmd(
     settings = load_settings()
     with broker_running(settings.kafka, settings.kafka_dir) as lease:
         out.print(lease.describe())
-        result = ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
+        result = ensure_registry_topics(settings.kafka)
         out.print(f"topics: {len(result.created)} created, {len(result.existing)} existing")
         migrate_cmd()
         if check:

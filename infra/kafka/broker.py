@@ -1,17 +1,27 @@
-"""Start, stop and inspect the local Kafka broker (KRaft, broker+controller, one node).
+"""Start, stop and inspect the local Kafka broker (KRaft, broker+controller, one node)
+or a local cluster of several such nodes (`LocalKafkaCluster`).
 
 `ensure_broker` / `broker_running` are the one way to "start a broker unless one
 answers": the CLI (`kafka start`, `up`, `demo`), the test session and the benchmarks use
 them. `LocalKafka` is the process itself, for callers that must own and restart it.
+
+A cluster's nodes are combined nodes too (each a broker and a controller, the controllers
+a static three-voter quorum), so any one node can be down: the quorum keeps a majority
+and every partition an in-sync replica. Node `i` (1-based) listens on the bootstrap port
++ 2(i-1) and the controller port + 2(i-1) (9092/9094/9096, controllers 9093/9095/9097),
+and lives under `<root>/node-<i>`; `<root>/cluster.properties` records the node count and
+the cluster id, so `status` and `stop` find exactly the processes recorded there.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import shutil
 import signal
 import socket
+import struct
 import subprocess
 import time
 import uuid
@@ -20,7 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from infra.kafka.probe import broker_ready
+from infra.kafka.probe import broker_ready, metadata_broker_count
 from infra.settings import KafkaSettings
 
 KAFKA_HOME = Path(__file__).resolve().parent
@@ -77,13 +87,118 @@ def _port_in_use(host: str, port: int) -> bool:
     return False
 
 
-class LocalKafka:
-    """One broker whose storage, log and pid file live under `root`."""
+@dataclass(frozen=True)
+class NodeSpec:
+    """One KRaft node: its id and the ports of its broker and controller listeners."""
 
-    def __init__(self, settings: KafkaSettings, root: Path, jars: Path = JARS_DIR) -> None:
+    node_id: int
+    host: str
+    port: int
+    controller_port: int
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def cluster_nodes(settings: KafkaSettings, brokers: int) -> tuple[NodeSpec, ...]:
+    """The nodes of a local cluster of `brokers` nodes, derived from the first bootstrap
+    server and the controller port (each node 2 ports above the previous one)."""
+    if brokers < 1:
+        raise BrokerError(f"a cluster needs at least one broker, got {brokers}")
+    host, port = settings.first_server
+    nodes = tuple(
+        NodeSpec(i + 1, host, port + 2 * i, settings.controller_port + 2 * i)
+        for i in range(brokers)
+    )
+    ports = [p for n in nodes for p in (n.port, n.controller_port)]
+    if len(set(ports)) != len(ports) or max(ports) > 65535:
+        raise BrokerError(
+            f"ports of {brokers} nodes from {host}:{port} (controllers from "
+            f"{settings.controller_port}) overlap or exceed 65535; choose a controller port "
+            "that differs from the bootstrap port by an odd number "
+            "(KEYPULSE_KAFKA_CONTROLLER_PORT)"
+        )
+    return nodes
+
+
+def _new_cluster_id() -> str:
+    return base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
+
+
+def node_properties(node: NodeSpec, quorum: tuple[NodeSpec, ...], data_dir: Path) -> dict[str, str]:
+    """The server.properties of `node` in a quorum of `quorum` (a single node: a dynamic
+    one-voter quorum, formatted `--standalone`; several: static voters)."""
+    size = len(quorum)
+    replicas = str(min(3, size))
+    min_isr = str(min(2, size))
+    host, port, cport = node.host, node.port, node.controller_port
+    if size == 1:
+        voters = {"controller.quorum.bootstrap.servers": f"{host}:{cport}"}
+    else:
+        voters = {
+            "controller.quorum.voters": ",".join(
+                f"{n.node_id}@{n.host}:{n.controller_port}" for n in quorum
+            )
+        }
+    props = {
+        "process.roles": "broker,controller",
+        "node.id": str(node.node_id),
+        **voters,
+        "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
+        "advertised.listeners": f"PLAINTEXT://{host}:{port}",
+        "controller.listener.names": "CONTROLLER",
+        "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
+        "inter.broker.listener.name": "PLAINTEXT",
+        "log.dirs": str(data_dir),
+        "num.partitions": "4",
+        "default.replication.factor": replicas,
+        "min.insync.replicas": min_isr,
+        "unclean.leader.election.enable": "false",
+        "offsets.topic.replication.factor": replicas,
+        "offsets.topic.num.partitions": "8",
+        "transaction.state.log.replication.factor": replicas,
+        "transaction.state.log.min.isr": min_isr,
+        "share.coordinator.state.topic.replication.factor": replicas,
+        "share.coordinator.state.topic.min.isr": min_isr,
+        "group.initial.rebalance.delay.ms": "0",
+        "auto.create.topics.enable": "false",
+        "message.max.bytes": str(16 * 1024 * 1024),
+        "log.retention.check.interval.ms": "60000",
+    }
+    if size > 1:
+        # A killed node is fenced (its partitions get new leaders, it leaves their ISRs)
+        # after 6 s without a heartbeat rather than the default 9 s.
+        props["broker.heartbeat.interval.ms"] = "1000"
+        props["broker.session.timeout.ms"] = "6000"
+    return props
+
+
+class LocalKafka:
+    """One broker whose storage, log and pid file live under `root`.
+
+    Alone (the default) it is node 1 of a one-voter quorum on the settings' ports; with
+    `node` and `quorum` it is one node of a `LocalKafkaCluster` (static voters, the
+    cluster's `cluster_id`).
+    """
+
+    def __init__(
+        self,
+        settings: KafkaSettings,
+        root: Path,
+        jars: Path = JARS_DIR,
+        *,
+        node: NodeSpec | None = None,
+        quorum: tuple[NodeSpec, ...] = (),
+        cluster_id: str | None = None,
+    ) -> None:
         self._settings = settings
         self._root = root.resolve()
         self._jars = jars
+        self.node = node or cluster_nodes(settings, 1)[0]
+        self._quorum = quorum or (self.node,)
+        self._cluster_id = cluster_id
+        self.bootstrap = self.node.address
         self.data_dir = self._root / "data"
         self.log_file = self._root / "kafka.log"
         self.pid_file = self._root / "kafka.pid"
@@ -101,7 +216,7 @@ class LocalKafka:
 
     def status(self) -> BrokerStatus:
         pid = self._recorded_pid()
-        ready = pid is not None and broker_ready(self._settings.bootstrap_servers)
+        ready = pid is not None and broker_ready(self.bootstrap)
         return BrokerStatus(pid=pid, ready=ready)
 
     # -- start ------------------------------------------------------------------------
@@ -115,32 +230,13 @@ class LocalKafka:
         return os.pathsep.join(str(j) for j in jars)
 
     def _write_properties(self) -> None:
-        host, port = self._settings.first_server
-        cport = self._settings.controller_port
-        lines = {
-            "process.roles": "broker,controller",
-            "node.id": "1",
-            "controller.quorum.bootstrap.servers": f"{host}:{cport}",
-            "listeners": f"PLAINTEXT://{host}:{port},CONTROLLER://{host}:{cport}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{port}",
-            "controller.listener.names": "CONTROLLER",
-            "listener.security.protocol.map": "CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "log.dirs": str(self.data_dir),
-            "num.partitions": "4",
-            "offsets.topic.replication.factor": "1",
-            "offsets.topic.num.partitions": "8",
-            "transaction.state.log.replication.factor": "1",
-            "transaction.state.log.min.isr": "1",
-            "share.coordinator.state.topic.replication.factor": "1",
-            "share.coordinator.state.topic.min.isr": "1",
-            "group.initial.rebalance.delay.ms": "0",
-            "auto.create.topics.enable": "false",
-            "message.max.bytes": str(16 * 1024 * 1024),
-            "log.retention.check.interval.ms": "60000",
-        }
         self._root.mkdir(parents=True, exist_ok=True)
-        self.properties.write_text("".join(f"{k}={v}\n" for k, v in lines.items()))
+        self.properties.write_text(
+            "".join(
+                f"{k}={v}\n"
+                for k, v in node_properties(self.node, self._quorum, self.data_dir).items()
+            )
+        )
 
     def _java(self, classpath: str, *args: str, heap: str = "256m") -> list[str]:
         return [
@@ -158,16 +254,13 @@ class LocalKafka:
     def _format_storage(self, classpath: str) -> None:
         if (self.data_dir / "meta.properties").exists():
             return
-        cluster_id = uuid.uuid4().bytes
-        import base64
-
-        cid = base64.urlsafe_b64encode(cluster_id).decode().rstrip("=")
+        standalone = ["--standalone"] if len(self._quorum) == 1 else []
         cmd = self._java(
             classpath,
             "kafka.tools.StorageTool",
             "format",
-            "--standalone",
-            f"--cluster-id={cid}",
+            *standalone,
+            f"--cluster-id={self._cluster_id or _new_cluster_id()}",
             "-c",
             str(self.properties),
         )
@@ -179,12 +272,22 @@ class LocalKafka:
     def start(self) -> tuple[bool, float]:
         """Start the broker unless it runs; return (started_now, seconds until ready)."""
         began = time.monotonic()
-        pid = self._recorded_pid()
-        if pid is not None:
-            self._wait_ready(pid, began)
-            return False, time.monotonic() - began
-        host, port = self._settings.first_server
-        for p in (port, self._settings.controller_port):
+        started = self.launch()
+        try:
+            self.wait_ready(began)
+        except BrokerError:
+            if started:
+                self.stop()
+            raise
+        return started, time.monotonic() - began
+
+    def launch(self) -> bool:
+        """Spawn the broker unless it runs, without waiting for it; True if spawned now
+        (a cluster spawns every node first: none is ready before a quorum is up)."""
+        if self._recorded_pid() is not None:
+            return False
+        host = self.node.host
+        for p in (self.node.port, self.node.controller_port):
             if _port_in_use(host, p):
                 raise BrokerError(
                     f"port {host}:{p} is already in use; stop what holds it or set "
@@ -198,12 +301,7 @@ class LocalKafka:
         )
         pid = self._spawn(cmd)
         self.pid_file.write_text(f"{pid}\n")
-        try:
-            self._wait_ready(pid, began)
-        except BrokerError:
-            self.stop()
-            raise
-        return True, time.monotonic() - began
+        return True
 
     def _spawn(self, cmd: list[str]) -> int:
         """Start the broker in its own session, its output appended to the log file.
@@ -230,15 +328,22 @@ class LocalKafka:
         finally:
             os.close(log_fd)
 
-    def _wait_ready(self, pid: int, began: float) -> None:
+    def wait_ready(self, began: float, brokers: int = 1) -> None:
+        """Wait (from `began`, up to the start timeout) until this node answers Metadata
+        listing at least `brokers` live brokers; raise if its process exits."""
         deadline = began + self._settings.start_timeout_s
+        host, port = self.node.host, self.node.port
         while time.monotonic() < deadline:
-            if not _pid_alive(pid):
+            pid = self._recorded_pid()
+            if pid is None:
                 raise BrokerError(
                     f"Kafka exited during start-up; see {self.log_file}: {self._last_error()}"
                 )
-            if broker_ready(self._settings.bootstrap_servers, timeout_ms=1000):
-                return
+            try:
+                if metadata_broker_count(host, port, timeout_s=1.0) >= brokers:
+                    return
+            except (OSError, ValueError, struct.error):
+                pass
             time.sleep(0.2)
         raise BrokerError(
             f"Kafka not ready after {self._settings.start_timeout_s:.0f} s; see {self.log_file}"
@@ -253,6 +358,17 @@ class LocalKafka:
         return (errors or lines or ["no log"])[-1][:300]
 
     # -- stop -------------------------------------------------------------------------
+    def kill(self) -> bool:
+        """SIGKILL the recorded broker process (a crash, for fault tests); True if one ran.
+        The pid file stays, naming a dead process, as after a real crash."""
+        pid = self._recorded_pid()
+        if pid is None:
+            return False
+        os.kill(pid, signal.SIGKILL)
+        while _pid_alive(pid):
+            time.sleep(0.05)
+        return True
+
     def stop(self, timeout_s: float = 30.0) -> bool:
         """Stop exactly the recorded broker process; True if one was running."""
         pid = self._recorded_pid()
@@ -269,6 +385,115 @@ class LocalKafka:
                 time.sleep(0.05)
         self.pid_file.unlink(missing_ok=True)
         return True
+
+
+CLUSTER_FILE = "cluster.properties"
+
+
+@dataclass(frozen=True)
+class ClusterStatus:
+    brokers: int
+    nodes: tuple[tuple[NodeSpec, BrokerStatus], ...]
+
+    @property
+    def running(self) -> int:
+        return sum(1 for _, s in self.nodes if s.pid is not None)
+
+
+class LocalKafkaCluster:
+    """`brokers` combined KRaft nodes under `root` (`root/node-<i>`), one static quorum.
+
+    `root/cluster.properties` records the node count and the cluster id on first start;
+    `recorded(root)` reads it back, so `status` and `stop` need no flag.
+    """
+
+    def __init__(
+        self, settings: KafkaSettings, root: Path, brokers: int, jars: Path = JARS_DIR
+    ) -> None:
+        self._settings = settings
+        self._root = root.resolve()
+        self.brokers = brokers
+        self.nodes = cluster_nodes(settings, brokers)
+        self.cluster_file = self._root / CLUSTER_FILE
+        self._cluster_id = self._read_record().get("cluster.id") or _new_cluster_id()
+        self.members = tuple(
+            LocalKafka(
+                settings,
+                self._root / f"node-{n.node_id}",
+                jars,
+                node=n,
+                quorum=self.nodes,
+                cluster_id=self._cluster_id,
+            )
+            for n in self.nodes
+        )
+
+    @property
+    def bootstrap_servers(self) -> str:
+        return ",".join(n.address for n in self.nodes)
+
+    def _read_record(self) -> dict[str, str]:
+        return read_cluster_record(self._root)
+
+    @classmethod
+    def recorded(cls, settings: KafkaSettings, root: Path) -> LocalKafkaCluster | None:
+        """The cluster `kafka start --brokers N` recorded under `root`, if any."""
+        count = read_cluster_record(root).get("brokers", "")
+        return cls(settings, root, int(count)) if count.isdigit() else None
+
+    def member(self, node_id: int) -> LocalKafka:
+        return self.members[node_id - 1]
+
+    def status(self) -> ClusterStatus:
+        return ClusterStatus(self.brokers, tuple((m.node, m.status()) for m in self.members))
+
+    def start(self) -> tuple[bool, float]:
+        """Start every node not running; return (any started now, seconds until every
+        node answers listing all `brokers` brokers)."""
+        began = time.monotonic()
+        self._root.mkdir(parents=True, exist_ok=True)
+        recorded = self._read_record().get("brokers")
+        if recorded is not None and recorded != str(self.brokers):
+            raise BrokerError(
+                f"{self._root} holds a cluster of {recorded} brokers; start it with "
+                f"--brokers {recorded}, or stop it and remove that directory first"
+            )
+        if recorded is None:
+            self.cluster_file.write_text(f"brokers={self.brokers}\ncluster.id={self._cluster_id}\n")
+        started = False
+        try:
+            for member in self.members:
+                started = member.launch() or started
+            for member in self.members:
+                member.wait_ready(began, self.brokers)
+        except BrokerError:
+            if started:
+                self.stop()
+            raise
+        return started, time.monotonic() - began
+
+    def stop(self, timeout_s: float = 30.0) -> int:
+        """Stop exactly the recorded node processes; the number that were running."""
+        return sum(1 for member in self.members if member.stop(timeout_s))
+
+
+def read_cluster_record(root: Path) -> dict[str, str]:
+    try:
+        text = (root / CLUSTER_FILE).read_text()
+    except OSError:
+        return {}
+    pairs = (line.partition("=") for line in text.splitlines() if "=" in line)
+    return {k.strip(): v.strip() for k, _, v in pairs}
+
+
+def cluster_env(cluster: LocalKafkaCluster) -> dict[str, str]:
+    """The settings the worker and the API need to use `cluster`: all its brokers, and
+    topics created with replication factor 3 (or the node count) and min ISR 2."""
+    return {
+        "KEYPULSE_KAFKA_BOOTSTRAP_SERVERS": cluster.bootstrap_servers,
+        "KEYPULSE_KAFKA_REPLICATION_FACTOR": str(min(3, cluster.brokers)),
+        "KEYPULSE_KAFKA_MIN_INSYNC_REPLICAS": str(min(2, cluster.brokers)),
+    }
 
 
 BrokerOrigin = Literal["started", "ours", "external"]
@@ -319,3 +544,12 @@ def broker_running(settings: KafkaSettings, root: Path) -> Iterator[BrokerLease]
     finally:
         if lease.started:
             LocalKafka(settings, root).stop()
+
+
+def ensure_cluster(settings: KafkaSettings, root: Path, brokers: int) -> BrokerLease:
+    """`ensure_broker` for a local cluster of `brokers` nodes under `root`."""
+    cluster = LocalKafkaCluster(settings, root, brokers)
+    if cluster.status().running == 0 and broker_ready(cluster.bootstrap_servers):
+        return BrokerLease(cluster.bootstrap_servers, "external", 0.0)
+    started, seconds = cluster.start()
+    return BrokerLease(cluster.bootstrap_servers, "started" if started else "ours", seconds)
