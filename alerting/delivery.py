@@ -34,6 +34,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, TypeVar
 
+from alerting.channel_secrets import identity_channel
 from alerting.fingerprint import channel_id
 from alerting.notifier import Notifier, SendResult
 from alerting.ports import (
@@ -60,6 +61,11 @@ _STATUS = {
 }
 
 
+def endpoint_id(channel: Channel) -> str:
+    """The channel's id, the same whichever master key wraps its sealed secrets."""
+    return channel_id(identity_channel(channel))
+
+
 def delivery_id(idempotency_key: str, chan_id: str) -> str:
     """`dlv_` + 20 hex characters, stable for (idempotency key, channel id)."""
     digest = hashlib.sha256(f"{idempotency_key}\x1f{chan_id}".encode()).hexdigest()
@@ -84,14 +90,14 @@ class DeliveryJob:
 
     @property
     def channel_id(self) -> str:
-        return channel_id(self.channel)
+        return endpoint_id(self.channel)
 
 
 def expand(notification: Notification, replay_of: str | None = None) -> list[DeliveryJob]:
     """One job per channel; a replay keeps only the channel of the replayed delivery."""
     jobs = []
     for index, chan in enumerate(notification.channels):
-        did = delivery_id(notification.idempotency_key, channel_id(chan))
+        did = delivery_id(notification.idempotency_key, endpoint_id(chan))
         if replay_of is None or did == replay_of:
             jobs.append(DeliveryJob(did, notification, index, replay=replay_of is not None))
     return jobs

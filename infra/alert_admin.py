@@ -21,8 +21,17 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from alerting.channel_secrets import (
+    SECRET_FIELDS,
+    SealCounts,
+    mask,
+    seal_channels,
+    secret_values,
+)
 from alerting.notification_tests import build_test_notification
+from alerting.sealing import SealingError
 from alerting.ssrf import UnsafeUrlError, check_url
+from infra.master_keys import KeyringSource, MasterKeyError
 from infra.settings import Settings
 from schemas.alerts import (
     AlertRule,
@@ -33,6 +42,7 @@ from schemas.alerts import (
     SlackChannel,
     UrlError,
     WebhookChannel,
+    is_sealed,
     parse_http_url,
 )
 from schemas.codec import REPLAY_HEADER, encode
@@ -42,6 +52,10 @@ from streams.client.kafka_client import build_producer, close_producer
 
 class AlertAdminError(Exception):
     """A rule or request the user must fix; the message is one line."""
+
+
+class SecretsUnavailable(AlertAdminError):
+    """Channel secrets cannot be sealed here: no usable master key (the operator's to fix)."""
 
 
 def describe_validation_error(exc: ValidationError, prefix: str = "") -> str:
@@ -103,7 +117,8 @@ def channels_from_options(
 
 
 def check_rule_urls(rule: AlertRule, settings: Settings) -> None:
-    """Webhook URLs must pass the SSRF guard now (resolved); Slack webhooks an allowed host."""
+    """Webhook URLs must pass the SSRF guard now (resolved); Slack webhooks an allowed host
+    (a sealed Slack webhook URL was checked when it was sealed)."""
     cfg = settings.alerting
     allowed = {h.lower() for h in cfg.slack_allowed_webhook_hosts}
     for i, chan in enumerate(rule.channels):
@@ -112,7 +127,11 @@ def check_rule_urls(rule: AlertRule, settings: Settings) -> None:
                 asyncio.run(check_url(chan.url, allow_loopback=cfg.allow_loopback_webhooks))
             except UnsafeUrlError as exc:
                 raise AlertAdminError(f"invalid rule: channels.{i}.url: {exc}") from None
-        elif isinstance(chan, SlackChannel) and chan.webhook_url is not None:
+        elif (
+            isinstance(chan, SlackChannel)
+            and chan.webhook_url is not None
+            and not is_sealed(chan.webhook_url)  # checked before it was sealed
+        ):
             try:
                 host = parse_http_url(chan.webhook_url).host
             except UrlError as exc:
@@ -150,6 +169,7 @@ class Publisher:
         self._producer: Any = None
         self.producers_built = 0
         self.topics = TopicNames.with_prefix(settings.kafka.topic_prefix)
+        self.keyring = KeyringSource(settings)
 
     def __enter__(self) -> Publisher:
         return self
@@ -201,8 +221,35 @@ class Publisher:
         except KafkaError as exc:
             raise KafkaUnreachable(f"publishing to {topic} failed: {exc!r}") from exc
 
+    def sealed(self, rule: AlertRule, rewrap_old: bool = False) -> AlertRule:
+        """`rule` with its channel secrets sealed (`alerting.channel_secrets`): plaintext
+        ones sealed under the current master key, sealed ones checked to open for this rule
+        (`rewrap_old`: moved to the current key). `SecretsUnavailable` without a usable
+        master key; `AlertAdminError` for a sealed value that does not open here."""
+        return self.seal_counts(rule, rewrap_old)[0]
+
+    def seal_counts(
+        self, rule: AlertRule, rewrap_old: bool = False
+    ) -> tuple[AlertRule, SealCounts]:
+        """`sealed`, with what it did."""
+        if not any(True for c in rule.channels for _ in secret_values(c)):
+            return rule, SealCounts()
+        try:
+            keyring = self.keyring.require()
+        except MasterKeyError as exc:
+            raise SecretsUnavailable(f"cannot seal the rule's channel secrets: {exc}") from None
+        try:
+            channels, counts = seal_channels(
+                rule.channels, rule.account_id, rule.rule_id, keyring, rewrap_old=rewrap_old
+            )
+        except SealingError as exc:
+            raise AlertAdminError(f"invalid rule: {exc}") from None
+        return rule.model_copy(update={"channels": channels}), counts
+
     def rule(self, rule: AlertRule, replace: bool = False) -> Published:
-        """Publish a rule's creation (or, with `replace`, its new definition)."""
+        """Publish a rule's creation (or, with `replace`, its new definition), its channel
+        secrets sealed (`sealed`): no plaintext secret is ever published."""
+        rule = self.sealed(rule)
         event: BaseModel = AlertRuleUpdated(rule=rule) if replace else AlertRuleCreated(rule=rule)
         [done] = self.send(self.topics.alert_rules, [(rule.rule_id.encode(), encode(event), [])])
         return done
@@ -274,11 +321,15 @@ def publish_replay(settings: Settings, notification: Notification, delivery_id: 
         return publisher.replay(notification, delivery_id)
 
 
+def masked_channel(data: dict[str, Any]) -> dict[str, Any]:
+    """A channel's JSON data with every secret masked (`alerting.channel_secrets.mask`:
+    `whsec_…abcd`, `xoxb-…abcd`, a Slack webhook URL only as `https://host/…`)."""
+    fields = SECRET_FIELDS.get(str(data.get("type", "")), ())
+    return {k: mask(k, v) if k in fields and isinstance(v, str) else v for k, v in data.items()}
+
+
 def masked_rule(rule: AlertRule) -> dict[str, Any]:
-    """The rule as JSON-ready data with secrets and tokens masked."""
+    """The rule as JSON-ready data with every channel secret masked (`masked_channel`)."""
     data = rule.model_dump(mode="json")
-    for chan in data.get("channels", []):
-        for secret in ("secret", "bot_token"):
-            if chan.get(secret):
-                chan[secret] = chan[secret][:6] + "…"
+    data["channels"] = [masked_channel(c) for c in data.get("channels", [])]
     return data

@@ -32,14 +32,16 @@ from alerting.channels.slack import SlackConfig, SlackNotifier
 from alerting.channels.webhook import WebhookConfig, WebhookNotifier
 from alerting.delivery import DeliveryScheduler
 from alerting.evaluator import Evaluator, EvaluatorConfig
-from alerting.notifier import ChannelRouter, Notifier
+from alerting.notifier import ChannelRouter, Notifier, OpeningNotifier
 from alerting.retry import RetryPolicy
+from alerting.sealing import Keyring
 from infra.alert_admin import Publisher
 from infra.clickhouse import make_client, migration_context
 from infra.http.app import build_http_app
 from infra.http.client_pool import ClientPool
 from infra.http.context import ApiRuntime, Snapshot, no_worker
 from infra.http.metrics import MetricsSnapshot, consumer_lag
+from infra.master_keys import KeyringSource, MasterKeyError, ensure_keyring
 from infra.settings import AlertingSettings, Settings
 from projections.alert_queries import ClickHouseEvaluationQueries
 from projections.alert_store import (
@@ -87,6 +89,21 @@ class BoundTopic:
             for n in notifications
         ]
         await asyncio.gather(*pending)
+
+
+def worker_keyring(settings: Settings) -> Callable[[], Keyring | None]:
+    """The notifier's keyring: re-read when its file changes; a keyring that cannot be
+    read is logged (the deliveries that need it fail saying a master key is missing)."""
+    source = KeyringSource(settings)
+
+    def current() -> Keyring | None:
+        try:
+            return source()
+        except MasterKeyError as exc:
+            log.error("channel secrets cannot be opened: %s", exc)
+            return None
+
+    return current
 
 
 def retry_policy(settings: AlertingSettings) -> RetryPolicy:
@@ -229,8 +246,9 @@ def build_alerting(
         )
         rules_agent.listeners.append(parts.evaluator.apply_rule_changes)
     if cfg.notifier_enabled:
+        ensure_keyring(settings)
         parts.scheduler = DeliveryScheduler(
-            channel_router(cfg),
+            OpeningNotifier(channel_router(cfg), worker_keyring(settings)),
             ClickHouseDeliveryLog(client()),
             retry_policy(cfg),
             max_concurrent=cfg.max_concurrent_deliveries,

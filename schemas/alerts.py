@@ -156,6 +156,20 @@ def _check_http_url(value: str) -> str:
 
 UrlText = Annotated[str, BeforeValidator(lambda v: v.strip() if isinstance(v, str) else v)]
 
+SEALED_PREFIX = "kpsealed:v1:"
+SEALED_RE = re.compile(
+    r"^kpsealed:v1:(?P<kid>[A-Za-z0-9_-]{1,32}):(?P<hint>[A-Za-z0-9_-]{0,400}):"
+    r"(?P<wrapped>[A-Za-z0-9_-]{16,200}):(?P<body>[A-Za-z0-9_-]{16,4000})$"
+)
+"""A channel secret sealed at rest (`alerting.sealing`): `kpsealed:v1:<kid>:<hint>:<wrapped
+data key>:<ciphertext>` (base64url parts). Channel fields that hold a secret accept this
+form as well as the plaintext; the plaintext is checked before it is sealed."""
+
+
+def is_sealed(value: str | None) -> bool:
+    """True when `value` has the sealed form (its syntax only; opening needs the key)."""
+    return value is not None and SEALED_RE.match(value) is not None
+
 
 SUBJECT_PATTERN = r"^(key_[A-Za-z0-9]{6,64}|ip:[0-9A-Fa-f:.]{2,45})$"
 Subject = Annotated[str, Field(pattern=SUBJECT_PATTERN)]
@@ -362,7 +376,9 @@ class EmailChannel(_Frozen):
 
 
 class SlackChannel(_Frozen):
-    """Slack through an incoming-webhook URL, or a bot token plus a channel."""
+    """Slack through an incoming-webhook URL, or a bot token plus a channel.
+
+    `webhook_url` and `bot_token` are secrets: sealed at rest (`SEALED_RE`)."""
 
     type: Literal["slack"] = "slack"
     webhook_url: UrlText | None = Field(default=None, repr=False)
@@ -372,7 +388,9 @@ class SlackChannel(_Frozen):
     @field_validator("webhook_url")
     @classmethod
     def _webhook(cls, value: str | None) -> str | None:
-        return None if value is None else _check_http_url(value)
+        if value is None or is_sealed(value):
+            return value
+        return _check_http_url(value)
 
     @field_validator("bot_token")
     @classmethod
@@ -384,7 +402,7 @@ class SlackChannel(_Frozen):
             return None
         if has_webhook:
             raise ValueError("give either webhook_url or bot_token + channel, not both")
-        if not re.fullmatch(r"xox[a-z]-[A-Za-z0-9-]{1,250}", value):
+        if not is_sealed(value) and not re.fullmatch(r"xox[a-z]-[A-Za-z0-9-]{1,250}", value):
             raise ValueError("expected a Slack token like xoxb-…")
         return value
 
@@ -403,7 +421,8 @@ class SlackChannel(_Frozen):
 
 
 class WebhookChannel(_Frozen):
-    """A signed HTTP POST (Standard Webhooks) to `url`; `secret` is `whsec_<base64>`."""
+    """A signed HTTP POST (Standard Webhooks) to `url`; `secret` is `whsec_<base64>`
+    (sealed at rest, `SEALED_RE`; `secret_bytes` needs the opened channel)."""
 
     type: Literal["webhook"] = "webhook"
     url: UrlText
@@ -417,6 +436,8 @@ class WebhookChannel(_Frozen):
     @field_validator("secret")
     @classmethod
     def _secret(cls, value: str) -> str:
+        if is_sealed(value):
+            return value
         if not value.startswith("whsec_"):
             raise ValueError("expected the Standard Webhooks form whsec_<base64>")
         try:

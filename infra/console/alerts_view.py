@@ -23,7 +23,7 @@ from urllib.parse import urlencode
 from alerting.notification_tests import TEST_NAME_PREFIX, is_test_notification
 from alerting.ports import DeliveryRecord, DeliveryStatus
 from alerting.render import format_clock
-from infra.alert_admin import masked_rule
+from infra.alert_admin import masked_channel, masked_rule
 from infra.console.alert_reads import RuleReads, Transition
 from infra.console.alert_words import (
     KIND_LABELS,
@@ -240,7 +240,9 @@ def deliveries_view(
                 rule=n.rule.name.removeprefix(TEST_NAME_PREFIX) if test else n.rule.name,
                 subject="" if test else subject_words(n.key_id, key_names),
                 kind="test" if test else n.state.value,
-                channel=channel_words(channel.model_dump(mode="json"), secrets=False)
+                channel=channel_words(
+                    masked_channel(channel.model_dump(mode="json")), secrets=False
+                )
                 if channel
                 else r.channel_id,
                 attempt=r.attempt,

@@ -8,10 +8,13 @@ unless given) and the misuse detectors `usage_spike`, `unknown_ip`, `error_patte
 
 Writes are Kafka publications (rules are events on `keypulse.alert-rules`) through the
 app's one long-lived `Publisher`; they are accepted (202) once the broker confirmed the
-event, and the rules agent makes them visible to reads shortly after. Secrets and tokens
-are masked in every answer. Another account's rule is a 404.
+event, and the rules agent makes them visible to reads shortly after. Channel secrets
+(webhook signing secrets, Slack tokens and incoming-webhook URLs) are sealed before they
+are published (`alerting.channel_secrets`) and masked in every answer (`whsec_…abcd`,
+`xoxb-…abcd`, `https://hooks.slack.com/…`). Another account's rule is a 404.
 """
 
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -61,7 +64,7 @@ class EmailChannelOut(BaseModel):
 
 class SlackChannelOut(BaseModel):
     type: Literal["slack"]
-    webhook_url: str | None = None
+    webhook_url: str | None = Field(default=None, description="Masked: scheme and host only")
     bot_token: str | None = Field(default=None, description="Masked")
     channel: str | None = None
 
@@ -149,6 +152,17 @@ def _validated(ctx: RouteContext, data: dict[str, Any]) -> AlertRule:
     return rule
 
 
+def _publish(send: Callable[[], object]) -> None:
+    """Publish a rule (its secrets sealed on the way): no master key is a 503 that says
+    what to set, a sealed value that does not open for this rule a 422."""
+    try:
+        published(send)
+    except alert_admin.SecretsUnavailable as exc:
+        raise HTTPException(503, detail=str(exc)) from None
+    except alert_admin.AlertAdminError as exc:
+        raise HTTPException(422, detail=str(exc)) from None
+
+
 def _client_fields(body: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in body.items() if k not in _SERVER_FIELDS}
 
@@ -176,7 +190,7 @@ def rules_router(ctx: RouteContext) -> APIRouter:
     ) -> RuleAcceptedOut:
         ids = {"rule_id": alert_admin.new_rule_id(), "account_id": account_id}
         rule = _validated(ctx, {**_client_fields(body), **ids})
-        published(lambda: publisher.rule(rule))
+        _publish(lambda: publisher.rule(rule))
         return RuleAcceptedOut(rule=RuleOut.of(rule))
 
     @router.get("/alert-rules/{rule_id}", response_model=StoredRuleOut, summary="One alert rule")
@@ -195,7 +209,7 @@ def rules_router(ctx: RouteContext) -> APIRouter:
     ) -> RuleAcceptedOut:
         current = _own_rule(ctx, account_id, rule_id).rule.model_dump(mode="json")
         rule = _validated(ctx, {**current, **_client_fields(body)})
-        published(lambda: publisher.rule(rule, replace=True))
+        _publish(lambda: publisher.rule(rule, replace=True))
         return RuleAcceptedOut(rule=RuleOut.of(rule))
 
     @router.delete(

@@ -26,12 +26,15 @@ def test_rule_out_masks_secrets_and_keeps_the_rest() -> None:
                  "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"},
                 {"type": "slack", "bot_token": "xoxb-1234-abcd", "channel": "#ops"},
                 {"type": "email", "to": ["ops@example.com"]},
+                {"type": "slack",
+                 "webhook_url": "https://hooks.slack.com/services/T0/B0/XyZsecretpart"},
             ],
         }
     )  # fmt: skip
     out = RuleOut.of(rule).model_dump(mode="json")
-    webhook, slack, email = out.pop("channels")
-    assert (webhook["secret"], slack["bot_token"]) == ("whsec_…", "xoxb-1…")
+    webhook, slack, email, hook = out.pop("channels")
+    assert (webhook["secret"], slack["bot_token"]) == ("whsec_…LaSw", "xoxb-…")
+    assert hook["webhook_url"] == "https://hooks.slack.com/…"  # only the host
     assert webhook["url"] == "https://hooks.example.com/x" and slack["channel"] == "#ops"
     assert email == {"type": "email", "to": ["ops@example.com"]}
     expected = rule.model_dump(mode="json")
