@@ -21,7 +21,8 @@ from fastapi import FastAPI, Request
 
 from infra.alert_admin import Publisher
 from infra.console.app import install_console
-from infra.http.auth import Authenticator, Caller, authorize
+from infra.http.auth import Authenticator, AuthError, Caller, authorize
+from infra.http.auth_throttle import AuthThrottle
 from infra.http.context import ApiRuntime, RouteContext
 from infra.http.freshness import freshness_of, install_freshness_header
 from infra.http.key_registry import KeyRegistry
@@ -51,10 +52,19 @@ DESCRIPTION = (
 def caller_dependency(authenticator: Authenticator) -> Callable[[Request], Awaitable[Caller]]:
     """The FastAPI dependency that authenticates and authorizes the request, keeps the
     `Caller` in `request.state.caller` and yields it. It runs on the event loop (no
-    thread hop): it hashes the secret and reads the key follower's memory, nothing else."""
+    thread hop): it hashes the secret and reads the key follower's memory, nothing else.
+    An address blocked for its failed attempts is refused (429) before its key is
+    looked at; a guess is counted and its answer slowed (`authenticator.throttle`)."""
 
     async def caller(request: Request) -> Caller:
-        who = authenticator.authenticate(request.headers.get("authorization"))
+        address = request.client.host if request.client else None
+        authenticator.throttle.check(address)
+        try:
+            who = authenticator.authenticate(request.headers.get("authorization"))
+        except AuthError as exc:
+            if exc.guess:
+                await authenticator.throttle.failed(address)
+            raise
         authorize(who, request.method)
         request.state.caller = who
         return who
@@ -90,7 +100,8 @@ def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
     if runtime.publisher is None:
         runtime.publisher = Publisher(settings)
     registry = _registry(settings, runtime)
-    authenticator = Authenticator(settings.api.management_keys, registry)
+    throttle = AuthThrottle.of(settings.api)
+    authenticator = Authenticator(settings.api.management_keys, registry, throttle)
     caller = caller_dependency(authenticator)
 
     async def account(request: Request) -> str:
@@ -105,7 +116,7 @@ def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
         caller=caller,
         account=account,
     )
-    verify = VerifyService(settings, registry, outcome_recorder(settings))
+    verify = VerifyService(settings, registry, outcome_recorder(settings), throttle)
     app = FastAPI(
         title="keypulse",
         version="0.1.0",

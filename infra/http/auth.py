@@ -15,6 +15,12 @@ no framework imports).
    the hash of the presented secret, which tells a timing observer nothing about any
    stored secret.
 
+A failure of 2. or 3. is a guess (`AuthError.guess`): a presented secret that matched
+nothing. The app counts guesses per source address (`Authenticator.throttle`,
+`infra.http.auth_throttle`) to slow, then refuse, an address that keeps guessing; a
+missing header or a revoked key is no guess (it takes the exact secret to be told
+"revoked").
+
 `authorize(caller, method)` then applies the access levels: admin keys may do everything
 (keys, account, alert settings); read-only keys only read (GET, HEAD); full-access keys
 are for the product API and are refused here (`insufficient_scope`). Error details name
@@ -27,6 +33,7 @@ import hmac
 from dataclasses import dataclass
 from typing import Protocol
 
+from infra.http.auth_throttle import AuthThrottle
 from infra.settings import ManagementKey
 from schemas.key_format import Malformed, check_secret, hash_secret
 from schemas.key_ledger import KeyRecord, KeyStatus
@@ -47,13 +54,15 @@ class Caller:
 
 
 class AuthError(Exception):
-    """Why a request is refused: HTTP status, a machine code and a human detail."""
+    """Why a request is refused: HTTP status, a machine code and a human detail;
+    `guess` when a presented credential matched nothing (the brute-force limit counts it)."""
 
-    def __init__(self, status: int, code: str, detail: str) -> None:
+    def __init__(self, status: int, code: str, detail: str, *, guess: bool = False) -> None:
         super().__init__(detail)
         self.status = status
         self.code = code
         self.detail = detail
+        self.guess = guess
 
 
 class KeyLookup(Protocol):
@@ -75,11 +84,20 @@ def _bearer(authorization: str | None) -> str:
 
 
 class Authenticator:
-    """Maps `Authorization: Bearer <secret>` to a `Caller`."""
+    """Maps `Authorization: Bearer <secret>` to a `Caller`. `throttle` counts the guesses
+    by source address for whoever authenticates requests with it (the management API's
+    dependency, the console's sign-in, `POST /verify`'s service tokens): one count per
+    address across all three."""
 
-    def __init__(self, bootstrap: list[ManagementKey], registry: KeyLookup) -> None:
+    def __init__(
+        self,
+        bootstrap: list[ManagementKey],
+        registry: KeyLookup,
+        throttle: AuthThrottle | None = None,
+    ) -> None:
         self._bootstrap = list(bootstrap)
         self._registry = registry
+        self.throttle = throttle or AuthThrottle()
 
     def authenticate(self, authorization: str | None) -> Caller:
         secret = _bearer(authorization)
@@ -89,7 +107,9 @@ class Authenticator:
             return operator
         parsed = check_secret(secret)
         if isinstance(parsed, Malformed):
-            raise AuthError(401, "invalid_api_key", f"malformed API key: {parsed.advice}")
+            raise AuthError(
+                401, "invalid_api_key", f"malformed API key: {parsed.advice}", guess=True
+            )
         return self._registry_key(digest)
 
     def resume(self, digest: str) -> Caller:
@@ -104,7 +124,7 @@ class Authenticator:
     def _registry_key(self, digest: str) -> Caller:
         key = self._registry.key_by_hash(digest)
         if key is None or key.status is KeyStatus.DELETED:
-            raise AuthError(401, "invalid_api_key", "unknown API key")
+            raise AuthError(401, "invalid_api_key", "unknown API key", guess=True)
         if key.status is KeyStatus.REVOKED:
             raise AuthError(401, "revoked_api_key", f"API key {key.key_id} has been revoked")
         return Caller(key.key_id, key.account_id, key.access)

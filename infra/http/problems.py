@@ -9,7 +9,9 @@ their own codes and facts (`plan_limit_reached` with `plan`, `key_type`, `limit`
 `Retry-After`: Kafka or the key registry did not answer in time; safe to retry);
 `quota_exceeded` (429, `POST /verify`: the problem type `quota-exceeded` of the IETF
 RateLimit header fields draft, with `violated-policies`, the RateLimit headers and
-`Retry-After`).
+`Retry-After`); `too_many_failures` (429, with `Retry-After`: the caller's address, or
+the `client_ip` of a verification, failed to authenticate too often lately; see
+`infra.http.auth_throttle`).
 Bodies never carry account data (key names, rule contents), only the ids the caller sent.
 """
 
@@ -25,6 +27,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from infra.http.auth import AuthError
+from infra.http.auth_throttle import TooManyFailures
 from infra.kafka.admin import KafkaUnreachable
 from streams.keyservice.commands import CommandRefused
 from streams.keyservice.service import Unavailable
@@ -122,6 +125,10 @@ PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
     ),
     404: _problem_response("No such resource in the caller's account"),
     422: _problem_response("Invalid parameters or body"),
+    429: _problem_response(
+        "Too many failed authentications from this address lately (`too_many_failures`); "
+        "see Retry-After"
+    ),
     503: _problem_response("The key registry or Kafka did not answer in time; see Retry-After"),
 }
 """The error responses every authenticated route documents."""
@@ -133,7 +140,9 @@ UNAVAILABLE: dict[int | str, dict[str, Any]] = {
 
 QUOTA_EXCEEDED_RESPONSE = _problem_response(
     "A refused render: the test key's 100 renders of this UTC day are used "
-    "(`quota-exceeded`, `violated-policies`, RateLimit headers, Retry-After)"
+    "(`quota-exceeded`, `violated-policies`, RateLimit headers, Retry-After); or too many "
+    "failed service tokens from this address, or failed verifications for the body's "
+    "`client_ip`, lately (`too_many_failures`, Retry-After)"
 )
 
 CONFLICT: dict[int | str, dict[str, Any]] = {
@@ -154,6 +163,13 @@ async def _auth(_: Request, exc: Exception) -> JSONResponse:
     response = problem(exc.status, exc.code, exc.detail)
     if exc.status == 401:
         response.headers["WWW-Authenticate"] = "Bearer"
+    return response
+
+
+async def _too_many_failures(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, TooManyFailures)
+    response = problem(429, "too_many_failures", exc.detail)
+    response.headers["Retry-After"] = str(exc.retry_after_s)
     return response
 
 
@@ -189,6 +205,7 @@ def install_problem_handlers(app: FastAPI) -> None:
     """Answer auth failures, refusals, unavailability, HTTP errors and invalid requests
     with problem bodies."""
     app.add_exception_handler(AuthError, _auth)
+    app.add_exception_handler(TooManyFailures, _too_many_failures)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(CommandRefused, _api_error)
     app.add_exception_handler(Unavailable, _unavailable)

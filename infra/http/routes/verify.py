@@ -11,6 +11,20 @@ render (the test key's 100 renders of the UTC day used) is 429 problem+json of t
 00:00 UTC). Before the key state (and today's render counts) are read: 503 `unavailable`
 with `Retry-After`.
 
+Brute force, twice over (`infra.http.auth_throttle`):
+- bad service tokens count against the calling address (`request.client.host`), in the
+  same count as bad keys on the management API and the console: slowed, then 429
+  `too_many_failures` with `Retry-After`;
+- the keys being verified are the product's end users' keys, guessed through the
+  product's API: `malformed` and `unknown` verdicts count against the body's
+  `client_ip` (never against the calling service, which speaks for every end user).
+  Once that client has too many, `/verify` answers 429 `too_many_failures` with
+  `Retry-After` for it, whatever key it presents (answering a valid key would tell the
+  guesser it found one), so the product refuses it too; other clients' keys, and the
+  same keys from other clients, are verified as usual. These answers are not slowed: a
+  wait would hold the product's connections to this API, i.e. slow the product for all
+  its users. A verification without `client_ip` cannot be attributed and is not counted.
+
 The verifier reads the key service's follower (`KeyRegistry`; no second read of the
 key-events topic) and shares render counts with every other verifier through the
 render-counts topic (read from the app's start when service tokens are configured); it
@@ -23,11 +37,12 @@ import hmac
 import threading
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header
+from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from infra.http.auth import AuthError
+from infra.http.auth_throttle import AuthThrottle
 from infra.http.context import RouteContext
 from infra.http.key_registry import KeyRegistry
 from infra.http.problems import PROBLEM_RESPONSES, QUOTA_EXCEEDED_RESPONSE, quota_exceeded
@@ -43,6 +58,9 @@ from streams.client.recorder_config import RecorderConfig
 from streams.client.verdicts import Verdict, Verification
 from streams.client.verifier import KeyVerifier
 from streams.keyservice.service import Unavailable
+
+GUESSED = frozenset({Verdict.MALFORMED, Verdict.UNKNOWN})
+"""The verdicts a guessed key gets (any other takes the key's exact secret)."""
 
 VERIFY_EXAMPLE = {"key": "pk_test_…", "client_ip": "203.0.113.7", "render": True}
 
@@ -101,14 +119,22 @@ def verify_out(result: Verification) -> VerifyOut:
 
 class VerifyService:
     """The app's `KeyVerifier`, built over the key registry's follower once it runs,
-    and the service credentials."""
+    the service credentials, and the brute-force limits: `callers` counts bad service
+    tokens by calling address (the app's one count, shared with the management API),
+    `clients` counts guessed keys by the body's `client_ip`."""
 
     def __init__(
-        self, settings: Settings, registry: KeyRegistry, outcomes: OutcomeRecorder | None = None
+        self,
+        settings: Settings,
+        registry: KeyRegistry,
+        outcomes: OutcomeRecorder | None = None,
+        callers: AuthThrottle | None = None,
     ) -> None:
         self._settings = settings
         self._registry = registry
         self._outcomes = outcomes
+        self.callers = callers or AuthThrottle.of(settings.api)
+        self.clients = AuthThrottle.of(settings.api, "failed key verifications for client {source}")
         self._tokens = list(settings.api.verify_tokens)
         self._lock = threading.Lock()
         self._verifier: KeyVerifier | None = None
@@ -145,7 +171,20 @@ class VerifyService:
                 "invalid_service_token",
                 "unknown service token (POST /verify takes a service token from "
                 "KEYPULSE_API_VERIFY_TOKENS, not the key being checked)",
+                guess=True,
             )
+
+    async def authenticate_request(self, request: Request, authorization: str | None) -> None:
+        """`authenticate`, refused (429) while the calling address is blocked, its
+        guesses counted and slowed."""
+        address = request.client.host if request.client else None
+        self.callers.check(address)
+        try:
+            self.authenticate(authorization)
+        except AuthError as exc:
+            if exc.guess:
+                await self.callers.failed(address)
+            raise
 
     def verifier(self) -> KeyVerifier:
         verifier = self._verifier
@@ -203,16 +242,21 @@ def verify_router(ctx: RouteContext, service: VerifyService | None = None) -> AP
         summary="Verify an API key (service credential)",
     )
     async def verify(
+        request: Request,
         body: Annotated[VerifyIn, Body(openapi_examples={"render": {"value": VERIFY_EXAMPLE}})],
         authorization: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
-        service.authenticate(authorization)
+        await service.authenticate_request(request, authorization)
+        if body.client_ip is not None:
+            service.clients.check(body.client_ip)
         try:
             result = service.verifier().verify(
                 body.key, client_ip=body.client_ip, render=body.render
             )
         except NotReady as exc:
             raise Unavailable(str(exc)) from None
+        if body.client_ip is not None and result.verdict in GUESSED:
+            service.clients.record(body.client_ip)  # counted, not slowed: see the docstring
         headers = {} if result.quota is None else ratelimit_headers(result.quota)
         if result.verdict is Verdict.QUOTA_EXCEEDED:
             return quota_exceeded(result.message, [POLICY], headers, key_id=result.key_id)
