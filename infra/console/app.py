@@ -7,7 +7,10 @@ handlers: `NotSignedIn` sends the browser to the sign-in page (htmx gets `HX-Red
 
 Sign-in takes an admin or read-only key (a full-access key is for the product API and
 is refused, as on the API); the sign-in form has its own CSRF token (a double-submit
-cookie), since there is no session yet.
+cookie), since there is no session yet. Bad keys at sign-in count against the address
+in the API's brute-force limit (`Authenticator.throttle`): slowed, then the sign-in page
+answers 429 with `Retry-After` for that address (an HTML page, not problem+json: the
+console speaks to a browser).
 """
 
 import secrets
@@ -32,7 +35,8 @@ from infra.console.pages import (
 )
 from infra.console.session import LIFETIME, csrf_matches
 from infra.console.timing import ServerTiming
-from infra.http.auth import Authenticator, AuthError, authorize
+from infra.http.auth import Authenticator, AuthError, authorize, throttled
+from infra.http.auth_throttle import TooManyFailures
 from infra.http.context import RouteContext
 from schemas.key_format import hash_secret
 
@@ -79,7 +83,7 @@ def _auth_router(console: Console) -> APIRouter:
         return signin_page(request, reason)
 
     @router.post("/sign-in")
-    def sign_in(
+    async def sign_in(
         request: Request,
         key: Annotated[str, Form()] = "",
         csrf_token: Annotated[str, Form()] = "",
@@ -89,11 +93,19 @@ def _auth_router(console: Console) -> APIRouter:
         secret = key.strip()
         if not secret:
             return signin_page(request, "Paste an admin or read-only key to sign in.", 400)
+        auth = console.authenticator
+        address = request.client.host if request.client else None
         try:
-            caller = console.authenticator.authenticate(f"Bearer {secret}")
+            caller = await throttled(
+                auth.throttle, address, lambda: auth.authenticate(f"Bearer {secret}")
+            )
             authorize(caller, "GET")
         except AuthError as exc:
             return signin_page(request, f"Cannot sign in: {exc.detail}.", 401)
+        except TooManyFailures as exc:
+            page = signin_page(request, f"Cannot sign in: {exc.detail}.", 429)
+            page.headers["Retry-After"] = str(exc.retry_after_s)
+            return page
         session = console.sessions.start(hash_secret(secret), console.now())
         response = RedirectResponse(f"{BASE}/keys", status_code=303)
         response.headers.update(SECURITY_HEADERS)

@@ -21,7 +21,8 @@ from fastapi import FastAPI, Request
 
 from infra.alert_admin import Publisher
 from infra.console.app import install_console
-from infra.http.auth import Authenticator, AuthError, Caller, authorize
+from infra.http.auth import Authenticator, Caller, authorize, throttled
+from infra.http.auth_metrics import with_auth_counts
 from infra.http.auth_throttle import AuthThrottle
 from infra.http.context import ApiRuntime, RouteContext
 from infra.http.freshness import freshness_of, install_freshness_header
@@ -58,13 +59,10 @@ def caller_dependency(authenticator: Authenticator) -> Callable[[Request], Await
 
     async def caller(request: Request) -> Caller:
         address = request.client.host if request.client else None
-        authenticator.throttle.check(address)
-        try:
-            who = authenticator.authenticate(request.headers.get("authorization"))
-        except AuthError as exc:
-            if exc.guess:
-                await authenticator.throttle.failed(address)
-            raise
+        header = request.headers.get("authorization")
+        who = await throttled(
+            authenticator.throttle, address, lambda: authenticator.authenticate(header)
+        )
         authorize(who, request.method)
         request.state.caller = who
         return who
@@ -140,6 +138,7 @@ def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
     for router in routers:
         app.include_router(router(ctx))
     app.include_router(verify_router(ctx, verify))
-    app.include_router(health_router(runtime, freshness, registry))
+    counted = with_auth_counts(runtime, {"address": throttle, "client_ip": verify.clients})
+    app.include_router(health_router(counted, freshness, registry))
     install_console(app, ctx, authenticator)
     return app

@@ -30,8 +30,9 @@ key ids, never a secret.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, TypeVar
 
 from infra.http.auth_throttle import AuthThrottle
 from infra.settings import ManagementKey
@@ -39,7 +40,9 @@ from schemas.key_format import Malformed, check_secret, hash_secret
 from schemas.key_ledger import KeyRecord, KeyStatus
 from schemas.keys import KeyAccess
 
-__all__ = ["AuthError", "Authenticator", "Caller", "KeyLookup", "authorize"]
+__all__ = ["AuthError", "Authenticator", "Caller", "KeyLookup", "authorize", "throttled"]
+
+T = TypeVar("T")
 
 READS = frozenset({"GET", "HEAD", "OPTIONS"})
 
@@ -139,6 +142,19 @@ class Authenticator:
         if found.revoked:
             raise AuthError(401, "revoked_api_key", f"API key {found.key_id} has been revoked")
         return Caller(found.key_id, found.account_id, _BOOTSTRAP_ACCESS[found.scope], True)
+
+
+async def throttled(throttle: AuthThrottle, address: str | None, attempt: Callable[[], T]) -> T:
+    """`attempt()` (an authentication) from `address`: refused with `TooManyFailures`
+    while the address is blocked, without looking at its credential; an `AuthError` that
+    is a guess is counted and its answer slowed before it propagates."""
+    throttle.check(address)
+    try:
+        return attempt()
+    except AuthError as exc:
+        if exc.guess:
+            await throttle.failed(address)
+        raise
 
 
 def authorize(caller: Caller, method: str) -> None:

@@ -5,7 +5,10 @@ Counters are totals since the worker started; the `*_seconds` summaries cover th
 recent inserts and cycles only. `consumer_lag` is None when no worker consumes requests
 here (server mode) or the broker did not answer. `unattributed_events` counts the landed
 request events the key registry attributes to no account, by reason (`unknown_key`,
-`account_mismatch`), as the worker recorded them in `key_anomalies`.
+`account_mismatch`), as the worker recorded them in `key_anomalies`. `auth_failures` counts
+the brute-force limit's work in this API process (`infra.http.auth_throttle`) by what it
+counts by (`address`: the caller's; `client_ip`: of `POST /verify`'s body) and outcome
+(`failed`: a guessed credential, `slowed`: its answer waited, `refused`: 429).
 """
 
 from __future__ import annotations
@@ -34,6 +37,7 @@ class MetricsSnapshot:
     eval_cycle_seconds: list[float] = field(default_factory=list)
     deliveries_by_outcome: dict[str, int] = field(default_factory=dict)
     unattributed_events: dict[str, int] = field(default_factory=dict)
+    auth_failures: dict[tuple[str, str], int] = field(default_factory=dict)
 
 
 def consumer_lag(end_offsets: Mapping[int, int], watermarks: Mapping[int, int]) -> int:
@@ -85,6 +89,14 @@ def _attribution(s: MetricsSnapshot) -> Iterator[Family]:
     for reason, count in sorted(s.unattributed_events.items()):
         unattributed.add_metric([reason], count)
     yield unattributed
+    auth = CounterMetricFamily(
+        "keypulse_auth_failures",
+        "Failed authentications (brute-force limit) by what counted them and outcome",
+        labels=["by", "outcome"],
+    )
+    for (by, outcome), count in sorted(s.auth_failures.items()):
+        auth.add_metric([by, outcome], count)
+    yield auth
 
 
 def _alerting(s: MetricsSnapshot) -> Iterator[Family]:

@@ -41,7 +41,7 @@ from fastapi import APIRouter, Body, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from infra.http.auth import AuthError
+from infra.http.auth import AuthError, throttled
 from infra.http.auth_throttle import AuthThrottle
 from infra.http.context import RouteContext
 from infra.http.key_registry import KeyRegistry
@@ -178,13 +178,7 @@ class VerifyService:
         """`authenticate`, refused (429) while the calling address is blocked, its
         guesses counted and slowed."""
         address = request.client.host if request.client else None
-        self.callers.check(address)
-        try:
-            self.authenticate(authorization)
-        except AuthError as exc:
-            if exc.guess:
-                await self.callers.failed(address)
-            raise
+        await throttled(self.callers, address, lambda: self.authenticate(authorization))
 
     def verifier(self) -> KeyVerifier:
         verifier = self._verifier
