@@ -6,7 +6,8 @@ threshold, window and state; a context line with the time and fingerprint) with 
 text fallback, and carries the idempotency key as message metadata. Outcomes: success
 delivered; HTTP 429 / `ratelimited` retryable with Retry-After; 5xx, Slack's transient
 errors and network failures retryable; `ok: false` and other 4xx permanent. Incoming-
-webhook URLs must point at a host in `allowed_webhook_hosts`.
+webhook URLs must point at a host in `allowed_webhook_hosts`. The URL and the token are
+secrets: no outcome's detail quotes them.
 """
 
 from __future__ import annotations
@@ -125,8 +126,16 @@ def slack_metadata(n: Notification) -> dict[str, Any]:
     }
 
 
+def _without_url(detail: str, url: str) -> str:
+    """`detail` without the incoming-webhook URL or its path (the URL is the secret; some
+    aiohttp errors quote it), so it can be logged and stored in `deliveries`."""
+    path = parse_http_url(url).path
+    return detail.replace(url, "<webhook URL>").replace(path, "/…") if len(path) > 1 else detail
+
+
 class SlackNotifier:
-    """A `Notifier` for `SlackChannel`s."""
+    """A `Notifier` for `SlackChannel`s (opened: `alerting.notifier.OpeningNotifier`
+    opens sealed tokens and URLs before this sees them)."""
 
     def __init__(self, config: SlackConfig) -> None:
         self._config = config
@@ -152,9 +161,9 @@ class SlackNotifier:
                 text=fallback_text(n), blocks=slack_blocks(n), metadata=slack_metadata(n)
             )
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return SendResult.retryable(f"{type(exc).__name__}: {exc}")
+            return SendResult.retryable(_without_url(f"{type(exc).__name__}: {exc}", url))
         retry_after = parse_retry_after(response.headers.get("Retry-After"), utc_now())
-        body = render.one_line(str(response.body or ""), 200)
+        body = _without_url(render.one_line(str(response.body or ""), 200), url)
         if response.status_code == 200:
             return SendResult.delivered(f"HTTP 200: {body}")
         return classify_http_status(response.status_code, body, retry_after)

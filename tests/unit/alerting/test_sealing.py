@@ -203,3 +203,12 @@ def test_an_opened_webhook_signs_with_the_original_secret() -> None:
     assert isinstance(opened, WebhookChannel)
     mac = hmac.new(opened.secret_bytes, b"m", hashlib.sha256).digest()
     assert mac == hmac.new(b"s" * 32, b"m", hashlib.sha256).digest()
+
+
+def test_slack_failure_details_never_quote_the_webhook_url() -> None:
+    from alerting.channels.slack import _without_url
+
+    detail = f"ClientResponseError: 404, message='Not Found', url='{HOOK}'"
+    scrubbed = _without_url(detail, HOOK)
+    assert "abcdefghijklmnop" not in scrubbed and "<webhook URL>" in scrubbed
+    assert _without_url("no /services/T000/B000/abcdefghijklmnop here", HOOK) == "no /… here"
