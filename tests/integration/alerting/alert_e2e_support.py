@@ -7,15 +7,21 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from infra.settings import Settings
+from pydantic import SecretStr
+
+from infra.settings import SecretsSettings, Settings
 from streams.client import RecorderConfig, UsageRecorder
 from tests.integration.ingest_helpers import worker_settings
+
+TEST_MASTER_KEYRING = "mk_tests:" + "dGVzdHMgb25seTogbm90IGEgc2VjcmV0IGF0IGFsbCE="
+"""The master key the alerting tests seal channel secrets with (32 bytes, public)."""
 
 
 def alert_settings(
     tmp_path: Path, bootstrap: str, prefix: str, smtp_port: int = 25, **alerting: Any
 ) -> Settings:
-    """A worker with fast evaluation and retries that may call local receivers."""
+    """A worker with fast evaluation and retries that may call local receivers, and the
+    tests' master key (`TEST_MASTER_KEYRING`) for channel secrets."""
     values: dict[str, Any] = {
         "eval_interval_s": 0.5,
         "eval_min_gap_s": 0.2,
@@ -28,9 +34,11 @@ def alert_settings(
         "smtp_timeout_s": 5,
         "retry_fast_delays_s": [0.3, 0.3, 0.3],
     }
-    return worker_settings(
+    settings = worker_settings(
         tmp_path, bootstrap, prefix, alerting=values | alerting, batch_max_ms=100
     )
+    secrets = SecretsSettings(master_key=SecretStr(TEST_MASTER_KEYRING))
+    return settings.model_copy(update={"secrets": secrets})
 
 
 def record_traffic(
