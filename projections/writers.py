@@ -4,7 +4,7 @@ log and key registry."""
 from __future__ import annotations
 
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from clickhouse_connect.datatypes.registry import get_from_name
 from clickhouse_connect.driver.client import Client
@@ -12,7 +12,7 @@ from clickhouse_connect.driver.insert import InsertContext
 from clickhouse_connect.driver.transform import NativeTransform
 
 from projections.counters import GrowingCounter
-from projections.ingest_log import partition_watermarks
+from projections.ingest_log import later_log_rows, partition_watermarks, recovery_rows
 from schemas.codec import OUTCOME_COLUMNS, decode_key_event, encode
 from schemas.key_ledger import KeyRecord
 from schemas.keys import KEY_EVENT_TYPES, KeyEventModel, KeyLifecycle
@@ -22,6 +22,7 @@ from streams.worker.ports import (
     AuditEntry,
     InsertBlock,
     KeyChanges,
+    LoggedWrite,
     OffsetRange,
 )
 
@@ -126,6 +127,7 @@ def outcome_columns(columns: Columns) -> list[list[Any]]:
 _LOG_COLUMNS = (
     "topic",
     "seq",
+    "writer",
     "token",
     "partitions",
     "start_offsets",
@@ -137,6 +139,7 @@ _LOG_COLUMNS = (
 _LOG_SENT_TYPES = (
     "String",
     "UInt64",
+    "String",
     "String",
     "Array(UInt16)",
     "Array(UInt64)",
@@ -150,21 +153,27 @@ _LOG_SENT_TYPES = (
 
 class ClickHouseIngestStore:
     """`IngestStore` (and the ingest agent's `OutcomeStore`) over clickhouse-connect. Not
-    thread-safe: one writer per client, and one writing process per database (the worker,
-    or a replay into its scratch database).
+    thread-safe: one instance per writing thread. Several workers may write into one
+    database, each through its own instance (and a replay into its scratch database).
 
-    `ingest_batches.seq` orders the log: a `GrowingCounter`, never the wall clock, so a
-    clock stepped back across a restart cannot make an older row look newer.
+    `ingest_batches.seq` orders the rows of one writer (`writer`: this instance, a fresh
+    id per process start): a `GrowingCounter`, never the wall clock, so a clock stepped
+    back across a restart cannot make an older row look newer. Several workers each
+    write their own rows into one `ingest_batches`; their seqs interleave in no order.
     """
 
     def __init__(self, client: Client) -> None:
         self._client = client
         self._seq = GrowingCounter(client, ("ingest_batches", "seq"))
+        self.writer = uuid4().hex
 
     def watermarks(self, topic: str) -> dict[int, int]:
         return partition_watermarks(self._client, topic)
 
     def last_ranges(self, topic: str) -> list[OffsetRange]:
+        """Offset ranges of the row of the highest seq (of any writer; [] after a
+        checkpoint). Not what recovery uses (`recovery_log`): `tests/integration/
+        test_counters.py` holds the seq order to it."""
         rows = self._client.query(
             "SELECT partitions, start_offsets, end_offsets, checkpoint FROM ingest_batches "
             "WHERE topic = {topic:String} ORDER BY seq DESC LIMIT 1",
@@ -176,6 +185,12 @@ class ClickHouseIngestStore:
         return [
             OffsetRange(int(p), int(s), int(e)) for p, s, e in zip(parts, starts, ends, strict=True)
         ]
+
+    def recovery_log(self, topic: str) -> list[LoggedWrite]:
+        return recovery_rows(self._client, topic)
+
+    def later_writes(self, tokens: list[str]) -> dict[str, int]:
+        return later_log_rows(self._client, tokens)
 
     def _log(
         self,
@@ -189,6 +204,7 @@ class ClickHouseIngestStore:
         row = [
             topic,
             self._seq.next(),
+            self.writer,
             token,
             [r.partition for r in ranges],
             [r.start for r in ranges],

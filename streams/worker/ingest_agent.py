@@ -9,14 +9,15 @@ batch) are sent and confirmed by the broker before that block is written, and ea
 block is written on the one writer thread while the next one is decoded. Writes stay in
 order and one at a time (the write-ahead row, then the insert); a take's events are
 acknowledged only after its last block landed, so offsets are committed only after the
-write. On start and after a partition assignment the newest recorded insert is
-re-applied with its token (a no-op if it had landed) and records at or below the
-watermark are skipped.
+write. On start and after a partition assignment every recorded insert of the assigned
+partitions that may be half-landed (`streams.worker.recovery_plan`: several workers may
+share the log) is re-applied whole with its token (a no-op where it had landed), then a
+marker row notes that they landed; records at or below the watermarks are skipped.
 
 Verification outcome rows from the same records (`PlannedBlock.outcomes`) are inserted
 right after the block's request rows, with the same deduplication token, by a store that
-also implements `OutcomeStore` (the ClickHouse one does): re-applying the newest recorded
-insert re-inserts both, so outcomes are written exactly once as requests are. With a store
+also implements `OutcomeStore` (the ClickHouse one does): re-applying a recorded insert
+re-inserts both, so outcomes are written exactly once as requests are. With a store
 that cannot hold outcomes they are counted (`IngestStats.outcomes_unstored`) and logged.
 
 Transient failures (ClickHouse per `store_transient`, Kafka per `kafka_transient`) are
@@ -30,7 +31,7 @@ import asyncio
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any, Protocol, runtime_checkable
@@ -53,6 +54,7 @@ from streams.worker.ingest_plan import (
 from streams.worker.kafka_ranges import RangeGone, read_ranges
 from streams.worker.ports import IngestStore, InsertBlock, OffsetRange
 from streams.worker.record_feed import RecordFeed
+from streams.worker.recovery_plan import TRUSTED_LATER_WRITES, plan_recovery, unfinished
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +72,8 @@ class IngestStats:
     """Of `dead_letters`, those of single rows of a batch."""
     skipped_records: int = 0
     recovered_blocks: int = 0
+    unrecoverable_blocks: int = 0
+    """Unfinished recorded inserts that could not be re-applied (too old, or gone)."""
     last_insert_s: float = 0.0
     last_block_events: int = 0
     max_occurred_at_ms: int = 0
@@ -192,6 +196,7 @@ class IngestAgent:
         retry_max_s: float = 10.0,
         store_transient: IsTransient = io_failure,
         on_bug: BugHandler = stop_on_bug,
+        trusted_writes: int = TRUSTED_LATER_WRITES,
     ) -> None:
         self._topic = topic
         self._bootstrap = bootstrap_servers
@@ -201,6 +206,9 @@ class IngestAgent:
         self._retry_max_s = retry_max_s
         self._store_transient = store_transient
         self._on_bug = on_bug
+        self._trusted_writes = trusted_writes
+        self._assigned: set[int] | None = None
+        """Partitions assigned since the last recovery (None: all of them)."""
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ch-ingest")
         self._decode_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="decode")
         self._watermarks: dict[int, int] = {}
@@ -211,8 +219,13 @@ class IngestAgent:
         self.stats = IngestStats()
         self.listeners: list[BlockListener] = []
 
-    def mark_stale(self) -> None:
-        """Partitions were (re)assigned: reload watermarks before the next batch."""
+    def mark_stale(self, partitions: Iterable[int] | None = None) -> None:
+        """Partitions were (re)assigned: recover them before the next batch (None: every
+        partition of the log; assignments before that recovery add up)."""
+        if partitions is None or (self._stale and self._assigned is None):
+            self._assigned = None
+        else:
+            self._assigned = (self._assigned or set()) | set(partitions)
         self._stale = True
 
     @property
@@ -235,32 +248,55 @@ class IngestAgent:
         )
 
     async def recover(self) -> None:
-        """Re-apply the newest recorded insert and load the watermarks."""
-        ranges = await self._blocking(self._store.last_ranges, self._topic)
-        if ranges:
-            await self._reapply(ranges)
-        self._watermarks = await self._blocking(self._store.watermarks, self._topic)
-        self._stale = False
+        """Re-apply every recorded insert of the assigned partitions that may be
+        half-landed (`plan_recovery`), note that they landed, load the watermarks."""
+        assigned = None if self._assigned is None else frozenset(self._assigned)
+        self._assigned, self._stale = set(), False  # an assignment from now on: again
+        rows = await self._blocking(self._store.recovery_log, self._topic)
+        suspects = unfinished(rows)
+        later = await self._blocking(self._store.later_writes, suspects) if suspects else {}
+        marks = await self._blocking(self._store.watermarks, self._topic)
+        plan = plan_recovery(rows, later, marks, assigned, self._trusted_writes)
+        for old in plan.too_old:
+            self.stats.unrecoverable_blocks += 1
+            log.error(
+                "ingest: the recorded insert %s may be half-landed, but %d inserts were "
+                "written since (more than %d): its token may no longer deduplicate, so it "
+                "is not re-applied; if part of it had not landed, those events are missing "
+                "(`keypulse replay` rebuilds the tables exactly)",
+                old.token,
+                later.get(old.token, -1),
+                self._trusted_writes,
+            )
+        reapplied = False
+        for row in plan.reapply:
+            reapplied = await self._reapply(list(row.ranges)) or reapplied
+        if reapplied:  # a marker after them: they landed (no need to re-apply them again)
+            await self._blocking(self._store.write, InsertBlock(self._topic, [], {}, 0, 0))
+        self._watermarks = plan.watermarks
         log.info("ingest: watermarks %s", self._watermarks)
 
-    async def _reapply(self, ranges: list[OffsetRange]) -> None:
+    async def _reapply(self, ranges: list[OffsetRange]) -> bool:
+        """Re-insert a recorded block under its token; False when Kafka lost it."""
         try:
             records = await self._blocking(
                 read_ranges, self._bootstrap, self._topic, ranges, transient=kafka_transient
             )
         except RangeGone as exc:
+            self.stats.unrecoverable_blocks += 1
             log.error(
-                "ingest: the newest recorded insert cannot be re-applied (%s); if it had "
-                "not landed, its events are missing from ClickHouse",
+                "ingest: a recorded insert that may be half-landed cannot be re-applied "
+                "(%s); if it had not landed, its events are missing from ClickHouse",
                 exc,
             )
-            return
+            return False
         one_block = replace(self._limits, max_events=1 << 62)
         plan = plan_ingest(self._topic, records, {}, one_block)
         for planned in plan.planned:
             planned.block.ranges = ranges  # same ranges, same token as the original insert
             await self._blocking(self._write, planned)
             self.stats.recovered_blocks += 1
+        return True
 
     def _write(self, planned: PlannedBlock) -> None:
         """The block (write-ahead row, request rows), then its outcome rows, same token."""

@@ -39,6 +39,22 @@ class InsertBlock:
         return f"{self.topic}|{spans}"
 
 
+@dataclass(frozen=True)
+class LoggedWrite:
+    """One write-ahead row of `ingest_batches`, as recovery reads it."""
+
+    writer: str
+    """The store instance that wrote it (one worker process from start to exit; "" for
+    rows written before writers were recorded)."""
+    seq: int
+    """Orders the rows of one writer (and only those: each writer counts on its own)."""
+    token: str
+    ranges: tuple[OffsetRange, ...]
+    """Empty for a marker row: a writer's note that its rows before it landed."""
+    checkpoint: bool = False
+    """Written after a replay: every row before it landed; nothing to re-apply."""
+
+
 class Anomaly(StrEnum):
     """`key_anomalies` kinds that are not a refusal of the fold (those are recorded under
     their `schemas.key_ledger.Refusal` code)."""
@@ -56,8 +72,15 @@ class IngestStore(Protocol):
         """Highest source offset already written, per partition."""
         ...
 
-    def last_ranges(self, topic: str) -> list[OffsetRange]:
-        """Offset ranges of the newest recorded insert (possibly incomplete)."""
+    def recovery_log(self, topic: str) -> list[LoggedWrite]:
+        """What recovery needs of the write-ahead log: every writer's newest row, and
+        every row (of any writer) under the token of one of those."""
+        ...
+
+    def later_writes(self, tokens: list[str]) -> dict[str, int]:
+        """Per token, how many write-ahead rows (of any topic and writer) were written
+        since the first row under it, itself included: an upper bound on the inserts
+        each table took since, which recovery holds against the deduplication window."""
         ...
 
     def encode(self, block: InsertBlock) -> None:
@@ -66,8 +89,9 @@ class IngestStore(Protocol):
         ...
 
     def write(self, block: InsertBlock) -> None:
-        """Record the block's ranges, then insert its rows with its deduplication token
-        (encoding them first unless `encode` did)."""
+        """Record the block's ranges (under this store's writer id and next seq), then
+        insert its rows with its deduplication token (encoding them first unless `encode`
+        did). A block without ranges writes a marker row only."""
         ...
 
 

@@ -37,6 +37,7 @@ from streams.worker.ports import (
     KeyStore,
     OffsetRange,
 )
+from streams.worker.recovery_plan import unfinished
 from tests.fakes.streams import MemoryIngestStore, MemoryKeyStore
 from tests.samples.keys import Chain
 
@@ -84,7 +85,7 @@ def _clickhouse_event_ids(client: Client) -> list[str]:
 def ingest(request: pytest.FixtureRequest) -> Iterator[IngestSubject]:
     if request.param == "memory":
         memory = MemoryIngestStore()
-        yield IngestSubject(memory, lambda: memory, lambda: memory.event_ids(TOPIC))
+        yield IngestSubject(memory, memory.reopened, lambda: memory.event_ids(TOPIC))
         return
     client: Client = request.getfixturevalue("migrated_client")
     yield IngestSubject(
@@ -200,9 +201,17 @@ def _ids(block: InsertBlock) -> list[str]:
     return [str(i) for i in block.columns["event_id"]]
 
 
+def _suspects(store: IngestStore, topic: str = TOPIC) -> list[list[OffsetRange]]:
+    """The ranges of the blocks recovery would re-apply everywhere (`unfinished`)."""
+    rows = store.recovery_log(topic)
+    tokens = unfinished(rows)
+    return [list(next(r.ranges for r in rows if r.token == t)) for t in tokens]
+
+
 def test_a_fresh_store_has_no_watermarks_and_nothing_to_recover(ingest: IngestSubject) -> None:
     assert ingest.store.watermarks(TOPIC) == {}
-    assert ingest.store.last_ranges(TOPIC) == []
+    assert ingest.store.recovery_log(TOPIC) == []
+    assert _suspects(ingest.store) == []
     assert ingest.event_ids() == []
 
 
@@ -212,26 +221,26 @@ def test_writes_store_rows_and_move_watermarks(ingest: IngestSubject) -> None:
     ingest.store.write(first)
     ingest.store.write(second)
     assert ingest.store.watermarks(TOPIC) == {0: 6, 1: 1}
-    assert ingest.store.last_ranges(TOPIC) == [OffsetRange(0, 4, 6)]
+    assert _suspects(ingest.store) == [[OffsetRange(0, 4, 6)]]
     assert sorted(ingest.event_ids()) == sorted(_ids(first) + _ids(second))
 
 
 def test_topics_are_apart(ingest: IngestSubject) -> None:
     ingest.store.write(_block(OTHER, (0, 0, 9)))
     assert ingest.store.watermarks(TOPIC) == {}
-    assert ingest.store.last_ranges(TOPIC) == []
+    assert _suspects(ingest.store) == []
     ingest.store.write(_block(TOPIC, (2, 5, 5)))
     assert ingest.store.watermarks(OTHER) == {0: 9}
-    assert ingest.store.last_ranges(OTHER) == [OffsetRange(0, 0, 9)]
-    assert ingest.store.last_ranges(TOPIC) == [OffsetRange(2, 5, 5)]
+    assert _suspects(ingest.store, OTHER) == [[OffsetRange(0, 0, 9)]]
+    assert _suspects(ingest.store) == [[OffsetRange(2, 5, 5)]]
 
 
 def test_rewriting_a_block_under_its_token_stores_its_rows_once(ingest: IngestSubject) -> None:
     block = _block(TOPIC, (0, 10, 12))
     ingest.store.write(block)
-    ingest.store.write(block)  # recovery re-applies the newest insert
+    ingest.store.write(block)  # recovery re-applies a recorded insert
     assert sorted(ingest.event_ids()) == sorted(_ids(block))
-    assert ingest.store.last_ranges(TOPIC) == [OffsetRange(0, 10, 12)]
+    assert _suspects(ingest.store) == [[OffsetRange(0, 10, 12)]]
     assert ingest.store.watermarks(TOPIC) == {0: 12}
 
 
@@ -241,19 +250,35 @@ def test_a_block_without_events_moves_the_watermark_only(ingest: IngestSubject) 
     assert rejected_only.count == 0
     ingest.store.write(rejected_only)
     assert ingest.store.watermarks(TOPIC) == {3: 8}
-    assert ingest.store.last_ranges(TOPIC) == [OffsetRange(3, 8, 8)]
+    assert _suspects(ingest.store) == [[OffsetRange(3, 8, 8)]]
     assert ingest.event_ids() == []
 
 
-def test_the_newest_write_is_the_last_range_also_after_a_restart(ingest: IngestSubject) -> None:
+def test_each_writer_newest_block_is_a_suspect_until_a_later_row(ingest: IngestSubject) -> None:
+    """Two writers (workers, or one before and after a restart) share the log; each
+    counts its own seq. Only each one's newest block may be half-landed; a marker row
+    (a block without ranges) after a re-applied one says it landed."""
     ingest.store.write(_block(TOPIC, (0, 50, 60)))
     ingest.store.write(_block(TOPIC, (1, 0, 2)))  # lower offsets, later write
-    assert ingest.store.last_ranges(TOPIC) == [OffsetRange(1, 0, 2)]
-    restarted = ingest.reopen()
-    assert restarted.last_ranges(TOPIC) == [OffsetRange(1, 0, 2)]
-    restarted.write(_block(TOPIC, (0, 61, 61)))
-    assert restarted.last_ranges(TOPIC) == [OffsetRange(0, 61, 61)]
-    assert restarted.watermarks(TOPIC) == {0: 61, 1: 2}
+    other = ingest.reopen()
+    other.write(_block(TOPIC, (2, 0, 4)))
+    assert sorted(_suspects(other), key=str) == sorted(
+        [[OffsetRange(1, 0, 2)], [OffsetRange(2, 0, 4)]], key=str
+    )
+    assert {r.writer for r in other.recovery_log(TOPIC)} == {
+        r.writer for r in ingest.store.recovery_log(TOPIC)
+    }
+    assert len({r.writer for r in other.recovery_log(TOPIC)}) == 2
+    other.write(_block(TOPIC, (1, 0, 2)))  # the recovery re-applies the other's block
+    other.write(InsertBlock(TOPIC, [], {}, 0, 0))  # and notes that it landed
+    assert _suspects(other) == []
+    assert other.watermarks(TOPIC) == {0: 60, 1: 2, 2: 4}
+    newest, reapplied = _block(TOPIC, (2, 0, 4)).token, _block(TOPIC, (1, 0, 2)).token
+    later = other.later_writes([newest, reapplied])
+    # rows since each token's first row, itself included (ClickHouse counts rows of the
+    # same millisecond too: never fewer)
+    assert 3 <= later[newest] <= 5
+    assert 4 <= later[reapplied] <= 5
 
 
 # --------------------------------------------------------------------------- keys

@@ -10,7 +10,7 @@ each, in order) to drive the agents' retry and bug paths.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from schemas.key_ledger import KeyRecord
 from streams.worker.ports import (
@@ -20,6 +20,7 @@ from streams.worker.ports import (
     AuditEntry,
     InsertBlock,
     KeyChanges,
+    LoggedWrite,
     OffsetRange,
 )
 
@@ -42,14 +43,23 @@ class LoggedBatch:
     topic: str
     token: str
     ranges: list[OffsetRange]
+    writer: str = ""
+    seq: int = 0
 
 
 @dataclass
 class MemoryIngestStore(_Failing):
-    """`IngestStore`: a write-ahead log of ranges, and rows deduplicated by token."""
+    """`IngestStore`: a write-ahead log of ranges, and rows deduplicated by token. Each
+    instance is a writer of its own (`reopened` is the same data after a restart)."""
 
     log: list[LoggedBatch] = field(default_factory=list)
     rows: dict[str, InsertBlock] = field(default_factory=dict)  # by deduplication token
+    writer: str = field(default_factory=lambda: uuid4().hex)
+    _seq: int | None = None
+
+    def reopened(self) -> MemoryIngestStore:
+        """Another writer over the same log and rows (a restarted worker, or a second one)."""
+        return MemoryIngestStore(log=self.log, rows=self.rows)
 
     def watermarks(self, topic: str) -> dict[int, int]:
         self._call()
@@ -60,17 +70,38 @@ class MemoryIngestStore(_Failing):
                     marks[r.partition] = max(marks.get(r.partition, -1), r.end)
         return marks
 
-    def last_ranges(self, topic: str) -> list[OffsetRange]:
+    def recovery_log(self, topic: str) -> list[LoggedWrite]:
         self._call()
         mine = [b for b in self.log if b.topic == topic]
-        return list(mine[-1].ranges) if mine else []
+        newest: dict[str, LoggedBatch] = {}
+        for b in mine:
+            if b.writer not in newest or b.seq > newest[b.writer].seq:
+                newest[b.writer] = b
+        tokens = {b.token for b in newest.values()}
+        return [
+            LoggedWrite(b.writer, b.seq, b.token, tuple(b.ranges))
+            for b in mine
+            if b.token in tokens
+        ]
+
+    def later_writes(self, tokens: list[str]) -> dict[str, int]:
+        self._call()
+        out: dict[str, int] = {}
+        for token in tokens:
+            first = next((i for i, b in enumerate(self.log) if b.token == token), 0)
+            out[token] = len(self.log) - first
+        return out
 
     def encode(self, block: InsertBlock) -> None:
         """Nothing to prepare: the fake keeps the block as it is."""
 
     def write(self, block: InsertBlock) -> None:
         self._call()
-        self.log.append(LoggedBatch(block.topic, block.token, list(block.ranges)))
+        if self._seq is None:
+            self._seq = max((b.seq for b in self.log), default=0)
+        self._seq += 1
+        batch = LoggedBatch(block.topic, block.token, list(block.ranges), self.writer, self._seq)
+        self.log.append(batch)
         if block.count:
             self.rows.setdefault(block.token, block)
 
