@@ -217,7 +217,8 @@ async def test_admin_adds_rules_sees_them_fire_tests_replays_and_deletes(
     web_row, errors_row = rule_row(page, "Web traffic"), rule_row(page, "Errors on the account")
     await expect(web_row).to_contain_text("requests > 10 requests over 1 h", timeout=WAIT_MS)
     await expect(web_row).to_contain_text(f"{USAGE_NAME} ({USAGE_KEY})")
-    await expect(web_row).to_contain_text(f"Webhook {site.receiver.url('/hook')} (secret whsec_…)")
+    masked = f"(secret whsec_…{secret[-4:]})"  # sealed at rest, shown by its hint
+    await expect(web_row).to_contain_text(f"Webhook {site.receiver.url('/hook')} {masked}")
     await expect(errors_row).to_contain_text(
         "error rate > 5% over 5 min, at least 10 requests", timeout=WAIT_MS
     )
