@@ -45,7 +45,7 @@ class FailureLimits:
     block_s: float = 900.0
     delay_step_s: float = 0.25
     max_delay_s: float = 2.0
-    max_sources: int = 50_000
+    max_sources: int = 20_000
 
 
 @dataclass(frozen=True)
