@@ -20,7 +20,14 @@ The model (`Cluster`) follows the ingest agent and ClickHouse step by step:
 
 `test_the_newest_insert_alone_is_not_enough` keeps the old planner (re-apply the row of
 the highest seq only) failing on the same model, on the counterexample hypothesis found
-for it (`NEWEST_ONLY_LOSES`, also an explicit example of the property test).
+for it (`NEWEST_ONLY_LOSES`, also an explicit example of the property test). Planners
+changed on purpose fail too (checked by hand): re-applying too-old blocks (the small
+window test finds a double count), recovering nothing at start, taking any newer row as
+proof, re-applying only the assigned partitions' part under a derived token.
+
+Not modelled: a worker stalled past its session that writes after its partitions moved
+(nothing fences it), two same-token inserts at once, and inserts making several blocks
+(one per day partition: `TRUSTED_LATER_WRITES` keeps a margin for those).
 """
 
 from __future__ import annotations
@@ -351,7 +358,7 @@ newest row is worker 0's marker: nothing is re-applied, the watermark of partiti
 
 
 @example(NEWEST_ONLY_LOSES)
-@settings(max_examples=500, deadline=None, derandomize=True)
+@settings(max_examples=400, deadline=None, derandomize=True)
 @given(events)
 def test_every_record_is_counted_once_after_any_interleaving(
     script: list[tuple[Any, ...]],
@@ -365,6 +372,30 @@ def test_a_small_window_never_double_counts(script: list[tuple[Any, ...]], windo
     """Blocks too far back for their token are reported, never re-applied: nothing is
     counted twice, and only records of reported blocks may be missing."""
     assert run(pure_recovery, window, script).problems() == []
+
+
+def _row(
+    writer: str, seq: int, *spans: tuple[int, int, int], checkpoint: bool = False
+) -> LoggedWrite:
+    ranges = tuple(OffsetRange(*span) for span in spans)
+    return LoggedWrite(
+        writer, seq, InsertBlock(TOPIC, list(ranges), {}, 0, 0).token, ranges, checkpoint
+    )
+
+
+def test_a_row_followed_by_its_writer_landed_and_markers_and_checkpoints_are_no_blocks() -> None:
+    a1, a2 = _row("a", 1, (0, 0, 4)), _row("a", 2, (0, 5, 9), (1, 0, 3))
+    b1 = _row("b", 2, (2, 0, 0))
+    marker, checkpoint = _row("c", 9), _row("d", 1, (3, 7, 7), checkpoint=True)
+    log = [a1, a2, b1, marker, checkpoint]
+    assert unfinished(log) == sorted([a2.token, b1.token])
+    later = {a2.token: 4, b1.token: 3}
+    plan = plan_recovery(log, later, {0: 9, 1: 3, 2: 0, 3: 7}, assigned={1})
+    assert (plan.reapply, plan.too_old) == ([a2], [])  # whole: partition 0's range too
+    assert plan.watermarks == {0: 9, 1: 3, 2: 0, 3: 7}
+    assert plan_recovery(log, later, {}, None).reapply == [a2, b1]  # oldest first
+    too_far = plan_recovery(log, {a2.token: 11}, {}, {0, 2}, trusted_writes=10)
+    assert (too_far.reapply, too_far.too_old) == ([], [a2, b1])  # b1: no count, too far
 
 
 def test_the_newest_insert_alone_is_not_enough() -> None:
