@@ -230,7 +230,14 @@ def live(
     with start_key_service(kafka_bootstrap, topics.key_events) as service:
         alpha = create_tenant(service, ALPHA, ALPHA_ROLES)
         beta = create_tenant(service, BETA, BETA_ROLES)
-    api = {"port": free_port(), "management_keys": management_keys()}
+    api = {
+        "port": free_port(),
+        "management_keys": management_keys(),
+        # the access matrix sends ~40 unknown or malformed keys from 127.0.0.1: no brute
+        # force here (tests/integration/http/test_brute_force.py tests the limit)
+        "auth_failures_before_delay": 1_000_000,
+        "auth_failures_before_block": 1_000_000,
+    }
     settings = worker_settings(tmp_path, kafka_bootstrap, topic_prefix, api=api)
     with live_api(settings) as served:
         yield Live(served, alpha, beta)
