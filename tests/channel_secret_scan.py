@@ -26,10 +26,14 @@ _SHAPES = re.compile(
 )
 
 
-def find_channel_secrets(data: bytes, known: Iterable[str | bytes] = ()) -> set[str]:
-    """Plaintext channel secrets in `data` (by shape), plus every one of `known` in it
-    (bytes are also looked for in base64 and hex, as a master key would be written)."""
-    found = {m.group().decode("utf-8", "replace") for m in _SHAPES.finditer(data)}
+def find_channel_secrets(
+    data: bytes, known: Iterable[str | bytes] = (), shapes: bool = True
+) -> set[str]:
+    """Plaintext channel secrets in `data` (by shape, unless `shapes` is False), plus every
+    one of `known` in it (bytes also in base64 and hex, as a master key would be written)."""
+    found = (
+        {m.group().decode("utf-8", "replace") for m in _SHAPES.finditer(data)} if shapes else set()
+    )
     for item in known:
         if isinstance(item, str):
             forms = [item.encode()]

@@ -385,10 +385,13 @@ def test_no_secret_in_any_topic_table_or_log(tmp_path: Path, kafka_bootstrap: st
     # the scan itself finds a secret where there is one
     assert find_secrets(b"x" + secrets[1].encode() + b"y", secrets) == {secrets[1]}
 
-    # channel secrets and master keys: by value on every topic of the broker, and also
-    # by shape on this test's topics, tables and log
+    # channel secrets and master keys: by value on every topic of the broker (whatever
+    # made it), and also by shape on this test's topics, tables and log (by shape on every
+    # topic would find tests that put plaintext on topics on purpose, e.g. old records)
     known: list[str | bytes] = [*cs.all, *master_keys]
-    channel_hits = {t: find_channel_secrets(data, known) for t, (_, data) in every_topic.items()}
+    channel_hits = {
+        t: find_channel_secrets(data, known, shapes=False) for t, (_, data) in every_topic.items()
+    }
     channel_hits |= {w: find_channel_secrets(data, known) for w, (_, data) in places.items()}
     assert {where: found for where, found in channel_hits.items() if found} == {}
     rules_topic = topics[names.alert_rules][1]
