@@ -186,8 +186,17 @@ async def _unavailable(_: Request, exc: Exception) -> JSONResponse:
     return response
 
 
+_UNPARSED_BODY = "There was an error parsing the body"
+"""FastAPI's 400 detail for a body it could not read (e.g. bytes that are not UTF-8)."""
+
+
 async def _http(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
+    if exc.status_code == 400 and exc.detail == _UNPARSED_BODY:
+        # an unreadable body is an invalid body: the documented 422 of every route
+        message = "not valid JSON: send a UTF-8 JSON body with Content-Type: application/json"
+        errors = [{"field": "body", "message": message}]
+        return problem(422, "invalid_request", f"body: {message}", errors=errors)
     code = _CODES.get(exc.status_code, f"http_{exc.status_code}")
     return problem(exc.status_code, code, str(exc.detail))
 
