@@ -19,7 +19,8 @@ from alerting.channel_secrets import (
     open_channel,
     seal_channels,
 )
-from alerting.fingerprint import channel_id
+from alerting.delivery import endpoint_id
+from alerting.notifier import NO_MASTER_KEY, OpeningNotifier, SendResult
 from alerting.sealing import (
     Keyring,
     SealingError,
@@ -34,7 +35,8 @@ from alerting.sealing import (
     sealed_hint,
     stable_part,
 )
-from schemas.alerts import SlackChannel, WebhookChannel, is_sealed
+from schemas.alerts import Channel, Notification, SlackChannel, WebhookChannel, is_sealed
+from tests.samples.alerting import make_notification
 
 K1 = ("mk_one", bytes(range(32)))
 K2 = ("mk_two", bytes(range(32, 64)))
@@ -192,9 +194,9 @@ def test_channel_ids_survive_a_rotation() -> None:
         sealed, "acc_a", "rule_1", RING.with_current(*K2), rewrap_old=True
     )
     assert counts.rewrapped == 3 and kids_of(moved) == {"mk_two"}
-    ids = [channel_id(identity_channel(c)) for c in sealed]
-    assert [channel_id(identity_channel(c)) for c in moved] == ids
-    assert len(set(ids)) == 3
+    ids = [endpoint_id(c) for c in sealed]
+    assert [endpoint_id(c) for c in moved] == ids
+    assert len(set(ids)) == 3 and identity_channel(sealed[0]) != sealed[0]
 
 
 def test_an_opened_webhook_signs_with_the_original_secret() -> None:
@@ -212,3 +214,31 @@ def test_slack_failure_details_never_quote_the_webhook_url() -> None:
     scrubbed = _without_url(detail, HOOK)
     assert "abcdefghijklmnop" not in scrubbed and "<webhook URL>" in scrubbed
     assert _without_url("no /services/T000/B000/abcdefghijklmnop here", HOOK) == "no /… here"
+
+
+class _Recorder:
+    def __init__(self) -> None:
+        self.sent: list[Channel] = []
+
+    async def send(self, notification: Notification, channel: Channel) -> SendResult:
+        self.sent.append(channel)
+        return SendResult.delivered()
+
+
+async def test_the_notifier_opens_just_before_sending_or_says_why_not() -> None:
+    n = make_notification()  # rule_1 of acc_main
+    sealed, _ = seal_channels(_channels(), n.account_id, n.rule.rule_id, RING)
+    inner = _Recorder()
+    opener = OpeningNotifier(inner, lambda: RING)
+    for chan in sealed:
+        assert (await opener.send(n, chan)).outcome.value == "delivered"
+    assert inner.sent == _channels()
+    gone = await OpeningNotifier(inner, lambda: Keyring((K2,))).send(n, sealed[0])
+    assert (
+        gone.outcome.value == "permanent" and "'mk_one', which is not in the keyring" in gone.detail
+    )
+    none = await OpeningNotifier(inner, lambda: None).send(n, sealed[1])
+    assert none.outcome.value == "permanent" and none.detail == NO_MASTER_KEY
+    plain = await OpeningNotifier(inner, lambda: None).send(n, _channels()[0])
+    assert plain.outcome.value == "delivered"  # a rule from before sealing still works
+    assert len(inner.sent) == 4
