@@ -118,3 +118,69 @@ def test_unreachable_broker_is_one_clear_error(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "no Kafka broker reachable" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_replication_beyond_the_brokers_is_one_clear_error(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    result = _keypulse(
+        "topics",
+        "ensure",
+        env={
+            "KEYPULSE_DATA_DIR": str(tmp_path),
+            "KEYPULSE_KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
+            "KEYPULSE_KAFKA_TOPIC_PREFIX": f"{topic_prefix}rf3.",
+            "KEYPULSE_KAFKA_REPLICATION_FACTOR": "3",
+            "KEYPULSE_KAFKA_MIN_INSYNC_REPLICAS": "2",
+        },
+    )
+    assert result.returncode == 1
+    assert "replication factor 3 needs 3 brokers" in result.stderr
+    assert "--brokers 3" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+@pytest.mark.slow  # three JVMs: `make test-faults`
+def test_a_three_broker_cluster_starts_reports_and_stops_only_itself(
+    tmp_path: Path, kafka_bootstrap: str, topic_prefix: str
+) -> None:
+    from infra.kafka.admin import describe_replicas
+    from schemas.topics import KEY_EVENTS
+    from tests.faults.cluster_support import free_base_port
+
+    base = free_base_port(6)
+    env = {
+        "KEYPULSE_DATA_DIR": str(tmp_path),
+        "KEYPULSE_KAFKA_BOOTSTRAP_SERVERS": f"127.0.0.1:{base}",
+        "KEYPULSE_KAFKA_CONTROLLER_PORT": str(base + 1),
+        "KEYPULSE_KAFKA_BROKER_HEAP": "320m",
+    }
+    servers = ",".join(f"127.0.0.1:{base + i}" for i in (0, 2, 4))
+    started = _keypulse("kafka", "start", "--brokers", "3", env=env)
+    try:
+        assert started.returncode == 0, started.stderr
+        assert f"export KEYPULSE_KAFKA_BOOTSTRAP_SERVERS={servers}\n" in started.stdout
+        assert "export KEYPULSE_KAFKA_REPLICATION_FACTOR=3\n" in started.stdout
+        assert "export KEYPULSE_KAFKA_MIN_INSYNC_REPLICAS=2\n" in started.stdout
+        status = _keypulse("kafka", "status", env=env)
+        assert status.returncode == 0 and "3 of 3 node(s) running" in status.stdout
+        nodes = [tmp_path / "kafka" / f"node-{i}" / "server.properties" for i in (1, 2, 3)]
+        assert all(len(_java_pids(p)) == 1 for p in nodes)
+        cluster_env = {
+            "KEYPULSE_DATA_DIR": str(tmp_path),
+            "KEYPULSE_KAFKA_BOOTSTRAP_SERVERS": servers,
+            "KEYPULSE_KAFKA_TOPIC_PREFIX": topic_prefix,
+            "KEYPULSE_KAFKA_REPLICATION_FACTOR": "3",
+            "KEYPULSE_KAFKA_MIN_INSYNC_REPLICAS": "2",
+        }
+        ensured = _keypulse("topics", "ensure", env=cluster_env)
+        assert ensured.returncode == 0, ensured.stderr
+        parts = describe_replicas(servers, [KEY_EVENTS.name(topic_prefix)])
+        assert len(parts) == KEY_EVENTS.partitions
+        assert all(len(p.replicas) == 3 and len(p.isr) == 3 for p in parts)
+    finally:
+        stopped = _keypulse("kafka", "stop", env=env)
+    assert "kafka cluster stopped (3 node(s))" in stopped.stdout
+    assert all(_java_pids(p) == [] for p in nodes)
+    assert _keypulse("kafka", "status", env=env).returncode == 3
+    assert broker_ready(kafka_bootstrap), "the shared broker must keep running"
