@@ -215,6 +215,8 @@ class IngestAgent:
         self._writing: asyncio.Future[None] | None = None
         """The newest write handed to the writer thread (writes run one at a time)."""
         self._stale = True
+        self._unmarked = False
+        """Blocks landed since this agent's last marker row (the log cannot tell yet)."""
         self._outcomes = store if isinstance(store, OutcomeStore) else None
         self.stats = IngestStats()
         self.listeners: list[BlockListener] = []
@@ -249,9 +251,12 @@ class IngestAgent:
 
     async def recover(self) -> None:
         """Re-apply every recorded insert of the assigned partitions that may be
-        half-landed (`plan_recovery`), note that they landed, load the watermarks."""
+        half-landed (`plan_recovery`), note that they landed, load the watermarks. Runs
+        with no write in flight, so a marker row first says this agent's own blocks
+        landed (they are nobody's suspects then)."""
         assigned = None if self._assigned is None else frozenset(self._assigned)
         self._assigned, self._stale = set(), False  # an assignment from now on: again
+        await self._mark_landed()
         rows = await self._blocking(self._store.recovery_log, self._topic)
         suspects = unfinished(rows)
         later = await self._blocking(self._store.later_writes, suspects) if suspects else {}
@@ -268,13 +273,18 @@ class IngestAgent:
                 later.get(old.token, -1),
                 self._trusted_writes,
             )
-        reapplied = False
         for row in plan.reapply:
-            reapplied = await self._reapply(list(row.ranges)) or reapplied
-        if reapplied:  # a marker after them: they landed (no need to re-apply them again)
-            await self._blocking(self._store.write, InsertBlock(self._topic, [], {}, 0, 0))
+            self._unmarked = await self._reapply(list(row.ranges)) or self._unmarked
+        await self._mark_landed()
         self._watermarks = plan.watermarks
         log.info("ingest: watermarks %s", self._watermarks)
+
+    async def _mark_landed(self) -> None:
+        """With no write in flight: a marker row (no ranges) after this agent's blocks
+        says that they landed, if any did since its last one."""
+        if self._unmarked:
+            await self._blocking(self._store.write, InsertBlock(self._topic, [], {}, 0, 0))
+            self._unmarked = False
 
     async def _reapply(self, ranges: list[OffsetRange]) -> bool:
         """Re-insert a recorded block under its token; False when Kafka lost it."""
@@ -440,6 +450,7 @@ class IngestAgent:
         await self._blocking(self._write, planned)
         elapsed = time.perf_counter() - began
         advance_watermarks(self._watermarks, block)
+        self._unmarked = True
         self.stats.events += block.count
         if self._outcomes is not None:
             self.stats.outcomes += planned.outcome_count

@@ -14,7 +14,8 @@ The model (`Cluster`) follows the ingest agent and ClickHouse step by step:
 - Kafka: committed offsets per partition, committed after a take landed or later (or
   never: the worker died first); an assignment starts reading at the committed offset;
 - a worker's take: recover if partitions were assigned since (the planner's blocks
-  re-applied whole under their token, then a marker row), then blocks of its records
+  re-applied whole under their token; a marker row before and after says the worker's
+  own blocks landed), then blocks of its records
   past the watermarks, each a write-ahead row and the three inserts. A crash stops the
   take after any of these steps; the writer is gone, a restart is a new writer.
 
@@ -112,6 +113,8 @@ class Worker:
     position: dict[int, int] = field(default_factory=dict)
     watermarks: dict[int, int] = field(default_factory=dict)
     seq: int | None = None
+    unmarked: bool = False
+    """Blocks landed since its last marker row."""
     steps_left: int | None = None
     """Store steps until it crashes (None: it does not)."""
 
@@ -154,6 +157,7 @@ class Cluster:
         for table in TABLES:
             self._step(worker)
             self.tables[table].insert(token, records)
+        worker.unmarked = True
 
     def recovery_log(self) -> list[LoggedWrite]:
         """As `ingest_log.recovery_rows`: rows under the token of some writer's newest row."""
@@ -185,15 +189,20 @@ class Cluster:
     def _recover(self, worker: Worker) -> None:
         assigned = None if worker.pending is None else frozenset(worker.pending)
         worker.pending, worker.stale = set(), False
+        self._mark(worker)
         rows = self.recovery_log()
         later = self.later_writes(unfinished(rows))
         plan = self.planner(rows, later, self.log_watermarks(), assigned, self.window)
         self.too_old.extend(r.ranges for r in plan.too_old)
         for row in plan.reapply:
             self._write(worker, row.ranges)
-        if plan.reapply:
-            self._wal(worker, f"{TOPIC}|", ())
+        self._mark(worker)
         worker.watermarks = dict(plan.watermarks)
+
+    def _mark(self, worker: Worker) -> None:
+        if worker.unmarked:
+            self._wal(worker, f"{TOPIC}|", ())
+            worker.unmarked = False
 
     def take(self, w: int, per_partition: int, block: int, crash_at: int | None) -> bool:
         """One take of worker `w`; False when it crashed (the worker is gone)."""
