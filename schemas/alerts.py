@@ -171,6 +171,18 @@ def is_sealed(value: str | None) -> bool:
     return value is not None and SEALED_RE.match(value) is not None
 
 
+MASKED_SECRET = (
+    "this is the masked form a read shows; give the whole secret, or leave `channels` out "
+    "of a change to keep the current ones"
+)
+
+
+def _not_masked(value: str) -> str:
+    if "…" in value:
+        raise ValueError(MASKED_SECRET)
+    return value
+
+
 SUBJECT_PATTERN = r"^(key_[A-Za-z0-9]{6,64}|ip:[0-9A-Fa-f:.]{2,45})$"
 Subject = Annotated[str, Field(pattern=SUBJECT_PATTERN)]
 """What an alert instance watches: a key id, or `ip:<address>` for the detectors whose
@@ -390,7 +402,7 @@ class SlackChannel(_Frozen):
     def _webhook(cls, value: str | None) -> str | None:
         if value is None or is_sealed(value):
             return value
-        return _check_http_url(value)
+        return _check_http_url(_not_masked(value))
 
     @field_validator("bot_token")
     @classmethod
@@ -402,7 +414,9 @@ class SlackChannel(_Frozen):
             return None
         if has_webhook:
             raise ValueError("give either webhook_url or bot_token + channel, not both")
-        if not is_sealed(value) and not re.fullmatch(r"xox[a-z]-[A-Za-z0-9-]{1,250}", value):
+        if is_sealed(value):
+            return value
+        if not re.fullmatch(r"xox[a-z]-[A-Za-z0-9-]{1,250}", _not_masked(value)):
             raise ValueError("expected a Slack token like xoxb-…")
         return value
 
@@ -438,7 +452,7 @@ class WebhookChannel(_Frozen):
     def _secret(cls, value: str) -> str:
         if is_sealed(value):
             return value
-        if not value.startswith("whsec_"):
+        if not _not_masked(value).startswith("whsec_"):
             raise ValueError("expected the Standard Webhooks form whsec_<base64>")
         try:
             raw = base64.b64decode(value.removeprefix("whsec_"), validate=True)

@@ -242,3 +242,16 @@ async def test_the_notifier_opens_just_before_sending_or_says_why_not() -> None:
     plain = await OpeningNotifier(inner, lambda: None).send(n, _channels()[0])
     assert plain.outcome.value == "delivered"  # a rule from before sealing still works
     assert len(inner.sent) == 4
+
+
+def test_a_masked_value_sent_back_is_refused_saying_what_to_do() -> None:
+    from pydantic import ValidationError
+
+    for data in (
+        {"type": "webhook", "url": "https://example.com/h", "secret": mask("secret", SECRET)},
+        {"type": "slack", "webhook_url": mask("webhook_url", HOOK)},
+        {"type": "slack", "bot_token": mask("bot_token", TOKEN), "channel": "#ops"},
+    ):
+        model = WebhookChannel if data["type"] == "webhook" else SlackChannel
+        with pytest.raises(ValidationError, match="masked form a read shows"):
+            model.model_validate(data)
