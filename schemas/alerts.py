@@ -17,6 +17,9 @@ Contracts:
   ≥ 1, compared with `gte`; the kind defaults to `threshold` 1, `window_s` 15m and
   `comparator` gte when they are omitted).
 - Every validation error is reported at the location of the offending field.
+- Channel secrets (a webhook's `secret`, a Slack channel's `webhook_url` and `bot_token`)
+  are validated as plaintext, then sealed before they are published; the fields accept
+  the sealed form (`SEALED_RE`) as it is, and refuse a masked one (`MASKED_SECRET`).
 - This module imports only pydantic, the standard library and `schemas.base`/`schemas.ids`.
 """
 
