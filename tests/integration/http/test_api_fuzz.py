@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 from collections import Counter
 from collections.abc import AsyncIterator
@@ -87,6 +88,9 @@ SERVICE_TOKEN = "fuzz-service-token"
 INVALID_VARIANTS = 4
 PROBES = {"/healthz", "/readyz", "/metrics"}
 """Unauthenticated routes."""
+SIGNED = "/secret-scanning/"
+"""Routes authenticated by a request signature, not a key (the partner's reports, whose
+signature checks have tests of their own): every other check applies."""
 UNREACHABLE = 10**9
 """Brute-force limits no fuzzing run reaches."""
 
@@ -156,6 +160,35 @@ def _leaks(response: Response) -> list[str]:
     sent = f"{response.request.url} {response.request.body!r}"
     body = response.content.decode("utf-8", "replace")
     return [m for m in BETA_MARKERS if m in body and m not in sent]
+
+
+def _unreadable_body(response: Response) -> bool:
+    """422 for a body that is not JSON at all (`body` or `body.<offset>`)."""
+    if response.status_code != 422:
+        return False
+    errors = json.loads(response.content).get("errors") or []
+    return bool(errors) and all(re.fullmatch(r"body(\.\d+)?", e["field"]) for e in errors)
+
+
+def _refusal(kind: str, operation: Operation, response: Response) -> str | None:
+    """What is wrong with the answer's status for this credential (None: nothing): an
+    invalid credential gets 401 everywhere but the probes; a read-only key gets 403 for
+    every change, and 401 on `/verify` (no management key is a service token).
+
+    Two answers come before authentication, and say nothing about any account: a body
+    that is not JSON at all is 422 everywhere (FastAPI reads and decodes the body before
+    it runs the auth dependency), and `/verify` validates its body before it checks the
+    service token (the check is in the route, not a dependency), so any 422 there."""
+    status, method, path = response.status_code, operation.method.upper(), operation.path
+    if path in PROBES or path.startswith(SIGNED) or kind == "admin":
+        return None
+    if _unreadable_body(response) or (path == "/verify" and status == 422):
+        return None
+    if kind == "invalid" or path == "/verify":
+        return None if status == 401 else f"expected 401 for a {kind} credential"
+    if method != "GET" and status != 403:
+        return "expected 403 for a read-only key's change"
+    return None
 
 
 def _seed(api: Api, account_id: str, rule_id: str, name: str, delivery: str, host: str) -> None:
@@ -298,6 +331,9 @@ def _fuzz(
         except AssertionError as exc:
             tally.fail(kind, f"{where}: {str(exc)[:300]}")
         tally.failures.setdefault(kind, [])
+        refused = _refusal(kind, operation, response)
+        if refused:
+            tally.fail(kind, f"{where}: {refused} {response.text[:200]}")
         for leak in _leaks(response):
             tally.fail(kind, f"{where}: another account's {leak!r} in {response.text[:200]}")
 
