@@ -126,7 +126,12 @@ def build_app(config: StreamsConfig, services: WorkerServices) -> KeypulseApp:
 
         @app.on_partitions_assigned.connect  # type: ignore[arg-type]
         async def _assigned(sender: Any, *args: Any, signal: Any, **kwargs: Any) -> None:
-            agent_ref.mark_stale()
+            # faust sends the set of assigned topic-partitions (after the app as sender)
+            assigned = args[0] if args else sender
+            if not isinstance(assigned, (set, frozenset)):
+                agent_ref.mark_stale()  # unknown shape: recover every partition
+                return
+            agent_ref.mark_stale([tp.partition for tp in assigned if tp.topic == names.requests])
 
     keys: KeysAgent | None = None
     if services.key_store is not None:
