@@ -3,8 +3,9 @@
 A `GrowingCounter` reads the highest key already stored once, when first asked, and
 counts up from there. Rows that order by these keys (`argMax(..., version)`, `ORDER BY
 seq DESC`) then pick the row written last even when the wall clock went back across a
-restart. Contract: one writing process per table (the worker for the ingest log, the
-evaluator for alert state, the delivery scheduler for deliveries); gaps are allowed.
+restart. Contract: one writing process per table (the evaluator for alert state, the
+delivery scheduler for deliveries); gaps are allowed. The ingest log is shared by several
+workers: there `seq` orders one writer's rows only (`ingest_batches.writer`).
 """
 
 from __future__ import annotations

@@ -170,22 +170,6 @@ class ClickHouseIngestStore:
     def watermarks(self, topic: str) -> dict[int, int]:
         return partition_watermarks(self._client, topic)
 
-    def last_ranges(self, topic: str) -> list[OffsetRange]:
-        """Offset ranges of the row of the highest seq (of any writer; [] after a
-        checkpoint). Not what recovery uses (`recovery_log`): `tests/integration/
-        test_counters.py` holds the seq order to it."""
-        rows = self._client.query(
-            "SELECT partitions, start_offsets, end_offsets, checkpoint FROM ingest_batches "
-            "WHERE topic = {topic:String} ORDER BY seq DESC LIMIT 1",
-            parameters={"topic": topic},
-        ).result_rows
-        if not rows or rows[0][3]:
-            return []
-        parts, starts, ends, _ = rows[0]
-        return [
-            OffsetRange(int(p), int(s), int(e)) for p, s, e in zip(parts, starts, ends, strict=True)
-        ]
-
     def recovery_log(self, topic: str) -> list[LoggedWrite]:
         return recovery_rows(self._client, topic)
 

@@ -200,7 +200,7 @@ async def test_a_bug_while_writing_acknowledges_nothing_and_reaches_on_bug() -> 
     agent = _agent(store, take_max=2, within_s=30, bugs=bugs)
     running = asyncio.ensure_future(agent.run(stream))
     try:
-        await eventually(lambda: store.calls >= 2, 10, "recovery")  # last_ranges, watermarks
+        await eventually(lambda: store.calls >= 2, 10, "recovery")  # recovery_log, watermarks
         store.failures = [TypeError("unsupported operand")]
         stream.put(0, 1)
         with pytest.raises(TypeError, match="unsupported operand"):
