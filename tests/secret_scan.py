@@ -1,30 +1,23 @@
 """Looking for key secrets where none may be: topic records, ClickHouse tables, logs.
 
-A secret is found by its format (`pk_live_`/`pk_test_` and 36 base62 characters) and
-kept only when its checksum holds (`schemas.key_format.check_secret`), so a hit is a
-real keypulse key, never noise; callers may also pass the exact secrets they created.
+A secret is found by the one finder, `schemas.key_scan.find_keys` (format and checksum,
+so a hit is a real keypulse key, never noise); callers may also pass the exact secrets
+they created.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
 
-from schemas.key_format import ParsedSecret, check_secret
-
-_CANDIDATE = re.compile(rb"pk_(?:live|test)_[0-9A-Za-z]{36}")
+from schemas.key_scan import find_keys
 
 
 def find_secrets(data: bytes, known: Iterable[str] = ()) -> set[str]:
     """Well-formed secrets in `data`, plus every one of `known` that occurs in it."""
-    found = {
-        m.group().decode()
-        for m in _CANDIDATE.finditer(data)
-        if isinstance(check_secret(m.group().decode()), ParsedSecret)
-    }
+    found = {key.secret for key in find_keys(data)}
     return found | {s for s in known if s.encode() in data}
 
 

@@ -1,5 +1,6 @@
 """`keypulse keys …`: the listing (no subcommand, or `list`) and the write commands
-`create | rename | allow-list | roll | revoke | delete`.
+`create | rename | allow-list | roll | revoke | delete`, and `scan` (leaked keys in
+files, `infra.cli.key_scan`).
 
 Writes go through the key service (`streams.keyservice`) straight against Kafka, with
 actor "cli": the command is decided on the account's state read from the key-events
@@ -13,6 +14,7 @@ A secret is printed by `keys create` and `keys roll` only, once; with `--json` i
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -20,6 +22,7 @@ import typer
 from infra.cli import read as cli_read
 from infra.cli.console import err, out, print_json
 from infra.cli.errors import CommandFailed, clean_errors
+from infra.cli.key_scan import DEFAULT_MAX_BYTES, run_scan
 from infra.cli.key_session import execute, key_service
 from infra.cli.key_views import SHOWN_ONCE, created_json, key_json, key_table, replayed_note
 from infra.settings import load_settings
@@ -295,3 +298,21 @@ def keys_delete(account: AccountArg, key_id: KeyArg, as_json: JsonOpt = False) -
     with key_service(load_settings()) as service:
         outcome = execute(service, command)
     _print_change(outcome, "deleted", "deleted", as_json)
+
+
+@keys_app.command("scan")
+@clean_errors
+def keys_scan(
+    paths: Annotated[list[Path], typer.Argument(help="Files or directories (recursively).")],
+    revoke: Annotated[
+        bool, typer.Option("--revoke", help="Revoke the active keys found (reason compromised).")
+    ] = False,
+    max_bytes: Annotated[
+        int, typer.Option(help="Skip files larger than this many bytes.", min=1)
+    ] = DEFAULT_MAX_BYTES,
+    as_json: JsonOpt = False,
+) -> None:
+    """Find keypulse keys in files (format and checksum) and say whether each is active;
+    with --revoke revoke the active ones. Secrets are never printed, only their hints.
+    Exit 0: no active key left exposed; 3: active keys found and not revoked."""
+    raise typer.Exit(run_scan(load_settings(), paths, revoke, as_json, max_bytes))
