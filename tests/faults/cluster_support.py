@@ -4,6 +4,7 @@ waits on partition leadership and in-sync replicas (read back with the admin cli
 from __future__ import annotations
 
 import re
+import shutil
 import socket
 from collections.abc import Iterable
 from pathlib import Path
@@ -61,6 +62,17 @@ def active_controller(cluster: LocalKafkaCluster) -> int:
             best = max(best, (int(epoch), int(node)))
     assert best[1] > 0, "no node logged a quorum leadership"
     return best[1]
+
+
+def lose_topic_data(cluster: LocalKafkaCluster, node_id: int, prefix: str) -> int:
+    """Delete a stopped node's partitions of the topics named `prefix`* (its disk lost
+    them: whatever only it held is gone); the number of partition directories removed."""
+    member = cluster.member(node_id)
+    assert member.status().pid is None, "stop or kill the node first"
+    dirs = [d for d in member.data_dir.iterdir() if d.is_dir() and d.name.startswith(prefix)]
+    for d in dirs:
+        shutil.rmtree(d)
+    return len(dirs)
 
 
 def replicas(bootstrap: str, topics: Iterable[str]) -> list[PartitionReplicas]:
