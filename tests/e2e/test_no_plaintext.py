@@ -9,7 +9,8 @@ incoming-webhook URL are made over HTTP and with the CLI (reads show them masked
 notifications of them are delivered by the worker to a real local receiver (webhook
 signatures verified with `standardwebhooks`, the Slack URL's path and tokens as received:
 the notifier opened them); `keypulse secrets rotate-master` rewraps them, the old master
-key is retired, and a second round is delivered with the new key alone. Then every topic
+key is retired (`infra.secrets_rotation.retire`), and a second round is delivered with the
+new key alone. Then every topic
 on the broker (every prefix) and every table holds none of those secrets nor either
 master key, while the rules topic does hold their sealed form."""
 
@@ -32,7 +33,8 @@ from alerting.channel_secrets import kids_of
 from alerting.sealing import parse_keyring
 from infra.alert_admin import Publisher, new_webhook_secret, send_test_notification
 from infra.clickhouse import make_client
-from infra.secrets_rotation import read_rules
+from infra.master_keys import create_keyring_file
+from infra.secrets_rotation import read_rules, retire
 from infra.settings import Settings, load_settings
 from infra.tools.receivers import HttpReceiver, free_port
 from schemas.key_format import ParsedSecret, check_secret
@@ -238,15 +240,15 @@ def _delivered(receiver: HttpReceiver, cs: ChannelSecrets, rounds: int) -> bool:
     )
 
 
-def _rotate(env: dict[str, str], keyring: Path) -> tuple[str, str]:
-    """`keypulse secrets rotate-master`, then `retire` the old key: (old kid, new kid)."""
+def _rotate(env: dict[str, str], settings: Settings, keyring: Path) -> tuple[str, str]:
+    """`keypulse secrets rotate-master`, then retire the old key: (old kid, new kid)."""
     old = parse_keyring(keyring.read_text(), "keyring").current_kid
     report = _cli(env, "secrets", "rotate-master")
     new = str(report["current"])
     assert new != old and report["republished"] == 2, report
     assert (report["secrets_rewrapped"], report["secrets_sealed"]) == (5, 0), report
     assert report["rules_per_key"] == {new: 2}, report
-    _run(env, "secrets", "retire", old)
+    retire(settings, TopicNames.with_prefix(settings.kafka.topic_prefix).alert_rules, old)
     assert parse_keyring(keyring.read_text(), "keyring").kids == (new,)
     return old, new
 
@@ -284,7 +286,7 @@ def test_no_secret_in_any_topic_table_or_log(tmp_path: Path, kafka_bootstrap: st
     }
     log = tmp_path / "worker.log"
     subprocess.run([str(KEYPULSE), "topics", "ensure"], env=env, check=True, capture_output=True)
-    _run(env, "secrets", "init")
+    create_keyring_file(keyring)  # what `keypulse secrets init` does (in-process: faster)
     assert keyring.stat().st_mode & 0o777 == 0o600
     master_keys = [parse_keyring(keyring.read_text(), "keyring").keys[0][1]]
     created = _cli(env, "accounts", "create", ACCOUNT, "--plan", "free")
@@ -334,7 +336,7 @@ def test_no_secret_in_any_topic_table_or_log(tmp_path: Path, kafka_bootstrap: st
         first_kid = parse_keyring(keyring.read_text(), "keyring").current_kid
         _send_test_notifications(settings, rule_ids, first_kid)
         eventually_sync(lambda: _delivered(receiver, cs, 1), timeout_s=60, what="delivered")
-        _, new_kid = _rotate(env, keyring)
+        _, new_kid = _rotate(env, settings, keyring)
         master_keys.append(parse_keyring(keyring.read_text(), "keyring").keys[0][1])
         _send_test_notifications(settings, rule_ids[:1], new_kid)  # the old key is gone
         eventually_sync(lambda: _delivered(receiver, cs, 2), timeout_s=60, what="rotated")
