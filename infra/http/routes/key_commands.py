@@ -22,6 +22,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Header, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from pydantic.config import JsonDict
 
 from infra.http.auth import Caller
 from infra.http.commands import run
@@ -36,6 +37,7 @@ from infra.http.key_views import KeyMeta, meta_of
 from infra.http.problems import CONFLICT, PROBLEM_RESPONSES, ApiError
 from schemas.keys import KeyAccess, KeyType, RevokeReason
 from streams.keyservice.commands import (
+    MAX_NAME_LENGTH,
     OVERLAPS,
     Command,
     CreateKey,
@@ -60,11 +62,30 @@ RESTRICTED_EXAMPLE = {
 }
 ROLL_EXAMPLE = {"overlap": "1h"}
 
+# What the key service accepts, written into the OpenAPI document only: the service's own
+# checks (`name_problem`, `duration_of`, `overlap_of`) keep refusing with their codes
+# and messages (`invalid_name`, ...), which a pydantic constraint would replace.
+NAME_SCHEMA: JsonDict = {
+    "minLength": 1,
+    "maxLength": MAX_NAME_LENGTH,
+    "pattern": r"^[^\s\x00-\x1f\x7f](?:[^\x00-\x1f\x7f]*[^\s\x00-\x1f\x7f])?$",
+}
+"""Not blank, no whitespace at either end, no control characters, at most 100 long."""
+EXPIRES_IN_SCHEMA: JsonDict = {
+    "pattern": r"^(?:[1-9][0-9]{0,5}m"
+    r"|(?:[1-9][0-9]{0,3}|[1-7][0-9]{4}|8[0-6][0-9]{3}|87[0-5][0-9]{2}|87600)h"
+    r"|(?:[1-9][0-9]{0,2}|[12][0-9]{3}|3[0-5][0-9]{2}|36[0-4][0-9]|3650)d)$"
+}
+"""A number (no leading zero, at most 6 digits) and a unit, m, h or d, up to 3650 days."""
+
 
 class CreateKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(description="What the key is for, e.g. 'Production web app'")
+    name: str = Field(
+        description="What the key is for, e.g. 'Production web app'",
+        json_schema_extra=NAME_SCHEMA,
+    )
     type: KeyType
     access: KeyAccess = Field(
         default=KeyAccess.FULL,
@@ -84,14 +105,27 @@ class CreateKeyIn(BaseModel):
     expires_in: str | None = Field(
         default=None,
         exclude=True,
-        description="Instead of expires_at: how long the key works, e.g. 90m, 12h, 30d",
+        description="Instead of expires_at: how long the key works, e.g. 90m, 12h, 30d "
+        "(at most 3650 days)",
+        json_schema_extra=EXPIRES_IN_SCHEMA,
     )
 
 
 class ChangeKeyIn(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "description": "A name, an allow-list, or both (a null counts as left out)",
+            "anyOf": [
+                {"required": ["name"], "properties": {"name": {"type": "string"}}},
+                {"required": ["allowed_cidrs"], "properties": {"allowed_cidrs": {"type": "array"}}},
+            ],
+        },
+    )
 
-    name: str | None = Field(default=None, description="The new name")
+    name: str | None = Field(
+        default=None, description="The new name", json_schema_extra=NAME_SCHEMA
+    )
     allowed_cidrs: list[str] | None = Field(
         default=None, description="The new allow-list, replacing the old one ([]: anywhere)"
     )
@@ -100,7 +134,10 @@ class ChangeKeyIn(BaseModel):
 class RollKeyIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    overlap: str = Field(description="How long the old key keeps working: " + ", ".join(OVERLAPS))
+    overlap: str = Field(
+        description="How long the old key keeps working: " + ", ".join(OVERLAPS),
+        json_schema_extra={"enum": list(OVERLAPS)},
+    )
 
 
 class RevokeKeyIn(BaseModel):
