@@ -16,7 +16,7 @@ from typing import TypeVar, cast
 from rich.console import Console
 
 from infra.cli.console import err
-from infra.kafka.admin import ensure_topics
+from infra.kafka.admin import ensure_registry_topics
 from infra.settings import Settings
 from schemas.topics import TopicNames
 from streams.client.key_follower import FollowerConfig, KeyFollower
@@ -65,7 +65,7 @@ def waiting_for(
 def _key_events_topic(settings: Settings) -> str:
     """The key-events topic (the registry's topics are created if missing, as the worker
     does; `KafkaUnreachable` when no broker answers)."""
-    ensure_topics(settings.kafka.bootstrap_servers, settings.kafka.topic_prefix)
+    ensure_registry_topics(settings.kafka)
     return TopicNames.with_prefix(settings.kafka.topic_prefix).key_events
 
 

@@ -36,7 +36,7 @@ from rich.text import Text
 from infra.alert_admin import build_rule, new_rule_id, new_webhook_secret, publish_rule
 from infra.cli.errors import CommandFailed
 from infra.cli.key_views import keys_table
-from infra.kafka.admin import ensure_topics
+from infra.kafka.admin import ensure_registry_topics
 from infra.kafka.broker import broker_running
 from infra.settings import Settings
 from infra.tools.receivers import Receivers, free_port
@@ -390,9 +390,7 @@ async def _run(settings: Settings, console: Console, duration_s: float, serve: b
     try:
         demo = _demo_settings(settings, run, receivers, free_port())
         base_url = f"http://{demo.api.host}:{demo.api.port}"
-        await asyncio.to_thread(
-            ensure_topics, demo.kafka.bootstrap_servers, demo.kafka.topic_prefix
-        )
+        await asyncio.to_thread(ensure_registry_topics, demo.kafka)
         topics = TopicNames.with_prefix(demo.kafka.topic_prefix)
         async with running_worker(demo, serve_http=True):
             account = await asyncio.to_thread(_create_account, demo, topics)

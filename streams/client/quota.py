@@ -191,7 +191,7 @@ class RenderCountSharing:
             "log_level": 3,
             "logger": log,
         }
-        producer = Producer({**common, "linger.ms": 5, "acks": 1})
+        producer = Producer({**common, "linger.ms": 5, "acks": "all"})
         consumer = Consumer(
             {
                 **common,
