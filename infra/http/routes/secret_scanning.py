@@ -34,7 +34,7 @@ from fastapi import APIRouter, Header, Request
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from alerting.leak_notice import build_leak_notice, leak_channels
+from alerting.leak_notice import build_leak_notices
 from infra.http.context import RouteContext
 from infra.http.problems import ApiError, _problem_response
 from infra.settings import SecretScanningKey
@@ -140,14 +140,13 @@ class LeakReports:
             )
 
         try:
-            channels = leak_channels(rules(), key.account_id)
-            notice = build_leak_notice(
-                key.account_id, key.key_id, key.name, key.hint, url, REPORTER, channels, ctx.clock()
+            notices = build_leak_notices(
+                key.key_id, key.name, key.hint, url, REPORTER, rules(), key.account_id, ctx.clock()
             )
-            if notice is None:
+            if not notices:
                 log.warning("leaked key %s revoked; its account has no channel", key.key_id)
-                return
-            ctx.publisher.notification(notice)
+            for notice in notices:
+                ctx.publisher.notification(notice)
         except Exception:
             log.exception("leaked key %s revoked, but its account was not notified", key.key_id)
 
