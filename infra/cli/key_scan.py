@@ -26,11 +26,11 @@ from infra.cli.console import err, out, print_json
 from infra.cli.errors import CommandFailed
 from infra.cli.key_session import execute, key_follower, key_service
 from infra.settings import Settings
-from schemas.key_ledger import KeyRecord
+from schemas.key_ledger import KeyRecord, KeyStatus
 from schemas.key_scan import FoundKey, find_keys
 from schemas.keys import RevokeReason
 from schemas.utc import utc_now
-from streams.keyservice.commands import RevokeKey
+from streams.keyservice.commands import CommandRefused, RevokeKey
 
 ACTIVE_EXIT = 3
 """Active keys were found and are still active (not revoked)."""
@@ -134,23 +134,29 @@ def classify(
     return sightings
 
 
-def _revoke_active(sightings: list[Sighting], settings: Settings) -> list[Sighting]:
-    out_: list[Sighting] = []
+def _revoke_active(found: list[tuple[str, FoundKey]], settings: Settings) -> list[Sighting]:
+    """`classify` through the key service, each active key revoked (reason compromised)
+    once however often it was found; a refused revocation (the key changed meanwhile) is
+    a warning and the key keeps the status the service gives."""
+    sightings: list[Sighting] = []
     with key_service(settings) as service:
-        done: dict[str, str] = {}
-        for s in classify(
-            [(s.path, s.key) for s in sightings], service.follower.key_by_hash, utc_now()
-        ):
-            if s.record is not None and s.status == "active" and s.record.key_id not in done:
-                command = RevokeKey(s.record.account_id, s.record.key_id, RevokeReason.COMPROMISED)
-                outcome = execute(service, command)
-                done[s.record.key_id] = outcome.key.status.value if outcome.key else "revoked"
-                out_.append(Sighting(s.path, s.key, outcome.key, done[s.record.key_id], True))
-            elif s.record is not None and s.record.key_id in done:
-                out_.append(Sighting(s.path, s.key, s.record, done[s.record.key_id], True))
-            else:
-                out_.append(s)
-    return out_
+        now: dict[str, KeyRecord | None] = {}
+        for s in classify(found, service.follower.key_by_hash, utc_now()):
+            if s.record is None or s.status != "active":
+                sightings.append(s)
+                continue
+            key_id = s.record.key_id
+            if key_id not in now:
+                command = RevokeKey(s.record.account_id, key_id, RevokeReason.COMPROMISED)
+                try:
+                    now[key_id] = execute(service, command).key
+                except CommandRefused as exc:
+                    err.print(f"warning: {key_id} not revoked: {exc}", markup=False)
+                    now[key_id] = service.follower.key_by_hash(s.key.secret_hash)
+            record = now[key_id]
+            revoked = record is not None and record.status is KeyStatus.REVOKED
+            sightings.append(Sighting(s.path, s.key, record, status_of(record, utc_now()), revoked))
+    return sightings
 
 
 def run_scan(
@@ -161,9 +167,7 @@ def run_scan(
     sightings: list[Sighting] = []
     if result.found:
         if revoke:
-            sightings = _revoke_active(
-                [Sighting(p, k, None, UNKNOWN) for p, k in result.found], settings
-            )
+            sightings = _revoke_active(result.found, settings)
         else:
             with key_follower(settings) as follower:
                 sightings = classify(result.found, follower.key_by_hash, utc_now())

@@ -46,7 +46,8 @@ from streams.keyservice.commands import create_hash as _create_hash
 from streams.keyservice.service import Outcome
 
 keys_app = typer.Typer(
-    help="API keys: list them (no subcommand), create, rename, allow-list, roll, revoke, delete.",
+    help="API keys: list them (no subcommand), create, rename, allow-list, roll, revoke, delete; "
+    "scan files for leaked keys.",
     invoke_without_command=True,
 )
 
@@ -303,7 +304,9 @@ def keys_delete(account: AccountArg, key_id: KeyArg, as_json: JsonOpt = False) -
 @keys_app.command("scan")
 @clean_errors
 def keys_scan(
-    paths: Annotated[list[Path], typer.Argument(help="Files or directories (recursively).")],
+    paths: Annotated[
+        list[Path], typer.Argument(help="Files or directories (recursively).", metavar="PATH")
+    ],
     revoke: Annotated[
         bool, typer.Option("--revoke", help="Revoke the active keys found (reason compromised).")
     ] = False,

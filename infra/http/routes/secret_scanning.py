@@ -5,18 +5,20 @@ The body is a JSON array of `{token, type, url, source}`; the headers
 `Github-Public-Key-Identifier` and `Github-Public-Key-Signature` name the reporter's key
 and carry its base64 ECDSA-SHA256 signature (DER) over the raw body. The signature is the
 authentication (no Bearer key): it is checked against `api.secret_scanning_public_keys`
-(PEM) before the body is even parsed; no signature or an unknown key id is 401, a bad
-signature 401, a body that is not such an array 400 (problem JSON, never a 5xx).
+(PEM) before the body is even parsed; no signature, an unknown key id or a bad
+signature is 401 (`invalid_signature`), a body that is not such an array 400 (problem
+JSON, never a 5xx).
 
 Each token is checked by `schemas.key_scan.is_key` (format and checksum) and looked up by
 hash: a key of this registry is a `true_positive` (whatever its status), anything else a
 `false_positive`. An active key is revoked with reason `compromised` by actor
-`secret-scanning:github` and its account notified (`alerting.leak_notice`, published on
-the notifications topic for the real notifier). A second report of the same key finds it
-revoked: nothing is revoked or sent twice. The answer is GitHub's feedback format, one
-`{token_hash, token_type, label}` per token (the token's SHA-256 in hex, never the
-token itself). While the key registry is loading the answer is 503 with Retry-After
-(GitHub retries).
+`secret-scanning:github` and its account notified (`alerting.leak_notice`: the
+channels of its enabled rules, published on the notifications topic for the real
+notifier; a failure to publish is logged and does not undo the revocation). A second
+report of the same key finds it revoked: nothing is revoked or sent twice. The answer is
+GitHub's feedback format, one `{token_hash, token_type, label}` per token (the token's
+SHA-256 in hex, never the token itself). While the key registry is loading the answer
+is 503 with Retry-After (GitHub retries).
 """
 
 import base64
