@@ -43,9 +43,10 @@ SECRETS = {
 }
 """Secrets of the operator bootstrap keys (`KEYPULSE_API_MANAGEMENT_KEYS`): `full` acts as
 an admin key, `read_only` as a read-only key."""
-OPS_PATHS = {"/healthz", "/readyz", "/metrics", "/verify"}
-"""Routes outside the management keys' access matrix: probes, metrics, and `/verify`
-(a service credential; every management key is refused there, see test_verify.py)."""
+OPS_PATHS = {"/healthz", "/readyz", "/metrics", "/verify", "/secret-scanning/github"}
+"""Routes outside the management keys' access matrix: probes, metrics, `/verify` (a
+service credential; every management key is refused there, see test_verify.py) and the
+secret-scanning report (its signature is its credential; test_secret_scanning.py)."""
 
 ROLES = {
     "admin": KeyAccess.ADMIN,
