@@ -11,7 +11,8 @@ their own codes and facts (`plan_limit_reached` with `plan`, `key_type`, `limit`
 RateLimit header fields draft, with `violated-policies`, the RateLimit headers and
 `Retry-After`); `too_many_failures` (429, with `Retry-After`: the caller's address, or
 the `client_ip` of a verification, failed to authenticate too often lately; see
-`infra.http.auth_throttle`).
+`infra.http.auth_throttle`); `invalid_signature` (401, `POST /secret-scanning/github`:
+no, an unknown or a bad reporter signature).
 Bodies never carry account data (key names, rule contents), only the ids the caller sent.
 """
 
@@ -114,31 +115,31 @@ def quota_exceeded(
 _PROBLEM_SCHEMA = Problem.model_json_schema(by_alias=True)
 
 
-def _problem_response(description: str) -> dict[str, Any]:
+def problem_response(description: str) -> dict[str, Any]:
     return {"description": description, "content": {PROBLEM: {"schema": _PROBLEM_SCHEMA}}}
 
 
 PROBLEM_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: _problem_response("No key, a malformed, unknown or revoked key"),
-    403: _problem_response(
+    401: problem_response("No key, a malformed, unknown or revoked key"),
+    403: problem_response(
         "A full-access key (product API only), or a read-only key tried to change something"
     ),
-    404: _problem_response("No such resource in the caller's account"),
-    422: _problem_response("Invalid parameters or body"),
-    429: _problem_response(
+    404: problem_response("No such resource in the caller's account"),
+    422: problem_response("Invalid parameters or body"),
+    429: problem_response(
         "Too many failed authentications from this address lately (`too_many_failures`); "
         "see Retry-After"
     ),
-    503: _problem_response("The key registry or Kafka did not answer in time; see Retry-After"),
+    503: problem_response("The key registry or Kafka did not answer in time; see Retry-After"),
 }
 """The error responses every authenticated route documents."""
 
 UNAVAILABLE: dict[int | str, dict[str, Any]] = {
-    503: _problem_response("Kafka did not confirm the event; retry later")
+    503: problem_response("Kafka did not confirm the event; retry later")
 }
 """The error response of routes that publish to Kafka."""
 
-QUOTA_EXCEEDED_RESPONSE = _problem_response(
+QUOTA_EXCEEDED_RESPONSE = problem_response(
     "A refused render: the test key's 100 renders of this UTC day are used "
     "(`quota-exceeded`, `violated-policies`, RateLimit headers, Retry-After); or too many "
     "failed service tokens from this address, or failed verifications for the body's "
@@ -146,7 +147,7 @@ QUOTA_EXCEEDED_RESPONSE = _problem_response(
 )
 
 CONFLICT: dict[int | str, dict[str, Any]] = {
-    409: _problem_response("The account's state does not allow it (see `error`)")
+    409: problem_response("The account's state does not allow it (see `error`)")
 }
 
 

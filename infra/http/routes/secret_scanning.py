@@ -38,7 +38,7 @@ from starlette.concurrency import run_in_threadpool
 
 from alerting.leak_notice import build_leak_notices
 from infra.http.context import RouteContext
-from infra.http.problems import ApiError, _problem_response
+from infra.http.problems import ApiError, problem_response
 from infra.settings import SecretScanningKey
 from projections.alert_store import ClickHouseRuleStore
 from schemas.alerts import AlertRule
@@ -210,9 +210,9 @@ def secret_scanning_router(ctx: RouteContext) -> APIRouter:
             }
         },
         responses={
-            400: _problem_response("The body is not a JSON array of reported tokens"),
-            401: _problem_response("No signature, an unknown key identifier or a bad signature"),
-            503: _problem_response("The key registry or Kafka did not answer; retry later"),
+            400: problem_response("The body is not a JSON array of reported tokens"),
+            401: problem_response("No signature, an unknown key identifier or a bad signature"),
+            503: problem_response("The key registry or Kafka did not answer; retry later"),
         },
     )
     async def github_report(
