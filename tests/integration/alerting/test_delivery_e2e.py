@@ -16,8 +16,10 @@ import pytest
 from aiohttp import web
 
 from alerting.agents import NotifierAgent
-from alerting.delivery import DeliveryScheduler, delivery_id
-from alerting.fingerprint import channel_id, fingerprint, idempotency_key
+from alerting.channel_secrets import seal_channels
+from alerting.delivery import DeliveryScheduler, delivery_id, endpoint_id
+from alerting.fingerprint import fingerprint, idempotency_key
+from alerting.sealing import parse_keyring
 from infra import alert_admin
 from infra.clickhouse import make_client
 from infra.settings import Settings
@@ -28,10 +30,11 @@ from schemas.alerts import Notification, NotificationKind, WebhookChannel
 from schemas.codec import encode
 from schemas.topics import TopicNames
 from tests.eventually import eventually
-from tests.integration.alerting.alert_e2e_support import alert_settings
+from tests.integration.alerting.alert_e2e_support import TEST_MASTER_KEYRING, alert_settings
 from tests.samples.alerting import SECRET
 
 pytestmark = [pytest.mark.kafka, pytest.mark.clickhouse]
+TEST_KEYRING = parse_keyring(TEST_MASTER_KEYRING, "tests")
 
 
 def notification(key: str, url: str) -> Notification:
@@ -51,12 +54,14 @@ def notification(key: str, url: str) -> Notification:
         started_at=datetime.now(UTC),
         episode=1,
         occurred_at=datetime.now(UTC),
-        channels=[WebhookChannel(url=url, secret=SECRET)],
+        channels=seal_channels(  # as the evaluator copies them from a rule: sealed
+            [WebhookChannel(url=url, secret=SECRET)], "acc_dlv", "rule_dlv", TEST_KEYRING
+        )[0],
     )
 
 
 def did(n: Notification) -> str:
-    return delivery_id(n.idempotency_key, channel_id(n.channels[0]))
+    return delivery_id(n.idempotency_key, endpoint_id(n.channels[0]))
 
 
 class Script:
