@@ -16,8 +16,10 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from typing import Annotated, Any
 
-from fastapi import FastAPI, Request
+from fastapi import Depends, FastAPI, Request, Security
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from infra.alert_admin import Publisher
 from infra.console.app import install_console
@@ -50,6 +52,16 @@ DESCRIPTION = (
 )
 
 
+MANAGEMENT_KEY = HTTPBearer(
+    auto_error=False,
+    scheme_name="managementKey",
+    description="A key of the account: an admin key for changes, an admin or read-only "
+    "key for reads (full-access keys are refused)",
+)
+"""The credential in the OpenAPI document of every route that depends on `caller`: it
+only declares it (`auto_error=False`: it refuses nothing, `caller` decides)."""
+
+
 def caller_dependency(authenticator: Authenticator) -> Callable[[Request], Awaitable[Caller]]:
     """The FastAPI dependency that authenticates and authorizes the request, keeps the
     `Caller` in `request.state.caller` and yields it. It runs on the event loop (no
@@ -57,7 +69,10 @@ def caller_dependency(authenticator: Authenticator) -> Callable[[Request], Await
     An address blocked for its failed attempts is refused (429) before its key is
     looked at; a guess is counted and its answer slowed (`authenticator.throttle`)."""
 
-    async def caller(request: Request) -> Caller:
+    async def caller(
+        request: Request,
+        _declared: Annotated[HTTPAuthorizationCredentials | None, Security(MANAGEMENT_KEY)] = None,
+    ) -> Caller:
         address = request.client.host if request.client else None
         header = request.headers.get("authorization")
         who = await throttled(
@@ -68,6 +83,31 @@ def caller_dependency(authenticator: Authenticator) -> Callable[[Request], Await
         return who
 
     return caller
+
+
+SERVICE_TOKEN = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A service credential whose sha256 is in KEYPULSE_API_VERIFY_TOKENS",
+}
+
+
+def document_service_token(app: FastAPI, path: str) -> None:
+    """Declare in the OpenAPI document that `path` takes the service token (the
+    management routes declare their key through `MANAGEMENT_KEY`; the probes and the
+    partner's signed reports take neither)."""
+    build = app.openapi  # FastAPI's: builds the document once, then returns it
+
+    def openapi() -> dict[str, Any]:
+        schema = build()
+        schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
+        if "serviceToken" not in schemes:
+            schemes["serviceToken"] = SERVICE_TOKEN
+            for operation in schema["paths"].get(path, {}).values():
+                operation["security"] = [{"serviceToken": []}]
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _lifespan(
@@ -102,8 +142,8 @@ def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
     authenticator = Authenticator(settings.api.management_keys, registry, throttle)
     caller = caller_dependency(authenticator)
 
-    async def account(request: Request) -> str:
-        return (await caller(request)).account_id
+    async def account(who: Caller = Depends(caller)) -> str:  # noqa: B008
+        return who.account_id
 
     ctx = RouteContext(
         settings=settings,
@@ -141,4 +181,5 @@ def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
     counted = with_auth_counts(runtime, {"address": throttle, "client_ip": verify.clients})
     app.include_router(health_router(counted, freshness, registry))
     install_console(app, ctx, authenticator)
+    document_service_token(app, "/verify")
     return app
