@@ -37,7 +37,7 @@ import hmac
 import threading
 from typing import Annotated
 
-from fastapi import APIRouter, Body, Header, Request
+from fastapi import APIRouter, Body, Depends, Header, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -224,6 +224,13 @@ def verify_router(ctx: RouteContext, service: VerifyService | None = None) -> AP
     router = APIRouter(tags=["verify"])
     service = service or VerifyService(ctx.settings, ctx.registry)
 
+    async def service_token(
+        request: Request, authorization: Annotated[str | None, Header()] = None
+    ) -> None:
+        """The service credential, checked as a dependency: before the body is validated,
+        so a caller without a token learns nothing about what the body should be."""
+        await service.authenticate_request(request, authorization)
+
     @router.post(
         "/verify",
         response_model=VerifyOut,
@@ -236,11 +243,9 @@ def verify_router(ctx: RouteContext, service: VerifyService | None = None) -> AP
         summary="Verify an API key (service credential)",
     )
     async def verify(
-        request: Request,
+        _: Annotated[None, Depends(service_token)],
         body: Annotated[VerifyIn, Body(openapi_examples={"render": {"value": VERIFY_EXAMPLE}})],
-        authorization: Annotated[str | None, Header()] = None,
     ) -> JSONResponse:
-        await service.authenticate_request(request, authorization)
         if body.client_ip is not None:
             service.clients.check(body.client_ip)
         try:

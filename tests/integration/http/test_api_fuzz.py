@@ -214,14 +214,13 @@ def _refusal(kind: str, operation: Operation, response: Response) -> str | None:
     invalid credential gets 401 everywhere but the probes; a read-only key gets 403 for
     every change, and 401 on `/verify` (no management key is a service token).
 
-    Two answers come before authentication, and say nothing about any account: a body
+    One answer comes before authentication and says nothing about any account: a body
     that is not JSON at all is 422 everywhere (FastAPI reads and decodes the body before
-    it runs the auth dependency), and `/verify` validates its body before it checks the
-    service token (the check is in the route, not a dependency), so any 422 there."""
+    it runs the auth dependency)."""
     status, method, path = response.status_code, operation.method.upper(), operation.path
     if path in PROBES or path.startswith(SIGNED) or kind == "admin":
         return None
-    if _unreadable_body(response) or (path == "/verify" and status == 422):
+    if _unreadable_body(response):
         return None
     if kind == "invalid" or path == "/verify":
         return None if status == 401 else f"expected 401 for a {kind} credential"
