@@ -25,6 +25,7 @@ from infra.kafka.broker import broker_running
 from infra.settings import ENV_PREFIX, KafkaSettings, load_settings
 from projections.migrate import migrate
 from schemas.topics import TopicNames
+from tests.channel_secret_scan import find_channel_secrets
 from tests.secret_scan import find_secrets, topic_bytes
 
 TEST_BOOTSTRAP_VARIABLE = "KEYPULSE_TEST_BOOTSTRAP"
@@ -68,12 +69,13 @@ def _topic_names(bootstrap: str) -> set[str]:
 
 
 def _no_secret_on_any_new_topic(bootstrap: str, before: set[str], config: pytest.Config) -> None:
-    """At the end of the session: no key secret on any topic the session created (every
-    record of every topic, whatever test wrote it)."""
+    """At the end of the session: no key secret and no plaintext channel secret (a
+    webhook signing secret, a Slack token or incoming-webhook URL) on any topic the
+    session created (every record of every topic, whatever test wrote it)."""
     started = time.monotonic()
     new = sorted(_topic_names(bootstrap) - before)
     scanned = topic_bytes(bootstrap, new)
-    leaks = {t: find_secrets(data) for t, (_, data) in scanned.items()}
+    leaks = {t: find_secrets(data) | find_channel_secrets(data) for t, (_, data) in scanned.items()}
     leaks = {t: s for t, s in leaks.items() if s}
     records = sum(n for n, _ in scanned.values())
     report = config.pluginmanager.get_plugin("terminalreporter")
