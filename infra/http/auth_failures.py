@@ -20,8 +20,9 @@ attacker cannot lock an account's valid keys out of other addresses. At most
 first, so many addresses cannot grow the memory without bound (forgetting a source
 only ever lets it try again sooner, never refuses anyone).
 
-The tracker takes a lock, since sync routes (the console's sign-in) call it from the
-thread pool while async routes call it on the event loop.
+Blocks are kept apart from the failure histories, so that `blocking` (is any source
+blocked?) is one lookup: a success pays nothing more while nobody is blocked. The tracker
+takes a lock so that it stays correct if a sync route ever calls it from the thread pool.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ import ipaddress
 import math
 import threading
 from collections import OrderedDict, deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 __all__ = ["FailureLimits", "FailureTracker", "Refusal", "source_of"]
 
@@ -72,19 +73,21 @@ def source_of(address: str | None) -> str:
     return str(ip)
 
 
-@dataclass
-class _Source:
-    failures: deque[float] = field(default_factory=deque)
-    blocked_until: float | None = None
-
-
 class FailureTracker:
     """Recent failures per source within `limits` (see the module's docstring)."""
 
     def __init__(self, limits: FailureLimits) -> None:
         self.limits = limits
-        self._sources: OrderedDict[str, _Source] = OrderedDict()
+        self._sources: OrderedDict[str, deque[float]] = OrderedDict()
+        """Recent failure times per source, least recently failing first."""
+        self._blocks: dict[str, float] = {}
+        """Blocked sources and when their block ends."""
         self._lock = threading.Lock()
+
+    @property
+    def blocking(self) -> bool:
+        """Whether any source is blocked (or was, until `blocked` looks at it again)."""
+        return bool(self._blocks)
 
     def __len__(self) -> int:
         return len(self._sources)
@@ -93,13 +96,14 @@ class FailureTracker:
         """A `Refusal` while `source` is blocked; None when it may try (an ended block
         is forgotten, and the source starts afresh)."""
         with self._lock:
-            entry = self._sources.get(source)
-            if entry is None or entry.blocked_until is None:
+            until = self._blocks.get(source)
+            if until is None:
                 return None
-            if now >= entry.blocked_until:
-                del self._sources[source]
+            if now >= until:
+                del self._blocks[source]
+                self._sources.pop(source, None)
                 return None
-            return Refusal(max(1, math.ceil(entry.blocked_until - now)))
+            return Refusal(max(1, math.ceil(until - now)))
 
     def failed(self, source: str, now: float) -> float:
         """Count a failure of `source` at `now`; the seconds its answer waits (0: none).
@@ -107,17 +111,17 @@ class FailureTracker:
         still goes out: the key it presented was checked)."""
         limits = self.limits
         with self._lock:
-            entry = self._sources.pop(source, None) or _Source()
-            self._sources[source] = entry  # most recently failing last
+            recent = self._sources.pop(source, None) or deque()
+            self._sources[source] = recent  # most recently failing last
             while len(self._sources) > limits.max_sources:
-                self._sources.popitem(last=False)
-            recent = entry.failures
+                forgotten, _ = self._sources.popitem(last=False)
+                self._blocks.pop(forgotten, None)
             while recent and recent[0] <= now - limits.window_s:
                 recent.popleft()
             recent.append(now)
             count = len(recent)
             if count >= limits.before_block:
-                entry.blocked_until = now + limits.block_s
+                self._blocks[source] = now + limits.block_s
                 recent.clear()
             over = count - limits.before_delay
             return 0.0 if over <= 0 else min(limits.delay_step_s * over, limits.max_delay_s)

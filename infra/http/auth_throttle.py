@@ -82,7 +82,10 @@ class AuthThrottle:
         return cls(limits_of(api), what)
 
     def check(self, address: str | None) -> None:
-        """Raise `TooManyFailures` while the source of `address` is blocked."""
+        """Raise `TooManyFailures` while the source of `address` is blocked (nothing to
+        parse or look up while no source is)."""
+        if not self._tracker.blocking:
+            return
         source = source_of(address)
         refusal = self._tracker.blocked(source, self.clock())
         if refusal is not None:

@@ -60,18 +60,6 @@ def test_sources_are_counted_apart() -> None:
     assert tracker.failed(B, now=6.0) == 0.0  # B's first failure, not A's seventh
 
 
-def test_a_success_resets_nothing() -> None:
-    """There is no success call: a valid key (say, the attacker's own) interleaved with
-    guesses neither clears the guesser's count nor anyone else's."""
-    tracker = FailureTracker(LIMITS)
-    assert not hasattr(tracker, "succeeded")
-    for i in range(3):
-        tracker.failed(A, now=float(i))
-        tracker.failed(B, now=float(i))
-    assert tracker.failed(A, now=3.0) == 0.5
-    assert tracker.failed(B, now=3.0) == 0.5
-
-
 def test_at_most_max_sources_are_remembered_least_recently_failing_first_out() -> None:
     limits = FailureLimits(before_delay=1, before_block=3, window_s=60.0, max_sources=3)
     tracker = FailureTracker(limits)

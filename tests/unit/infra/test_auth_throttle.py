@@ -5,12 +5,15 @@ at most `MAX_WAITING` of them wait at once: beyond that a failure is refused at 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import pytest
 
+from infra.http.auth import AuthError, Caller, throttled
 from infra.http.auth_failures import FailureLimits
 from infra.http.auth_throttle import MAX_WAITING, AuthThrottle, TooManyFailures
+from schemas.keys import KeyAccess
 
 
 async def test_at_most_max_waiting_answers_wait_at_once() -> None:
@@ -52,3 +55,25 @@ def test_a_blocked_address_is_refused_with_the_seconds_left() -> None:
     throttle.check("2001:db9::1")  # another /64: not blocked
     now[0] += 30
     throttle.check("2001:db8::1")  # the block is over
+
+
+async def test_a_success_between_guesses_resets_nothing() -> None:
+    """A valid key (say, the guesser's own) interleaved with guesses through `throttled`
+    neither clears the count nor stops the block."""
+    limits = FailureLimits(before_delay=2, before_block=5, delay_step_s=0.001)
+    throttle, address = AuthThrottle(limits), "198.51.100.9"
+    me = Caller("key_mine", "acc_mine", KeyAccess.ADMIN)
+
+    def guess() -> Caller:
+        raise AuthError(401, "invalid_api_key", "unknown API key", guess=True)
+
+    async def attempt(ok: bool) -> None:
+        with contextlib.suppress(AuthError):
+            assert await throttled(throttle, address, (lambda: me) if ok else guess) is me
+
+    for ok in (False, False, True, False, True, False):
+        await attempt(ok)
+    assert (throttle.counts.failed, throttle.counts.slowed) == (4, 2)
+    await attempt(False)  # the fifth guess: blocked from now on
+    with pytest.raises(TooManyFailures):
+        await attempt(True)
