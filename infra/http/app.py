@@ -16,10 +16,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, FastAPI, Request, Security
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import Depends, FastAPI, Request
 
 from infra.alert_admin import Publisher
 from infra.console.app import install_console
@@ -52,16 +51,6 @@ DESCRIPTION = (
 )
 
 
-MANAGEMENT_KEY = HTTPBearer(
-    auto_error=False,
-    scheme_name="managementKey",
-    description="A key of the account: an admin key for changes, an admin or read-only "
-    "key for reads (full-access keys are refused)",
-)
-"""The credential in the OpenAPI document of every route that depends on `caller`: it
-only declares it (`auto_error=False`: it refuses nothing, `caller` decides)."""
-
-
 def caller_dependency(authenticator: Authenticator) -> Callable[[Request], Awaitable[Caller]]:
     """The FastAPI dependency that authenticates and authorizes the request, keeps the
     `Caller` in `request.state.caller` and yields it. It runs on the event loop (no
@@ -69,10 +58,7 @@ def caller_dependency(authenticator: Authenticator) -> Callable[[Request], Await
     An address blocked for its failed attempts is refused (429) before its key is
     looked at; a guess is counted and its answer slowed (`authenticator.throttle`)."""
 
-    async def caller(
-        request: Request,
-        _declared: Annotated[HTTPAuthorizationCredentials | None, Security(MANAGEMENT_KEY)] = None,
-    ) -> Caller:
+    async def caller(request: Request) -> Caller:
         address = request.client.host if request.client else None
         header = request.headers.get("authorization")
         who = await throttled(
@@ -85,6 +71,12 @@ def caller_dependency(authenticator: Authenticator) -> Callable[[Request], Await
     return caller
 
 
+MANAGEMENT_KEY = {
+    "type": "http",
+    "scheme": "bearer",
+    "description": "A key of the account: an admin key for changes, an admin or read-only "
+    "key for reads (full-access keys are refused)",
+}
 SERVICE_TOKEN = {
     "type": "http",
     "scheme": "bearer",
@@ -92,19 +84,30 @@ SERVICE_TOKEN = {
 }
 
 
-def document_service_token(app: FastAPI, path: str) -> None:
-    """Declare in the OpenAPI document that `path` takes the service token (the
-    management routes declare their key through `MANAGEMENT_KEY`; the probes and the
-    partner's signed reports take neither)."""
+UNAUTHENTICATED = ("/healthz", "/readyz", "/metrics", "/secret-scanning/")
+"""Paths (or their prefixes) that take no credential: the probes, and the partner's
+reports, whose signature is their credential."""
+
+
+def document_credentials(app: FastAPI) -> None:
+    """Declare the credentials in the OpenAPI document, once, when it is built: the
+    service token on `POST /verify`, none on `UNAUTHENTICATED`, the management key on
+    every other route (each of which depends on `caller`: the access matrix and the fuzz
+    test hold every route to it). Nothing of this runs on a request."""
     build = app.openapi  # FastAPI's: builds the document once, then returns it
 
     def openapi() -> dict[str, Any]:
         schema = build()
         schemes = schema.setdefault("components", {}).setdefault("securitySchemes", {})
-        if "serviceToken" not in schemes:
-            schemes["serviceToken"] = SERVICE_TOKEN
-            for operation in schema["paths"].get(path, {}).values():
-                operation["security"] = [{"serviceToken": []}]
+        if "managementKey" in schemes:
+            return schema
+        schemes.update(managementKey=MANAGEMENT_KEY, serviceToken=SERVICE_TOKEN)
+        for path, item in schema["paths"].items():
+            if path.startswith(UNAUTHENTICATED):
+                continue
+            name = "serviceToken" if path == "/verify" else "managementKey"
+            for operation in item.values():
+                operation["security"] = [{name: []}]
         return schema
 
     app.openapi = openapi  # type: ignore[method-assign]
@@ -181,5 +184,5 @@ def build_http_app(settings: Settings, runtime: ApiRuntime) -> FastAPI:
     counted = with_auth_counts(runtime, {"address": throttle, "client_ip": verify.clients})
     app.include_router(health_router(counted, freshness, registry))
     install_console(app, ctx, authenticator)
-    document_service_token(app, "/verify")
+    document_credentials(app)
     return app
