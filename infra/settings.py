@@ -11,7 +11,14 @@ from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
-from pydantic import BaseModel, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 ENV_PREFIX = "KEYPULSE_"
@@ -53,6 +60,16 @@ class KafkaSettings(BaseModel):
         for server in servers:
             _check_host_port(server)
         return ",".join(servers)
+
+    @model_validator(mode="after")
+    def _replicas(self) -> KafkaSettings:
+        if self.min_insync_replicas > self.replication_factor:
+            raise ValueError(
+                f"min_insync_replicas {self.min_insync_replicas} exceeds replication_factor "
+                f"{self.replication_factor}: no write could succeed; lower "
+                "KEYPULSE_KAFKA_MIN_INSYNC_REPLICAS or raise KEYPULSE_KAFKA_REPLICATION_FACTOR"
+            )
+        return self
 
     @property
     def first_server(self) -> tuple[str, int]:

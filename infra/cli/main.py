@@ -20,6 +20,7 @@ from infra.cli.secrets import secrets_app
 from infra.clickhouse import make_client, migration_context
 from infra.kafka.admin import ensure_registry_topics
 from infra.kafka.broker import (
+    BrokerError,
     LocalKafka,
     LocalKafkaCluster,
     broker_running,
@@ -68,7 +69,14 @@ def kafka_start(
     if brokers == 1:
         out.print(ensure_broker(settings.kafka, settings.kafka_dir).describe())
         return
-    out.print(ensure_cluster(settings.kafka, settings.kafka_dir, brokers).describe())
+    lease = ensure_cluster(settings.kafka, settings.kafka_dir, brokers)
+    if lease.origin == "external":
+        raise BrokerError(
+            f"{lease.describe()}: that is not a cluster this command started, so no "
+            f"{brokers}-broker settings apply; stop it first (keypulse kafka stop) or set "
+            "KEYPULSE_KAFKA_BOOTSTRAP_SERVERS to free ports"
+        )
+    out.print(lease.describe())
     cluster = LocalKafkaCluster(settings.kafka, settings.kafka_dir, brokers)
     out.print("set these for the worker and the API (topics: RF 3, min ISR 2):")
     for name, value in cluster_env(cluster).items():
