@@ -23,7 +23,6 @@ is 503 with Retry-After (GitHub retries).
 
 import base64
 import binascii
-import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Annotated, Literal
@@ -122,10 +121,6 @@ _REQUEST_SCHEMA = {
 }
 
 
-def token_hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 class LeakReports:
     """What a verified report does: label each token, revoke and notify."""
 
@@ -155,10 +150,11 @@ class LeakReports:
     async def label(self, token: ReportedToken) -> TokenLabel:
         """The token's label; an active key of this registry revoked and notified."""
         registry, now = self.ctx.registry, self.ctx.clock()
+        digest = hash_secret(token.token)  # "sha256:<hex>", the registry's key
         label = TokenLabel(
-            token_hash=token_hash(token.token), token_type=token.type, label="false_positive"
+            token_hash=digest.removeprefix("sha256:"), token_type=token.type, label="false_positive"
         )
-        key = registry.key_by_hash(hash_secret(token.token)) if is_key(token.token) else None
+        key = registry.key_by_hash(digest) if is_key(token.token) else None
         if key is None:
             return label
         label.label = "true_positive"
@@ -169,6 +165,20 @@ class LeakReports:
                 log.warning("key %s revoked: reported leaked by %s", key.key_id, REPORTER)
                 await run_in_threadpool(self.notify, outcome.key, token.url)
         return label
+
+
+async def _bounded_body(request: Request) -> bytes:
+    """The body, read no further than `MAX_BODY` + 1 bytes (the endpoint takes no key:
+    nobody may make it hold more)."""
+    length = request.headers.get("content-length", "")
+    if length.isdigit() and int(length) > MAX_BODY:
+        raise ApiError(400, "bad_request", f"the report is larger than {MAX_BODY} bytes")
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_BODY:
+            break
+    return bytes(body)
 
 
 def _report(
@@ -220,7 +230,7 @@ def secret_scanning_router(ctx: RouteContext) -> APIRouter:
         github_public_key_identifier: Annotated[str | None, Header()] = None,
         github_public_key_signature: Annotated[str | None, Header()] = None,
     ) -> list[TokenLabel]:
-        body = await request.body()
+        body = await _bounded_body(request)
         report = _report(body, github_public_key_identifier, github_public_key_signature, ctx)
         return [await reports.label(token) for token in report]
 
