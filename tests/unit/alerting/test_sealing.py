@@ -12,7 +12,6 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from alerting.channel_secrets import (
-    identity_channel,
     kids_of,
     mask,
     needs_sealing,
@@ -62,7 +61,8 @@ def test_the_envelope_is_what_the_module_says() -> None:
     data_key = AESGCM(K1[1]).decrypt(
         parts.wrapped[:12], parts.wrapped[12:], b"kpsealed:v1:wrap:mk_one:ctx"
     )
-    assert AESGCM(data_key).decrypt(parts.body[:12], parts.body[12:], b"kpsealed:v1:body:ctx:hint")
+    body = AESGCM(data_key).decrypt(parts.body[:12], parts.body[12:], b"kpsealed:v1:body:ctx:hint")
+    assert body == b"xoxb-123"
     assert len(data_key) == 32
 
 
@@ -196,7 +196,7 @@ def test_channel_ids_survive_a_rotation() -> None:
     assert counts.rewrapped == 3 and kids_of(moved) == {"mk_two"}
     ids = [endpoint_id(c) for c in sealed]
     assert [endpoint_id(c) for c in moved] == ids
-    assert len(set(ids)) == 3 and identity_channel(sealed[0]) != sealed[0]
+    assert len(set(ids)) == 3
 
 
 def test_an_opened_webhook_signs_with_the_original_secret() -> None:

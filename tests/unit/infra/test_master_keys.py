@@ -98,6 +98,8 @@ def test_the_publisher_seals_and_checks_sealed_values_belong_to_the_rule(tmp_pat
         SECRET not in sealed.model_dump_json() and "kpsealed:v1:mk_env:" in sealed.model_dump_json()
     )
     assert publisher.sealed(sealed) == sealed
+    no_secret = make_rule(rule_id="rule_mail", channels=[{"type": "email", "to": ["a@b.co"]}])
+    assert usage([rule, sealed, no_secret]) == {"plaintext": 1, "mk_env": 1}
     moved = sealed.model_copy(update={"rule_id": "rule_2"})
     with pytest.raises(AlertAdminError, match=r"channels\.0\.secret.*another rule"):
         publisher.sealed(moved)
@@ -119,4 +121,3 @@ def test_fold_keeps_the_latest_definition_and_drops_deleted_rules() -> None:
     latest, unreadable = fold_rules(records)
     assert unreadable == 1
     assert latest["rule_a"] == (a2, (1, 0)) and latest["rule_b"] == (None, (0, 2))
-    assert usage([a1]) == {}
